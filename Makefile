@@ -1,0 +1,53 @@
+# agentfleet: the two commands of the README are `make dev` (local cluster + operator + samples)
+# and `make test` (every test tier). Everything else here is a building block of those two.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+BIN := $(VENV)/bin
+KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
+
+.PHONY: help deps crds crds-check cluster cluster-down dev dev-down test test-unit test-integration lint bench kind-deploy
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+deps: ## install Debian packages and the Python environment this project needs
+	@hack/install-deps.sh
+
+crds: deps ## regenerate crds/ from the API models
+	@$(BIN)/agentfleet-crdgen --out crds
+
+crds-check: deps ## fail when crds/ is stale
+	@$(BIN)/agentfleet-crdgen --out crds --check
+
+cluster: ## start (or reuse) the local control plane; writes .cluster/kubeconfig
+	@hack/cluster.sh up
+
+cluster-down: ## stop every process `make cluster` started
+	@hack/cluster.sh down
+
+dev: deps cluster ## the main job: local cluster, CRDs, operator and samples, then `kubectl get agentfleet`
+	@hack/dev.sh up
+
+dev-down: ## stop the operator started by `make dev` (the cluster keeps running)
+	@hack/dev.sh down
+
+lint: deps ## ruff and the layer contracts
+	@$(BIN)/ruff check .
+	@$(BIN)/lint-imports
+
+test: deps ## every test: lint, unit and integration tiers (starts the cluster, Redis, Prometheus itself)
+	@$(MAKE) --no-print-directory lint
+	@$(BIN)/pytest tests -ra
+
+test-unit: deps ## the fast tier only
+	@$(BIN)/pytest tests/unit -q
+
+test-integration: deps ## the tier on the local cluster, Redis and Prometheus
+	@$(BIN)/pytest tests/integration -ra
+
+bench: deps cluster ## benchmarks; results in bench/results/
+	@$(BIN)/python -m bench.run
+
+kind-deploy: ## for machines with Docker: kind cluster, both images, the manifests
+	@hack/kind-deploy.sh

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Compile a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kwok) from Go modules into a version-keyed cache. Runs once per machine:
+# later calls find the binaries and return at once.
+#
+# Why from source: there is no container engine here and release binaries cannot be
+# downloaded, but the Go module proxy is reachable.
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.33.12}
+ETCD_VERSION=${ETCD_VERSION:-v3.5.24}
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+CACHE_ROOT=${AGENTFLEET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agentfleet}
+BIN_DIR="$CACHE_ROOT/k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}/bin"
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl)
+
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+
+log() { printf '[build-controlplane] %s\n' "$*" >&2; }
+
+all_present() {
+  local b
+  for b in "${BINARIES[@]}"; do [[ -x "$BIN_DIR/$b" ]] || return 1; done
+}
+
+if [[ "${1:-}" == "--print-bin-dir" ]]; then
+  echo "$BIN_DIR"
+  exit 0
+fi
+
+if all_present; then
+  log "cached in $BIN_DIR"
+  exit 0
+fi
+
+command -v go >/dev/null || { log "go is required to build the control plane"; exit 1; }
+mkdir -p "$BIN_DIR"
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+build_kwok() {
+  [[ -x "$BIN_DIR/kwok" && -x "$BIN_DIR/kwokctl" ]] && return 0
+  log "kwok $KWOK_VERSION"
+  GOBIN="$BIN_DIR" go install -trimpath \
+    "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}" "sigs.k8s.io/kwok/cmd/kwokctl@${KWOK_VERSION}"
+}
+
+build_etcd() {
+  [[ -x "$BIN_DIR/etcd" ]] && return 0
+  log "etcd $ETCD_VERSION"
+  # `go install etcd/server@v3.5.x` is refused because its go.mod has replace lines; a tiny
+  # wrapper module calling etcdmain.Main builds the same program upstream ships.
+  local dir="$WORK/etcd"
+  mkdir -p "$dir"
+  cat >"$dir/main.go" <<'GO'
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  (
+    cd "$dir"
+    go mod init agentfleet.local/etcd >/dev/null 2>&1
+    go get "go.etcd.io/etcd/server/v3@${ETCD_VERSION}"
+    go mod tidy
+    go build -trimpath -o "$BIN_DIR/etcd" .
+  )
+}
+
+# The module proxy reachable here does not serve every published version: for v1.33.12 it answers
+# "403 This module version is not available" for k8s.io/cri-api@v0.33.12 and
+# k8s.io/externaljwt@v0.33.12 (both needed by the build). Fall back to the nearest LATER patch of
+# the same minor that is served (v0.33.13); for these two modules the Go sources of v0.33.4 and
+# v0.33.13 are byte-identical, so the v0.33.12 in between is too. Modules the build never needs
+# (cli-runtime, kube-proxy, sample-*) may end up pointing at an unserved version; that is harmless.
+served_staging_version() {
+  local m=$1 want=$2 base patch v i
+  base=${want%.*} patch=${want##*.}
+  for ((i = 0; i <= 3; i++)); do
+    v="${base}.$((patch + i))"
+    # `go list -m` fetches only the .info file; run it outside any module so replaces do not apply.
+    if (cd "$WORK" && GOFLAGS= go list -m "${m}@${v}" >/dev/null 2>&1); then
+      [[ $v == "$want" ]] || log "WARNING: proxy does not serve ${m}@${want}; using ${m}@${v}"
+      echo "$v"
+      return 0
+    fi
+  done
+  echo "$want"
+}
+
+build_kubernetes() {
+  if [[ -x "$BIN_DIR/kube-apiserver" && -x "$BIN_DIR/kube-controller-manager" && -x "$BIN_DIR/kube-scheduler" ]]; then
+    return 0
+  fi
+  log "kubernetes $K8S_VERSION (cold builds take a while on two cores)"
+  local dir="$WORK/k8s" staging="v0.${K8S_VERSION#v1.}"
+  mkdir -p "$dir"
+  (
+    cd "$dir"
+    go mod init agentfleet.local/k8s >/dev/null 2>&1
+    # k8s.io/kubernetes requires its staging modules at v0.0.0 through local replace lines that a
+    # dependent module ignores; mirror each of them onto the published staging version.
+    local gomod
+    gomod=$(go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+    [[ -f "$gomod" ]] || { log "could not read go.mod of k8s.io/kubernetes@${K8S_VERSION}"; exit 1; }
+    local m
+    for m in $(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod"); do
+      go mod edit -replace "${m}=${m}@$(served_staging_version "$m" "$staging")"
+    done
+    go get "k8s.io/kubernetes@${K8S_VERSION}" \
+      "k8s.io/kubernetes/cmd/kube-apiserver@${K8S_VERSION}" \
+      "k8s.io/kubernetes/cmd/kube-controller-manager@${K8S_VERSION}" \
+      "k8s.io/kubernetes/cmd/kube-scheduler@${K8S_VERSION}"
+    local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+    local ld="" pkg
+    for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ld+=" -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor}"
+      ld+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.gitCommit=0000000000000000000000000000000000000000"
+      ld+=" -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
+    done
+    # One `go build` for all three shares the compile graph.
+    go build -trimpath -ldflags "-s -w ${ld}" -o "$BIN_DIR/" \
+      k8s.io/kubernetes/cmd/kube-apiserver \
+      k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kube-scheduler
+  )
+}
+
+build_kwok
+build_etcd
+build_kubernetes
+
+all_present || { log "some binaries are missing from $BIN_DIR"; exit 1; }
+"$BIN_DIR/kube-apiserver" --version >&2
+log "done: $BIN_DIR"

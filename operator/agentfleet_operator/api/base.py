@@ -1,0 +1,104 @@
+"""Shared building blocks of the three kinds' models.
+
+The pydantic models are the single source of truth of the API: the CRD schemas (with their
+descriptions, defaults, bounds and CEL rules) are generated from them, and the operator parses
+every object it reads through them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "agentfleet.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Names that end up inside other objects' names or in label values must stay short and DNS-safe.
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+DURATION = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+HTTP_URL = r"^https?://[^\s/$.?#][^\s]*$"
+TOOL_NAME = r"^[a-z][a-z0-9_]*$"
+
+
+def cel(rule: str, message: str, field_path: str | None = None, reason: str | None = None) -> dict[str, str]:
+    """One `x-kubernetes-validations` entry; the message always names the offending field."""
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    if reason:
+        entry["reason"] = reason
+    return entry
+
+
+class ApiModel(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are ignored because the API
+    server's structural schema already prunes them and the operator must never crash on input."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+ResourceName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBDOMAIN)]
+
+
+class LocalObjectReference(ApiModel):
+    """A reference to an object of a known kind in the same namespace."""
+
+    name: ResourceName = Field(description="Name of the object in the same namespace.")
+
+
+class SecretKeyReference(ApiModel):
+    """One key of a Secret in the same namespace."""
+
+    name: ResourceName = Field(description="Name of the Secret in the same namespace.")
+    key: str = Field(
+        min_length=1, max_length=253, pattern=SECRET_KEY, description="Key inside the Secret's data."
+    )
+
+
+class ConfigMapKeyReference(ApiModel):
+    """One key of a ConfigMap in the same namespace."""
+
+    name: ResourceName = Field(description="Name of the ConfigMap in the same namespace.")
+    key: str = Field(
+        min_length=1, max_length=253, pattern=SECRET_KEY, description="Key inside the ConfigMap's data."
+    )
+
+
+class Condition(ApiModel):
+    """The standard metav1.Condition shape."""
+
+    type: str = Field(max_length=316, description="Type of condition in CamelCase, e.g. Ready.")
+    status: str = Field(description="True, False or Unknown.", json_schema_extra={"enum": ["True", "False", "Unknown"]})
+    reason: str = Field(default="", max_length=1024, description="One CamelCase word saying why.")
+    message: str = Field(default="", max_length=32768, description="Human readable details.")
+    last_transition_time: str | None = Field(
+        default=None, description="When the status last flipped (RFC 3339).", json_schema_extra={"format": "date-time"}
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The .metadata.generation the condition was computed from."
+    )
+
+
+CONDITIONS_EXTRA: dict[str, Any] = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+
+
+def conditions_field() -> Any:
+    return Field(
+        default_factory=list,
+        max_length=16,
+        description="Observations of the object's state, one per type (metav1.Condition).",
+        json_schema_extra=CONDITIONS_EXTRA,
+    )
+
+
+def validations(*rules: dict[str, str]) -> ConfigDict:
+    """A model config carrying CEL rules into the generated schema of that model."""
+    return ApiModel.model_config | ConfigDict(json_schema_extra={"x-kubernetes-validations": list(rules)})

@@ -1,0 +1,124 @@
+"""The Connector kind: a link to an enterprise system whose credentials live in a Secret."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .base import (
+    CONDITIONS_EXTRA,
+    HTTP_URL,
+    TOOL_NAME,
+    ApiModel,
+    Condition,
+    LocalObjectReference,
+    cel,
+    validations,
+)
+
+AuthType = Literal["none", "apiKey", "bearer", "basic", "oauth2ClientCredentials"]
+
+# The Secret keys each auth type reads; the operator checks them, the runtime reads them as files.
+SECRET_KEYS_BY_AUTH: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "apiKey": ("apiKey",),
+    "bearer": ("token",),
+    "basic": ("username", "password"),
+    "oauth2ClientCredentials": ("clientId", "clientSecret"),
+}
+
+
+class ConnectorAuth(ApiModel):
+    """How the runtime authenticates to the system."""
+
+    model_config = validations(
+        cel("self.type == 'none' || has(self.secretRef)",
+            "spec.auth.secretRef is required unless spec.auth.type is none", ".secretRef"),
+        cel("self.type != 'none' || !has(self.secretRef)",
+            "spec.auth.secretRef must not be set when spec.auth.type is none", ".secretRef"),
+        cel("!has(self.header) || self.type == 'apiKey'",
+            "spec.auth.header may only be set when spec.auth.type is apiKey", ".header"),
+        cel("(self.type == 'oauth2ClientCredentials') == has(self.tokenURL)",
+            "spec.auth.tokenURL is required for oauth2ClientCredentials and allowed for it only", ".tokenURL"),
+        cel("!has(self.scopes) || size(self.scopes) == 0 || self.type == 'oauth2ClientCredentials'",
+            "spec.auth.scopes may only be set when spec.auth.type is oauth2ClientCredentials", ".scopes"),
+    )
+
+    type: AuthType = Field(
+        default="none",
+        description="none | apiKey (key apiKey) | bearer (key token) | basic (keys username, password) | "
+        "oauth2ClientCredentials (keys clientId, clientSecret).",
+    )
+    secret_ref: LocalObjectReference | None = Field(
+        default=None, description="Secret holding the credentials, with the keys the auth type needs.",
+    )
+    header: str | None = Field(
+        default=None, max_length=256, pattern=r"^[A-Za-z0-9-]+$",
+        description="Header carrying the key for apiKey auth (default X-API-Key).",
+    )
+    token_url: str | None = Field(
+        default=None, alias="tokenURL", max_length=2048, pattern=HTTP_URL,
+        description="OAuth2 token endpoint for oauth2ClientCredentials.",
+    )
+    scopes: list[str] = Field(
+        default_factory=list, max_length=64, description="OAuth2 scopes requested.",
+        json_schema_extra={"items": {"type": "string", "maxLength": 256}},
+    )
+
+
+class ConnectorTool(ApiModel):
+    """One tool the agent may call on this system."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=TOOL_NAME, description="Tool name, [a-z][a-z0-9_]*, unique.")
+    description: str = Field(default="", max_length=4096, description="What the tool does, shown to the model.")
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = Field(default="GET", description="HTTP method.")
+    path: str = Field(default="", max_length=2048, description="Path appended to the Connector's endpoint.")
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object"},
+        description="JSON Schema (type object) of the tool's arguments; arguments are validated before a call.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class RateLimit(ApiModel):
+    requests_per_second: float = Field(gt=0, le=100000, description="Sustained calls per second per pod.")
+
+
+class ConnectorSpec(ApiModel):
+    """Desired state of a connector."""
+
+    model_config = validations(
+        cel("self.type == 'mcp' || (has(self.tools) && size(self.tools) > 0)",
+            "spec.tools must list at least one tool unless spec.type is mcp", ".tools"),
+    )
+
+    type: Literal["http", "webhook", "mcp"] = Field(description="http | webhook | mcp.")
+    endpoint: str = Field(max_length=2048, pattern=HTTP_URL, description="Base URL, http(s) only.")
+    auth: ConnectorAuth = Field(
+        default_factory=ConnectorAuth, description="How to authenticate.", json_schema_extra={"default": {}},
+    )
+    tools: list[ConnectorTool] = Field(
+        default_factory=list, max_length=128,
+        description="http/webhook: the tools the agent may call; mcp: filter of discovered tools.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    timeout_seconds: int = Field(default=10, ge=1, le=300, description="Per-call timeout.")
+    retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed call (idempotent methods).")
+    rate_limit: RateLimit | None = Field(default=None, description="Client-side rate limit per pod.")
+
+
+class ConnectorStatus(ApiModel):
+    observed_generation: int | None = Field(default=None, description="The generation this status describes.")
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=16, description="Ready, SecretResolved.", json_schema_extra=CONDITIONS_EXTRA,
+    )
+    secret_hash: str = Field(default="", description="Hash of the referenced Secret's data; never the data.")
+    used_by: int = Field(default=0, ge=0, description="Agents referencing this Connector.")
+
+
+class Connector(ApiModel):
+    """A link to an enterprise system (CRM, ERP, HTTP API, webhook, MCP server)."""
+
+    spec: ConnectorSpec
+    status: ConnectorStatus | None = None

@@ -1,0 +1,195 @@
+"""The generated CRDs on a real API server: they install, the samples are accepted, `kubectl get`
+and `kubectl explain` read well, and invalid specs are refused at admission naming the field."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["kubectl", f"--kubeconfig={kubeconfig}", *args], input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture(scope="module")
+def crds(kubeconfig: str) -> str:
+    result = run_kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
+    assert result.returncode == 0, result.stderr
+    wait = run_kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
+                       "crd/agents.agentfleet.dev", "crd/connectors.agentfleet.dev", "crd/statepolicies.agentfleet.dev")
+    assert wait.returncode == 0, wait.stderr
+    return kubeconfig
+
+
+def test_samples_are_accepted_and_listed_with_api_columns(crds: str) -> None:
+    applied = run_kubectl(crds, "apply", "-k", str(ROOT / "manifests" / "samples"))
+    assert applied.returncode == 0, applied.stderr
+    listing = run_kubectl(crds, "get", "agt,conn,stp", "-n", "agentfleet-demo")
+    assert listing.returncode == 0, listing.stderr
+    lines = listing.stdout.splitlines()
+    headers = [line.split() for line in lines if line.startswith("NAME")]
+    assert ["NAME", "READY", "PHASE", "MODEL", "CANARY", "AGE"] in headers
+    assert ["NAME", "TYPE", "ENDPOINT", "READY", "USED-BY", "AGE"] in headers
+    assert ["NAME", "STORE", "TTL", "READY", "USED-BY", "AGE"] in headers
+    assert any(line.startswith("agent.agentfleet.dev/support-bot") and "gpt-4o-mini" in line for line in lines)
+    assert any(line.startswith("statepolicy.agentfleet.dev/chat-sessions") and "3600" in line for line in lines)
+
+    wide = run_kubectl(crds, "get", "agt", "-n", "agentfleet-demo", "-o", "wide")
+    assert wide.stdout.split("\n")[0].split() == ["NAME", "READY", "PHASE", "MODEL", "CANARY", "AGE", "REASON",
+                                                 "ENDPOINT"]
+    category = run_kubectl(crds, "get", "agentfleet", "-n", "agentfleet-demo", "-o", "name")
+    names = set(category.stdout.split())
+    assert {"agent.agentfleet.dev/support-bot", "agent.agentfleet.dev/hello", "connector.agentfleet.dev/crm",
+            "statepolicy.agentfleet.dev/chat-sessions"} <= names
+
+    # Defaults from the models are applied by the API server.
+    stored = json.loads(run_kubectl(crds, "get", "agt", "hello", "-n", "agentfleet-demo", "-o", "json").stdout)
+    assert stored["spec"]["replicas"] == 1 and stored["spec"]["model"]["temperature"] == 0.2
+
+
+def test_kubectl_explain_teaches_the_api(crds: str) -> None:
+    result = run_kubectl(crds, "explain", "agent.spec.rollout.canary.steps")
+    assert result.returncode == 0, result.stderr
+    assert "exactly one of setWeight, pause, analysis" in " ".join(result.stdout.split())
+    analysis = run_kubectl(crds, "explain", "agents.spec.rollout.canary.analysis.minRequests")
+    assert "inconclusive" in analysis.stdout
+    stp = run_kubectl(crds, "explain", "stp.spec.redaction.patterns")
+    assert "creditCard" in stp.stdout
+
+
+def _load(name: str) -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "manifests" / "samples" / name).read_text())
+
+
+AGENT = _load("support-bot-agent.yaml")
+CONNECTOR = _load("crm-connector.yaml")
+STATE = _load("chat-sessions-statepolicy.yaml")
+
+
+def _set(doc: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node: Any = doc
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
+    if value is _DELETE:
+        if isinstance(node, list):
+            node.pop(int(last))
+        else:
+            node.pop(last, None)
+    elif isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+_DELETE = object()
+
+
+def case(base: dict[str, Any], changes: dict[str, Any], expect: str) -> tuple[dict[str, Any], str]:
+    doc = copy.deepcopy(base)
+    for dotted, value in changes.items():
+        _set(doc, dotted, value)
+    return doc, expect
+
+
+INVALID: dict[str, tuple[dict[str, Any], str]] = {
+    # Agent
+    "prompt-both": case(AGENT, {"spec.prompt.configMapRef": {"name": "p", "key": "k"}},
+                        "spec.prompt: exactly one of system or configMapRef"),
+    "prompt-none": case(AGENT, {"spec.prompt.system": _DELETE}, "spec.prompt: exactly one of system or configMapRef"),
+    "endpoint-missing": case(AGENT, {"spec.model.endpoint": _DELETE}, "spec.model.endpoint"),
+    "endpoint-not-http": case(AGENT, {"spec.model.endpoint": "ftp://llm/v1"}, "spec.model.endpoint"),
+    "provider-unknown": case(AGENT, {"spec.model.provider": "anthropic"}, "spec.model.provider"),
+    "temperature-high": case(AGENT, {"spec.model.temperature": 3}, "spec.model.temperature"),
+    "max-tokens-zero": case(AGENT, {"spec.model.maxTokens": 0}, "spec.model.maxTokens"),
+    "rules-on-llm": case(AGENT, {"spec.model.rules": [{"pattern": "x", "reply": "y"}]}, "spec.model.rules"),
+    "model-missing": case(AGENT, {"spec.model": _DELETE}, "spec.model"),
+    "min-above-max": case(AGENT, {"spec.autoscaling.minReplicas": 11}, "spec.autoscaling.minReplicas"),
+    "min-zero": case(AGENT, {"spec.autoscaling.minReplicas": 0}, "spec.autoscaling.minReplicas"),
+    "replicas-negative": case(AGENT, {"spec.replicas": -1}, "spec.replicas"),
+    "step-two-actions": case(AGENT, {"spec.rollout.canary.steps.0.pause": {}},
+                             "each step must set exactly one of setWeight, pause or analysis"),
+    "step-empty": case(AGENT, {"spec.rollout.canary.steps.0": {}},
+                       "each step must set exactly one of setWeight, pause or analysis"),
+    "weight-zero": case(AGENT, {"spec.rollout.canary.steps.0.setWeight": 0}, "spec.rollout.canary.steps[0].setWeight"),
+    "weight-above-100": case(AGENT, {"spec.rollout.canary.steps.3.setWeight": 101},
+                             "spec.rollout.canary.steps[3].setWeight"),
+    "pause-bad-duration": case(AGENT, {"spec.rollout.canary.steps.1.pause.duration": "soon"},
+                               "spec.rollout.canary.steps[1].pause.duration"),
+    "canary-missing": case(AGENT, {"spec.rollout.canary": _DELETE}, "spec.rollout.canary"),
+    "analysis-missing": case(AGENT, {"spec.rollout.canary.analysis": _DELETE}, "spec.rollout.canary.analysis"),
+    "strategy-unknown": case(AGENT, {"spec.rollout.strategy": "BlueGreen"}, "spec.rollout.strategy"),
+    "error-ratio-above-1": case(AGENT, {"spec.rollout.canary.analysis.maxErrorRatio": 1.5},
+                                "spec.rollout.canary.analysis.maxErrorRatio"),
+    "duplicate-connector": case(AGENT, {"spec.connectors": [{"name": "crm"}, {"name": "crm"}]},
+                                "spec.connectors[1]"),
+    "bad-allowed-namespace": case(AGENT, {"spec.access.allowedNamespaces": ["Bad_NS"]},
+                                  "spec.access.allowedNamespaces[0]"),
+    "name-too-long": case(AGENT, {"metadata.name": "a" * 48}, "metadata.name"),
+    "bad-tool-filter": case(AGENT, {"spec.connectors.0.tools": ["Lookup"]}, "spec.connectors[0].tools[0]"),
+    # Connector
+    "connector-endpoint": case(CONNECTOR, {"spec.endpoint": "crm.example.com"}, "spec.endpoint"),
+    "connector-type": case(CONNECTOR, {"spec.type": "soap"}, "spec.type"),
+    "auth-without-secret": case(CONNECTOR, {"spec.auth.secretRef": _DELETE}, "spec.auth.secretRef"),
+    "auth-none-with-secret": case(CONNECTOR, {"spec.auth": {"type": "none", "secretRef": {"name": "s"}}},
+                                  "spec.auth.secretRef"),
+    "header-on-bearer": case(CONNECTOR, {"spec.auth": {"type": "bearer", "secretRef": {"name": "s"},
+                                                       "header": "X-Key"}}, "spec.auth.header"),
+    "oauth-without-token-url": case(CONNECTOR, {"spec.auth.tokenURL": _DELETE}, "spec.auth.tokenURL"),
+    "scopes-on-api-key": case(CONNECTOR, {"spec.auth": {"type": "apiKey", "secretRef": {"name": "s"},
+                                                        "scopes": ["a"]}}, "spec.auth.scopes"),
+    "duplicate-tool": case(CONNECTOR, {"spec.tools.1.name": "lookup_customer"}, "spec.tools[1]"),
+    "tool-name-pattern": case(CONNECTOR, {"spec.tools.0.name": "Lookup-Customer"}, "spec.tools[0].name"),
+    "tool-method": case(CONNECTOR, {"spec.tools.0.method": "FETCH"}, "spec.tools[0].method"),
+    "http-without-tools": case(CONNECTOR, {"spec.tools": []}, "spec.tools"),
+    "timeout-zero": case(CONNECTOR, {"spec.timeoutSeconds": 0}, "spec.timeoutSeconds"),
+    "rate-zero": case(CONNECTOR, {"spec.rateLimit.requestsPerSecond": 0}, "spec.rateLimit.requestsPerSecond"),
+    # StatePolicy
+    "redis-block-missing": case(STATE, {"spec.store.redis": _DELETE}, "spec.store.redis"),
+    "redis-url-and-provision": case(STATE, {"spec.store.redis.url": "redis://r:6379/0"}, "spec.store.redis"),
+    "redis-url-scheme": case(STATE, {"spec.store.redis": {"url": "http://r:6379"}}, "spec.store.redis.url"),
+    "memory-with-redis": case(STATE, {"spec.store.type": "memory"}, "spec.store.redis"),
+    "redaction-unknown": case(STATE, {"spec.redaction.patterns": ["ssn"]}, "spec.redaction.patterns[0]"),
+    "ttl-zero": case(STATE, {"spec.session.ttlSeconds": 0}, "spec.session.ttlSeconds"),
+    "encryption-key-missing": case(STATE, {"spec.encryption.keySecretRef.key": _DELETE},
+                                   "spec.encryption.keySecretRef.key"),
+}
+
+
+def test_there_are_at_least_25_distinct_invalid_cases() -> None:
+    assert len(INVALID) >= 25
+    assert len({json.dumps(doc, sort_keys=True) for doc, _ in INVALID.values()}) == len(INVALID)
+
+
+@pytest.fixture(scope="module")
+def invalid_ns(crds: str) -> Callable[[], str]:
+    name = "af-invalid"
+    run_kubectl(crds, "create", "namespace", name)
+    yield name
+    run_kubectl(crds, "delete", "namespace", name, "--wait=false")
+
+
+@pytest.mark.parametrize("name", sorted(INVALID))
+def test_invalid_spec_is_refused_naming_the_field(crds: str, invalid_ns: str, name: str) -> None:
+    doc, expected = INVALID[name]
+    doc = copy.deepcopy(doc)
+    doc["metadata"]["namespace"] = invalid_ns
+    result = run_kubectl(crds, "create", "-f", "-", stdin=yaml.safe_dump(doc))
+    assert result.returncode != 0, f"{name} was accepted"
+    assert "is invalid" in result.stderr or "Invalid value" in result.stderr, result.stderr
+    assert expected in result.stderr, result.stderr
+    # Nothing half-written: the object does not exist.
+    kind = doc["kind"].lower()
+    got = run_kubectl(crds, "get", kind, doc["metadata"]["name"], "-n", invalid_ns, "--ignore-not-found", "-o", "name")
+    assert got.stdout.strip() == ""
