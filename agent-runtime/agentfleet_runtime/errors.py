@@ -1,0 +1,36 @@
+"""Errors that reach callers, in the OpenAI shape {"error": {"message", "type", "code"}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """An error with a status code and a message that is safe to show to the caller."""
+
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.code)
+
+
+def error_body(message: str, type: str, code: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "code": code}}
+
+
+def bad_request(message: str, code: str = "invalid_request") -> ApiError:
+    return ApiError(400, message, code=code)
+
+
+class UpstreamError(Exception):
+    """The model provider failed after retries; `code` tells which way."""
+
+    def __init__(self, message: str, *, code: str = "model_unavailable", status: int = 502) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status

@@ -1,0 +1,78 @@
+"""Session storage in plain Redis (no modules): one list per session, trimmed and expiring.
+
+Appends run as one MULTI/EXEC transaction (RPUSH, LTRIM, EXPIRE), so concurrent pods never
+leave a session untrimmed or without a TTL. Reads refresh the TTL too: expiry is sliding.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .base import StoreUnavailable
+
+
+class RedisBackend:
+    def __init__(
+        self,
+        url: str,
+        *,
+        ttl_seconds: int,
+        max_turns: int,
+        password_file: str | None = None,
+        socket_timeout: float = 2.0,
+    ) -> None:
+        password = Path(password_file).read_text(encoding="utf-8").strip() if password_file else None
+        kwargs: dict[str, object] = {
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": socket_timeout,
+            "health_check_interval": 30,
+        }
+        if password:
+            kwargs["password"] = password
+        self._client: aioredis.Redis = aioredis.Redis.from_url(url, **kwargs)
+        self._ttl = ttl_seconds
+        self._max_turns = max_turns
+
+    async def load(self, key: str) -> list[bytes]:
+        try:
+            return await self._load(key)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
+
+    async def _load(self, key: str) -> list[bytes]:
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.lrange(key, 0, -1)
+            pipe.expire(key, self._ttl)
+            records, _ = await pipe.execute()
+        return list(records)
+
+    async def append(self, key: str, records: list[bytes]) -> None:
+        try:
+            await self._append(key, records)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
+
+    async def _append(self, key: str, records: list[bytes]) -> None:
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, *records)
+            pipe.ltrim(key, -self._max_turns, -1)
+            pipe.expire(key, self._ttl)
+            await pipe.execute()
+
+    async def delete(self, key: str) -> bool:
+        try:
+            return bool(await self._client.delete(key))
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._client.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

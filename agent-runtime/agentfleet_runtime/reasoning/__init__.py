@@ -1,0 +1,1 @@
+"""Reasoning: an OpenAI-compatible model with tool calling, or the deterministic rules reasoner."""

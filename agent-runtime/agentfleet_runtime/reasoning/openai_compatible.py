@@ -1,0 +1,239 @@
+"""Reasoning with any OpenAI-compatible chat completions endpoint, tools included.
+
+The model is asked, its tool calls are executed and their results handed back, until it
+answers in text or `maxToolSteps` rounds of tools have run (then it must answer without tools).
+Calls are retried on 429/5xx and transport errors with exponential backoff, honouring
+Retry-After; a stream is retried only before its first byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from ..config import ModelConfig
+from ..errors import UpstreamError
+from ..metrics import RuntimeMetrics
+from ..secretfiles import SecretFile
+from ..tools.http_tools import ToolBox, ToolCallRecord
+from .base import ReasoningResult, StreamEvent, Usage, estimate_tokens
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504}
+MAX_RETRY_AFTER = 30.0
+
+
+def retry_delay(attempt: int, retry_after: str | None, *, base: float = 0.5, cap: float = 8.0) -> float:
+    """Seconds to wait before retry number `attempt` (1-based)."""
+    if retry_after:
+        value = retry_after.strip()
+        try:
+            return min(MAX_RETRY_AFTER, max(0.0, float(value)))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            if parsed is not None:
+                return min(MAX_RETRY_AFTER, max(0.0, parsed.timestamp() - time.time()))
+    return min(cap, base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+
+class OpenAICompatibleReasoner:
+    def __init__(self, config: ModelConfig, http: httpx.AsyncClient, metrics: RuntimeMetrics | None) -> None:
+        assert config.endpoint is not None  # enforced by the config model
+        self.config = config
+        self.url = config.endpoint.rstrip("/") + "/chat/completions"
+        self.http = http
+        self.metrics = metrics
+        self._api_key = SecretFile(config.api_key_file) if config.api_key_file else None
+        self._timeout = httpx.Timeout(config.timeout_seconds)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        key = self._api_key.value() if self._api_key else None
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _payload(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, stream: bool) -> dict:
+        payload: dict[str, Any] = {
+            "model": self.config.name,
+            "messages": messages,
+            "temperature": self.config.temperature,
+        }
+        if self.config.max_tokens is not None:
+            payload["max_tokens"] = self.config.max_tokens
+        if tools:
+            payload["tools"] = tools
+        if stream:
+            payload["stream"] = True
+            payload["stream_options"] = {"include_usage": True}
+        return payload
+
+    async def _send(self, payload: dict[str, Any], *, stream: bool) -> httpx.Response:
+        """POST with retries; the returned response is open (streamed) when `stream`."""
+        attempts = self.config.max_retries + 1
+        for attempt in range(1, attempts + 1):
+            request = self.http.build_request(
+                "POST", self.url, json=payload, headers=self._headers(), timeout=self._timeout
+            )
+            try:
+                response = await self.http.send(request, stream=stream)
+            except httpx.TimeoutException:
+                if attempt < attempts:
+                    await asyncio.sleep(retry_delay(attempt, None))
+                    continue
+                raise UpstreamError("the model did not answer in time", code="model_timeout", status=504) from None
+            except httpx.HTTPError as exc:
+                if attempt < attempts:
+                    await asyncio.sleep(retry_delay(attempt, None))
+                    continue
+                raise UpstreamError(f"the model is unreachable ({type(exc).__name__})") from None
+            if response.status_code == 200:
+                return response
+            await response.aclose()
+            status = response.status_code
+            log.warning("model call failed", extra={"status": status, "attempt": attempt})
+            if status in _RETRY_STATUSES and attempt < attempts:
+                await asyncio.sleep(retry_delay(attempt, response.headers.get("retry-after")))
+                continue
+            code = "model_rate_limited" if status == 429 else "model_unavailable"
+            if status in (401, 403):
+                code = "model_auth_failed"  # never echo the key; the status says enough
+            raise UpstreamError(f"the model endpoint answered HTTP {status}", code=code)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _observe(self, started: float, usage: Usage) -> None:
+        if self.metrics is not None:
+            self.metrics.model_operation(time.perf_counter() - started, usage.input_tokens, usage.output_tokens)
+
+    async def _complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> tuple[
+        dict[str, Any], Usage
+    ]:
+        started = time.perf_counter()
+        response = await self._send(self._payload(messages, tools, stream=False), stream=False)
+        try:
+            data = response.json()
+            message = data["choices"][0]["message"]
+            if not isinstance(message, dict):
+                raise TypeError
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise UpstreamError("the model sent a malformed response", code="model_bad_response") from None
+        usage = _usage(data.get("usage"), messages, message.get("content") or "")
+        self._observe(started, usage)
+        return message, usage
+
+    async def _run_tools(
+        self, calls: list[dict[str, Any]], tools: ToolBox, records: list[ToolCallRecord]
+    ) -> list[dict[str, Any]]:
+        async def one(call: dict[str, Any]) -> dict[str, Any]:
+            function = call.get("function") or {}
+            name = str(function.get("name", ""))
+            raw_args = function.get("arguments") or "{}"
+            result = await tools.call(name, raw_args)
+            try:
+                args = json.loads(raw_args) if isinstance(raw_args, str) else raw_args
+            except ValueError:
+                args = {}
+            records.append(ToolCallRecord(name, args if isinstance(args, dict) else {}, result.outcome))
+            return {"role": "tool", "tool_call_id": str(call.get("id", "")), "content": result.content}
+
+        return list(await asyncio.gather(*(one(call) for call in calls)))
+
+    async def answer(self, conversation: list[dict[str, Any]], tools: ToolBox) -> ReasoningResult:
+        messages, records, total = list(conversation), [], Usage()
+        for step in range(self.config.max_tool_steps + 1):
+            offered = tools.definitions() if tools and step < self.config.max_tool_steps else None
+            message, usage = await self._complete(messages, offered)
+            total.add(usage)
+            calls = message.get("tool_calls") or []
+            if calls and offered:
+                messages.append({"role": "assistant", "content": message.get("content"), "tool_calls": calls})
+                messages.extend(await self._run_tools(calls, tools, records))
+                continue
+            return ReasoningResult(str(message.get("content") or ""), records, total)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def stream(self, conversation: list[dict[str, Any]], tools: ToolBox) -> AsyncIterator[StreamEvent]:
+        messages, records, total = list(conversation), [], Usage()
+        for step in range(self.config.max_tool_steps + 1):
+            offered = tools.definitions() if tools and step < self.config.max_tool_steps else None
+            started = time.perf_counter()
+            response = await self._send(self._payload(messages, offered, stream=True), stream=True)
+            text_parts: list[str] = []
+            calls: dict[int, dict[str, Any]] = {}
+            usage_data: Any = None
+            try:
+                async for data in _sse_events(response):
+                    if data.get("usage"):
+                        usage_data = data["usage"]
+                    for choice in data.get("choices") or []:
+                        delta = choice.get("delta") or {}
+                        if delta.get("content"):
+                            text_parts.append(delta["content"])
+                            yield delta["content"]
+                        for call in delta.get("tool_calls") or []:
+                            _merge_tool_call(calls, call)
+            except httpx.HTTPError as exc:
+                raise UpstreamError(f"the model stream broke off ({type(exc).__name__})") from None
+            finally:
+                await response.aclose()
+            usage = _usage(usage_data, messages, "".join(text_parts))
+            self._observe(started, usage)
+            total.add(usage)
+            if calls and offered:
+                ordered = [calls[i] for i in sorted(calls)]
+                messages.append({"role": "assistant", "content": "".join(text_parts) or None, "tool_calls": ordered})
+                messages.extend(await self._run_tools(ordered, tools, records))
+                continue
+            yield ReasoningResult("".join(text_parts), records, total)
+            return
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _merge_tool_call(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
+    index = int(delta.get("index", 0))
+    call = calls.setdefault(index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+    if delta.get("id"):
+        call["id"] = delta["id"]
+    function = delta.get("function") or {}
+    if function.get("name"):
+        call["function"]["name"] += function["name"]
+    if function.get("arguments"):
+        call["function"]["arguments"] += function["arguments"]
+
+
+async def _sse_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            return
+        try:
+            data = json.loads(payload)
+        except ValueError:
+            continue
+        if isinstance(data, dict):
+            if "error" in data:
+                raise UpstreamError("the model reported an error mid-stream")
+            yield data
+
+
+def _usage(data: Any, messages: list[dict[str, Any]], reply: str) -> Usage:
+    if isinstance(data, dict):
+        try:
+            return Usage(int(data.get("prompt_tokens", 0)), int(data.get("completion_tokens", 0)))
+        except (TypeError, ValueError):
+            pass
+    prompt = sum(estimate_tokens(str(m.get("content") or "")) for m in messages)
+    return Usage(prompt, estimate_tokens(reply))

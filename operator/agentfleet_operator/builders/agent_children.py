@@ -1,0 +1,270 @@
+"""The children of one Agent: ServiceAccount, revision ConfigMap, access Secret, Deployments,
+Services, HPA, PDB and NetworkPolicy. Every field of a child is decided in this file."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from ..api.agent import AgentSpec
+from . import names
+from .inputs import ResolvedAgent
+
+ANNOTATION_IMAGE = "agentfleet.dev/image"
+ANNOTATION_MOUNTS = "agentfleet.dev/secret-mounts"
+REVISION_HISTORY = 3  # revision ConfigMaps kept beyond the ones in use (rollback and `history`)
+
+
+@dataclass(frozen=True)
+class Track:
+    """One Deployment's worth of pods at one revision. The stable track of a canary may run an
+    older revision than the spec asks for, so a track carries its own image and Secret mounts."""
+
+    name: str  # "stable" or "canary"
+    revision: str
+    image: str
+    mounts: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    replicas: int | None = None  # None: an HPA owns the count
+
+
+def _meta(agent: ResolvedAgent, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": agent.namespace,
+        "labels": labels or names.agent_labels(agent.name),
+        "ownerReferences": [names.owner_reference("Agent", agent.name, agent.uid)],
+    }
+
+
+def service_account(agent: ResolvedAgent) -> dict[str, Any]:
+    # Agent pods never talk to the Kubernetes API; no token is mounted.
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(agent, agent.name),
+            "automountServiceAccountToken": False}
+
+
+def revision_config_map(agent: ResolvedAgent, track: Track, config: dict[str, Any]) -> dict[str, Any]:
+    """Immutable and named by revision: a pod always reads exactly the config its revision hashed.
+    Image and Secret mounts ride along as annotations so an older revision can be rebuilt as is."""
+    meta = _meta(agent, names.config_map(agent.name, track.revision),
+                 names.agent_labels(agent.name) | {names.LABEL_REVISION: track.revision})
+    meta["annotations"] = {
+        ANNOTATION_IMAGE: track.image,
+        ANNOTATION_MOUNTS: json.dumps({k: list(v) for k, v in sorted(track.mounts.items())}, sort_keys=True),
+    }
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "immutable": True,
+            "data": {"config.json": json.dumps(config, sort_keys=True, indent=1)}}
+
+
+def track_from_config_map(config_map: dict[str, Any], name: str, replicas: int | None) -> Track:
+    annotations = config_map.get("metadata", {}).get("annotations", {})
+    mounts = json.loads(annotations.get(ANNOTATION_MOUNTS, "{}"))
+    return Track(name=name, revision=config_map["metadata"]["labels"][names.LABEL_REVISION],
+                 image=annotations.get(ANNOTATION_IMAGE, ""),
+                 mounts={k: tuple(v) for k, v in mounts.items()}, replicas=replicas)
+
+
+def access_secret(agent: ResolvedAgent, key: str) -> dict[str, Any]:
+    """Generated once with a random caller key; the operator never rewrites an existing one."""
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(agent, names.access_secret(agent.name)),
+            "type": "Opaque", "stringData": {"apiKey": key}}
+
+
+def _pod_labels(agent: ResolvedAgent, track: Track) -> dict[str, str]:
+    return names.agent_labels(agent.name) | {names.LABEL_TRACK: track.name, names.LABEL_REVISION: track.revision}
+
+
+def _container_security() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _resources(spec: AgentSpec) -> dict[str, Any]:
+    if spec.resources is None:
+        return {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+    out: dict[str, Any] = {}
+    if spec.resources.requests:
+        out["requests"] = {k: str(v) for k, v in spec.resources.requests.items()}
+    if spec.resources.limits:
+        out["limits"] = {k: str(v) for k, v in spec.resources.limits.items()}
+    return out
+
+
+def _secret_volume_name(secret: str) -> str:
+    return f"secret-{secret}"[:63].rstrip("-.")
+
+
+def pod_template(agent: ResolvedAgent, track: Track) -> dict[str, Any]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "config", "configMap": {"name": names.config_map(agent.name, track.revision)}},
+        {"name": "tmp", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": names.CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    for secret, keys in sorted(track.mounts.items()):
+        source: dict[str, Any] = {"secretName": secret, "defaultMode": 0o440}
+        if keys:  # only the keys the runtime reads; an access Secret is mounted whole (every key is a key)
+            source["items"] = [{"key": key, "path": key} for key in sorted(keys)]
+        volumes.append({"name": _secret_volume_name(secret), "secret": source})
+        mounts.append({"name": _secret_volume_name(secret), "mountPath": names.secret_dir(secret), "readOnly": True})
+    container = {
+        "name": "agent",
+        "image": track.image,
+        "command": ["agentfleet-runtime"],
+        "args": ["--config", names.CONFIG_FILE],
+        "ports": [{"name": "http", "containerPort": names.RUNTIME_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10,
+                          "failureThreshold": 3, "initialDelaySeconds": 5},
+        "resources": _resources(agent.spec),
+        "securityContext": _container_security(),
+        "volumeMounts": mounts,
+    }
+    pod_spec: dict[str, Any] = {
+        "serviceAccountName": agent.name,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 30,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": volumes,
+    }
+    scheduling = agent.spec.pod_template
+    if scheduling:
+        if scheduling.node_selector:
+            pod_spec["nodeSelector"] = dict(scheduling.node_selector)
+        if scheduling.tolerations:
+            pod_spec["tolerations"] = [t.to_wire() for t in scheduling.tolerations]
+        if scheduling.priority_class_name:
+            pod_spec["priorityClassName"] = scheduling.priority_class_name
+        if scheduling.affinity:
+            pod_spec["affinity"] = scheduling.affinity
+    return {"metadata": {"labels": _pod_labels(agent, track)}, "spec": pod_spec}
+
+
+def deployment(agent: ResolvedAgent, track: Track) -> dict[str, Any]:
+    name = agent.name if track.name == "stable" else names.canary(agent.name)
+    selector = {names.LABEL_AGENT: agent.name, names.LABEL_TRACK: track.name}
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector},
+        "revisionHistoryLimit": 2,
+        # Surge one pod and never drop below the desired count while rolling (kagent does the same).
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+        "template": pod_template(agent, track),
+    }
+    if track.replicas is not None:  # left out while an HPA owns the count, so the two never fight
+        spec["replicas"] = track.replicas
+    labels = names.agent_labels(agent.name) | {names.LABEL_TRACK: track.name}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(agent, name, labels), "spec": spec}
+
+
+def service(agent: ResolvedAgent, name: str, track: str | None) -> dict[str, Any]:
+    selector = {names.LABEL_AGENT: agent.name}
+    if track:
+        selector[names.LABEL_TRACK] = track
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(agent, name),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [{"name": "http", "port": names.RUNTIME_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def horizontal_pod_autoscaler(agent: ResolvedAgent) -> dict[str, Any] | None:
+    scaling = agent.spec.autoscaling
+    if scaling is None:
+        return None
+    metrics: list[dict[str, Any]] = []
+    if scaling.target_cpu_utilization is not None or scaling.target_inflight_requests is None:
+        metrics.append({"type": "Resource", "resource": {"name": "cpu", "target": {
+            "type": "Utilization", "averageUtilization": scaling.target_cpu_utilization or 80}}})
+    if scaling.target_inflight_requests is not None:
+        metrics.append({"type": "Pods", "pods": {"metric": {"name": "agent_inflight_requests"}, "target": {
+            "type": "AverageValue", "averageValue": str(scaling.target_inflight_requests)}}})
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(agent, agent.name),
+        "spec": {
+            # The stable Deployment only: one HPA averaging canary and stable pods pushes stable to its maximum.
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": agent.name},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": metrics,
+        },
+    }
+
+
+def desired_stable_replicas(spec: AgentSpec) -> int:
+    return spec.autoscaling.min_replicas if spec.autoscaling else spec.replicas
+
+
+def pod_disruption_budget(agent: ResolvedAgent) -> dict[str, Any] | None:
+    if desired_stable_replicas(agent.spec) <= 1:
+        return None  # a PDB on a single pod would block node drains forever
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(agent, agent.name),
+        "spec": {"maxUnavailable": 1,
+                 "selector": {"matchLabels": {names.LABEL_AGENT: agent.name, names.LABEL_TRACK: "stable"}}},
+    }
+
+
+def _port_of(url: str) -> int:
+    parsed = urlparse(url)
+    if parsed.port:
+        return parsed.port
+    return 443 if parsed.scheme in ("https", "rediss") else 6379 if parsed.scheme == "redis" else 80
+
+
+def egress_ports(agent: ResolvedAgent) -> list[int]:
+    ports = set()
+    if agent.spec.model.endpoint:
+        ports.add(_port_of(agent.spec.model.endpoint))
+    for connector in agent.connectors:
+        ports.add(_port_of(connector.spec.endpoint))
+        if connector.spec.auth.token_url:
+            ports.add(_port_of(connector.spec.auth.token_url))
+    if agent.state and agent.state.redis_url:
+        ports.add(_port_of(agent.state.redis_url))
+    return sorted(ports)
+
+
+def network_policy(agent: ResolvedAgent) -> dict[str, Any]:
+    peers: list[dict[str, Any]] = [{"podSelector": {}}]  # the Agent's own namespace
+    allowed = agent.spec.access.allowed_namespaces if agent.spec.access else None
+    if allowed:
+        peers.append({"namespaceSelector": {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(set(allowed))}]}})
+    egress: list[dict[str, Any]] = [
+        {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},  # DNS
+    ]
+    ports = egress_ports(agent)
+    if ports:
+        # Endpoints are host names; a NetworkPolicy cannot match names, so egress is limited by port.
+        egress.append({"ports": [{"protocol": "TCP", "port": port} for port in ports]})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(agent, agent.name),
+        "spec": {
+            "podSelector": {"matchLabels": {names.LABEL_AGENT: agent.name}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": names.RUNTIME_PORT}]}],
+            "egress": egress,
+        },
+    }

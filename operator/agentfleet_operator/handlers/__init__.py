@@ -1,0 +1,1 @@
+"""kopf registrations only: indexes that mirror the cluster, and events that enqueue reconciles."""

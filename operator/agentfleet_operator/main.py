@@ -1,0 +1,80 @@
+"""`agentfleet-operator`: run the operator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def _configure_logging(fmt: str, verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # kopf logs every watch event at DEBUG; keep INFO unless asked.
+    logging.getLogger("kopf").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="agentfleet-operator", description="Run the agentfleet operator.")
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (default)")
+    scope.add_argument("--namespace", "-n", action="append", default=[], help="watch only this namespace (repeat)")
+    parser.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port (0 = off)")
+    parser.add_argument("--health-port", type=int, default=8081, help="/healthz and /readyz port (0 = off)")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--verbose", "-v", action="store_true")
+    parser.add_argument("--peering", action="store_true",
+                        help="coordinate with other replicas through kopf peering (HA); default standalone")
+    parser.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    parser.add_argument("--runtime-image", default=None, help="default agent runtime image")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    _configure_logging(args.log_format, args.verbose)
+    os.environ["AGENTFLEET_HEALTH_PORT"] = str(args.health_port)
+    os.environ["AGENTFLEET_PRIORITY"] = str(args.priority)
+    if args.runtime_image:
+        os.environ["AGENTFLEET_RUNTIME_IMAGE"] = args.runtime_image
+    if args.metrics_port:
+        start_http_server(args.metrics_port)
+    from .handlers import indexes, lifecycle, triggers  # noqa: F401  (registers the handlers)
+
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        standalone=not args.peering,
+        priority=args.priority,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

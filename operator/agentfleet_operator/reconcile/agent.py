@@ -1,0 +1,282 @@
+"""Reconcile one Agent: resolve references, render the revision, apply the children that differ,
+prune the ones no longer wanted, and report truthfully what runs."""
+
+from __future__ import annotations
+
+import logging
+import secrets as random_secrets
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..api.agent import AgentSpec, AgentStatus
+from ..api.base import API_VERSION
+from ..builders import agent_children as children
+from ..builders import names
+from ..builders.conditions import Cond, merge_conditions, same_status
+from ..builders.drift import needs_apply
+from ..builders.inputs import ResolvedAgent
+from ..builders.revision import revision_hash
+from ..builders.runtime_config import build_runtime_config, revision_inputs, secret_mounts
+from ..kube.client import ApiError
+from . import metrics
+from .context import Context, rfc3339
+from .resolve import Resolution, resolve
+from .rollout_plan import RolloutPlan, plan_rollout
+
+log = logging.getLogger(__name__)
+
+PRUNABLE_KINDS = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
+                  "ConfigMap"}
+
+
+@dataclass
+class Observed:
+    """What the cluster shows for the Agent's stable and canary Deployments."""
+
+    stable: dict[str, Any] | None
+    canary: dict[str, Any] | None
+
+
+def _child(ctx: Context, namespace: str, agent: str, kind: str, name: str) -> dict[str, Any] | None:
+    for obj in ctx.store.children(namespace, "Agent", agent):
+        if obj["kind"] == kind and obj["metadata"]["name"] == name:
+            return obj
+    return None
+
+
+def _rolled_out(deployment: dict[str, Any] | None, revision: str, want: int | None) -> tuple[bool, int, int]:
+    """(complete, replicas, ready) of a Deployment at a revision."""
+    if deployment is None:
+        return False, 0, 0
+    status = deployment.get("status", {})
+    replicas = status.get("replicas", 0)
+    ready = status.get("readyReplicas", 0)
+    updated = status.get("updatedReplicas", 0)
+    available = status.get("availableReplicas", 0)
+    spec_replicas = deployment.get("spec", {}).get("replicas", 1)
+    target = spec_replicas if want is None else want
+    labels = deployment["spec"]["template"]["metadata"].get("labels", {})
+    complete = (
+        labels.get(names.LABEL_REVISION) == revision
+        and status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+        and updated >= target and available >= target and replicas == updated
+    )
+    return complete, replicas, ready
+
+
+def _deadline_exceeded(deployment: dict[str, Any] | None) -> str | None:
+    for cond in (deployment or {}).get("status", {}).get("conditions", []):
+        if cond.get("type") == "Progressing" and cond.get("status") == "False":
+            return cond.get("message") or cond.get("reason", "")
+    return None
+
+
+async def _apply_all(ctx: Context, namespace: str, agent: str, desired: list[dict[str, Any]]) -> int:
+    writes = 0
+    for obj in desired:
+        live = _child(ctx, namespace, agent, obj["kind"], obj["metadata"]["name"])
+        if obj["kind"] == "ConfigMap" and live is not None:
+            continue  # immutable and named by content: existing means identical
+        if needs_apply(obj, live):
+            await ctx.client.apply(obj)
+            writes += 1
+    return writes
+
+
+async def _prune(ctx: Context, namespace: str, agent: str, uid: str, desired: list[dict[str, Any]],
+                 keep_config_maps: set[str]) -> None:
+    wanted = {(o["kind"], o["metadata"]["name"]) for o in desired}
+    revision_maps: list[dict[str, Any]] = []
+    for obj in ctx.store.children(namespace, "Agent", agent):
+        kind, name = obj["kind"], obj["metadata"]["name"]
+        owners = obj["metadata"].get("ownerReferences", [])
+        if kind not in PRUNABLE_KINDS or not any(o.get("uid") == uid for o in owners):
+            continue
+        if kind == "ConfigMap":
+            if name not in keep_config_maps:
+                revision_maps.append(obj)
+            continue
+        if (kind, name) not in wanted:
+            await ctx.client.delete(obj["apiVersion"], kind, namespace, name)
+    # Keep a short history of older revisions for rollback and `kubectl agentfleet history`.
+    revision_maps.sort(key=lambda o: o["metadata"].get("creationTimestamp", ""), reverse=True)
+    for obj in revision_maps[children.REVISION_HISTORY:]:
+        await ctx.client.delete("v1", "ConfigMap", namespace, obj["metadata"]["name"])
+
+
+def _agent_object(namespace: str, name: str, uid: str) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": "Agent", "metadata": {"name": name, "namespace": namespace, "uid": uid}}
+
+
+def _problem_conditions(res: Resolution) -> tuple[Cond, Cond]:
+    conn = res.first("connectors")
+    state = res.first("state")
+    connectors = Cond("ConnectorsReady", False, conn.reason, conn.message) if conn else Cond(
+        "ConnectorsReady", True, "Resolved", f"{len(res.connectors)} connector(s) resolved")
+    state_cond = Cond("StateReady", False, state.reason, state.message) if state else Cond(
+        "StateReady", True, "Resolved" if res.state else "Stateless",
+        f"StatePolicy {res.state.name} resolved" if res.state else "no StatePolicy: each request stands alone")
+    return connectors, state_cond
+
+
+async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | None:
+    started = ctx.now()
+    body = ctx.store.agent(namespace, name)
+    if body is None:
+        ctx.store.forget((namespace, name))
+        return None
+    meta = body["metadata"]
+    uid, generation = meta["uid"], meta.get("generation")
+    if meta.get("deletionTimestamp"):
+        return None  # garbage collection removes the children through their owner references
+    old_status = body.get("status") or {}
+    agent_obj = _agent_object(namespace, name, uid)
+    try:
+        spec = AgentSpec.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        # The CRD schema refuses this at admission; reaching here means a schema older than the operator.
+        message = "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+        await _write_status(ctx, agent_obj, old_status, generation, {"phase": "Failed"}, [
+            Cond("Ready", False, "InvalidSpec", message), Cond("Reconciling", False, "InvalidSpec"),
+            Cond("Stalled", True, "InvalidSpec", message)])
+        return None
+
+    res = resolve(ctx.store, namespace, name, spec)
+    ctx.store.record_dependencies((namespace, name), res.dependencies)
+    connectors_cond, state_cond = _problem_conditions(res)
+
+    if res.problems:
+        first = res.problems[0]
+        deployed = _child(ctx, namespace, name, "Deployment", name) is not None
+        # Keep whatever runs (the last good revision) and say why nothing new can roll out.
+        await _write_status(ctx, agent_obj, old_status, generation, {"phase": "Degraded" if deployed else "Pending"}, [
+            Cond("Ready", False, first.reason, first.message),
+            Cond("Reconciling", False, first.reason, "waiting for the reference to be fixed"),
+            Cond("Stalled", True, first.reason, first.message),
+            connectors_cond, state_cond,
+            Cond("RolloutHealthy", None, first.reason, "no rollout while references are unresolved"),
+        ], events=[("Warning", first.reason, first.message)])
+        metrics.observe_reconcile("Agent", started, ctx.now(), error=first.reason)
+        return None
+
+    if res.generate_access_secret:
+        key = random_secrets.token_urlsafe(32)
+        resolved_stub = ResolvedAgent(name=name, namespace=namespace, uid=uid, spec=spec, image="", prompt_text="")
+        await ctx.client.create(children.access_secret(resolved_stub, key))
+        return 2.0  # the Secret's watch event wakes us sooner; its hash is part of the revision
+
+    resolved = ResolvedAgent(
+        name=name, namespace=namespace, uid=uid, spec=spec,
+        image=spec.image or ctx.settings.runtime_image, prompt_text=res.prompt_text,
+        connectors=tuple(res.connectors), state=res.state, access_secret=res.access_secret,
+        secret_hashes=dict(res.secret_hashes),
+    )
+    revision = revision_hash(resolved.image, revision_inputs(resolved), resolved.secret_hashes)
+    config = build_runtime_config(resolved, revision)
+    mounts = {k: tuple(sorted(v)) for k, v in secret_mounts(resolved).items()}
+    current = children.Track("stable", revision, resolved.image, mounts)
+
+    plan: RolloutPlan = await plan_rollout(ctx, resolved, old_status, current,
+                                           lambda rev: _child(ctx, namespace, name, "ConfigMap",
+                                                              names.config_map(name, rev)))
+    desired: list[dict[str, Any]] = [children.service_account(resolved)]
+    desired += [children.revision_config_map(resolved, current, config)] if plan.needs_current_config else []
+    desired += [children.deployment(resolved, track) for track in plan.tracks]
+    desired.append(children.service(resolved, name, None))
+    if plan.split_services:
+        desired.append(children.service(resolved, names.stable(name), "stable"))
+        desired.append(children.service(resolved, names.canary(name), "canary"))
+    for optional in (children.horizontal_pod_autoscaler(resolved), children.pod_disruption_budget(resolved)):
+        if optional is not None:
+            desired.append(optional)
+    desired.append(children.network_policy(resolved))
+
+    try:
+        await _apply_all(ctx, namespace, name, desired)
+        await _prune(ctx, namespace, name, uid, desired,
+                     {names.config_map(name, t.revision) for t in plan.tracks} | {names.config_map(name, revision)})
+    except ApiError as exc:
+        reason = "Forbidden" if exc.status == 403 else "ApplyFailed"
+        await _write_status(ctx, agent_obj, old_status, generation, {"phase": "Failed"}, [
+            Cond("Ready", False, reason, str(exc)), Cond("Reconciling", True, reason, str(exc)),
+            Cond("Stalled", exc.status in (400, 403, 422), reason, str(exc)), connectors_cond, state_cond,
+            Cond("RolloutHealthy", None, reason, "children could not be applied")])
+        metrics.observe_reconcile("Agent", started, ctx.now(), error=reason)
+        raise
+
+    stable_track = plan.tracks[0]
+    stable_dep = _child(ctx, namespace, name, "Deployment", name)
+    want = None if spec.autoscaling else spec.replicas
+    complete, replicas, ready = _rolled_out(stable_dep, stable_track.revision, want)
+    stuck = _deadline_exceeded(stable_dep)
+    desired_count = (stable_dep or {}).get("spec", {}).get("replicas", want if want is not None else 0)
+
+    if stuck and not complete:
+        ready_cond = Cond("Ready", False, "DeploymentUnavailable", f"Deployment {name}: {stuck}")
+        reconciling = Cond("Reconciling", False, "DeploymentUnavailable", stuck)
+        stalled = Cond("Stalled", True, "DeploymentUnavailable", stuck)
+        phase = "Failed"
+    elif complete and ready >= desired_count:
+        ready_cond = Cond("Ready", True, "AgentReady", f"{ready}/{desired_count} pods ready at revision "
+                          f"{stable_track.revision}")
+        reconciling = Cond("Reconciling", plan.in_progress, plan.reason if plan.in_progress else "Idle",
+                           plan.message)
+        stalled = Cond("Stalled", False, "Healthy")
+        phase = plan.phase or "Ready"
+    else:
+        what = "rolling out" if stable_dep else "creating the Deployment"
+        ready_cond = Cond("Ready", False, "RolloutInProgress",
+                          f"{what}: {ready}/{desired_count} pods ready at revision {stable_track.revision}")
+        reconciling = Cond("Reconciling", True, "RolloutInProgress", ready_cond.message)
+        stalled = Cond("Stalled", False, "Progressing")
+        phase = plan.phase or ("Progressing" if old_status.get("phase") not in (None, "Pending") else "Pending")
+    if plan.degraded_reason:
+        ready_cond = Cond("Ready", False, plan.degraded_reason, plan.message)
+        phase = "Degraded"
+
+    fields: dict[str, Any] = {
+        "phase": phase,
+        "replicas": replicas,
+        "readyReplicas": ready,
+        "ready": f"{ready}/{desired_count}",
+        "selector": f"{names.LABEL_AGENT}={name}",
+        "endpoint": names.endpoint(name, namespace),
+        "revision": {"stable": stable_track.revision, "canary": plan.canary_revision},
+        "rollout": plan.rollout_status,
+        "revisionHistory": plan.history,
+    }
+    events = []
+    old_ready = next((c for c in old_status.get("conditions", []) if c.get("type") == "Ready"), None)
+    if ready_cond.status and (old_ready is None or old_ready.get("status") != "True"):
+        events.append(("Normal", "AgentReady", ready_cond.message))
+    if old_status.get("revision", {}).get("stable") not in (None, "", stable_track.revision):
+        events.append(("Normal", "RevisionRolledOut", f"revision {stable_track.revision} is now stable"))
+    events += plan.events
+    await _write_status(ctx, agent_obj, old_status, generation, fields, [
+        ready_cond, reconciling, stalled, connectors_cond, state_cond, plan.health], events=events)
+    metrics.observe_reconcile("Agent", started, ctx.now(), error=None)
+    metrics.set_agent_phase((namespace, name), phase)
+    return plan.requeue_after
+
+
+async def _write_status(ctx: Context, agent_obj: dict[str, Any], old: dict[str, Any], generation: int | None,
+                        fields: dict[str, Any], conds: list[Cond],
+                        events: list[tuple[str, str, str]] | None = None) -> None:
+    now = rfc3339(ctx.now())
+    new = dict(fields)
+    new["observedGeneration"] = generation
+    new["conditions"] = merge_conditions(old.get("conditions", []), conds, generation, now)
+    if same_status(old, new):
+        return
+    # Validate our own output against the model before it reaches the API server.
+    AgentStatus.model_validate(new)
+    meta = agent_obj["metadata"]
+    await ctx.client.patch_status(API_VERSION, "Agent", meta["namespace"], meta["name"], new)
+    old_reasons = {c.get("type"): (c.get("status"), c.get("reason")) for c in old.get("conditions", [])}
+    for type_, reason, message in events or []:
+        # Events mark transitions only; a repeated reconcile with the same outcome posts nothing.
+        if type_ == "Warning" and old_reasons.get("Ready") == ("False", reason):
+            continue
+        await ctx.event(agent_obj, type_, reason, message)

@@ -1,0 +1,140 @@
+"""Resolve what an Agent references (Connectors, StatePolicy, prompt ConfigMap, Secrets) from the
+in-memory view. Problems are returned as conditions with a reason a user can act on, never raised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from ..api.agent import AgentSpec
+from ..api.connector import SECRET_KEYS_BY_AUTH, ConnectorSpec
+from ..api.statepolicy import StatePolicySpec
+from ..builders import names, state_store
+from ..builders.inputs import ResolvedConnector, ResolvedState
+from .store import Store
+
+Dependency = tuple[str, str, str]  # (kind, namespace, name)
+
+
+@dataclass
+class Problem:
+    area: str  # "connectors" | "state" | "prompt" | "secrets"
+    reason: str
+    message: str
+
+
+@dataclass
+class Resolution:
+    prompt_text: str = ""
+    connectors: list[ResolvedConnector] = field(default_factory=list)
+    state: ResolvedState | None = None
+    secret_hashes: dict[str, str] = field(default_factory=dict)
+    access_secret: str = ""
+    generate_access_secret: bool = False
+    problems: list[Problem] = field(default_factory=list)
+    dependencies: set[Dependency] = field(default_factory=set)
+
+    def problem(self, area: str, reason: str, message: str) -> None:
+        self.problems.append(Problem(area, reason, message))
+
+    def first(self, area: str) -> Problem | None:
+        return next((p for p in self.problems if p.area == area), None)
+
+
+def _need_secret(store: Store, res: Resolution, namespace: str, secret: str, keys: tuple[str, ...] | list[str],
+                 area: str, what: str) -> None:
+    res.dependencies.add(("Secret", namespace, secret))
+    found = store.secret(namespace, secret)
+    if found is None:
+        res.problem(area, "SecretNotFound", f"Secret {secret} ({what}) not found in namespace {namespace}")
+        return
+    missing = [key for key in keys if key not in found["keys"]]
+    if missing:
+        res.problem(area, "SecretKeyMissing", f"Secret {secret} ({what}) has no key {', '.join(missing)}")
+        return
+    res.secret_hashes[secret] = found["hash"]
+
+
+def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolution:
+    res = Resolution()
+    # Prompt
+    if spec.prompt.config_map_ref is not None:
+        ref = spec.prompt.config_map_ref
+        res.dependencies.add(("ConfigMap", namespace, ref.name))
+        cm = store.config_map(namespace, ref.name)
+        if cm is None:
+            res.problem("prompt", "PromptNotFound", f"ConfigMap {ref.name} (prompt) not found")
+        elif ref.key not in cm.get("data", {}):
+            res.problem("prompt", "PromptKeyMissing", f"ConfigMap {ref.name} has no key {ref.key}")
+        else:
+            res.prompt_text = cm["data"][ref.key]
+    else:
+        res.prompt_text = spec.prompt.system or ""
+    # Model credentials
+    if spec.model.credentials_secret_ref:
+        ref = spec.model.credentials_secret_ref
+        _need_secret(store, res, namespace, ref.name, [ref.key], "secrets", "model credentials")
+    # Connectors
+    for ref in spec.connectors:
+        res.dependencies.add(("Connector", namespace, ref.name))
+        body = store.connector(namespace, ref.name)
+        if body is None:
+            res.problem("connectors", "ConnectorNotFound", f"Connector {ref.name} not found in namespace {namespace}")
+            continue
+        try:
+            connector = ConnectorSpec.model_validate(body["spec"])
+        except ValidationError as exc:
+            res.problem("connectors", "ConnectorInvalid", f"Connector {ref.name}: {exc.errors()[0]['msg']}")
+            continue
+        unknown = sorted(set(ref.tools) - {tool.name for tool in connector.tools})
+        if unknown and connector.type != "mcp":
+            res.problem("connectors", "ToolNotFound", f"Connector {ref.name} has no tool {', '.join(unknown)}")
+            continue
+        if connector.auth.secret_ref:
+            before = len(res.problems)
+            _need_secret(store, res, namespace, connector.auth.secret_ref.name,
+                         SECRET_KEYS_BY_AUTH[connector.auth.type], "connectors", f"Connector {ref.name}")
+            if len(res.problems) != before:
+                continue
+        res.connectors.append(ResolvedConnector(ref=ref, spec=connector))
+    # State
+    if spec.state_policy_ref:
+        policy_name = spec.state_policy_ref.name
+        res.dependencies.add(("StatePolicy", namespace, policy_name))
+        body = store.state_policy(namespace, policy_name)
+        if body is None:
+            res.problem("state", "StatePolicyNotFound", f"StatePolicy {policy_name} not found in namespace {namespace}")
+        else:
+            policy = StatePolicySpec.model_validate(body["spec"])
+            redis_url: str | None = None
+            password: tuple[str, str] | None = None
+            if policy.store.type == "redis" and policy.store.redis:
+                if state_store.provisioned(policy):
+                    redis_url = state_store.redis_url(policy_name, namespace)
+                    password = (names.redis_auth_secret(policy_name), state_store.PASSWORD_KEY)
+                else:
+                    redis_url = policy.store.redis.url
+                    ref = policy.store.redis.password_secret_ref
+                    password = (ref.name, ref.key) if ref else None
+            if password:
+                _need_secret(store, res, namespace, password[0], [password[1]], "state", "Redis password")
+            if policy.encryption:
+                ref = policy.encryption.key_secret_ref
+                _need_secret(store, res, namespace, ref.name, [ref.key], "state", "encryption key")
+            res.state = ResolvedState(name=policy_name, spec=policy, redis_url=redis_url, password_secret=password)
+    # Caller keys
+    if spec.access and spec.access.api_key_secret_ref:
+        secret = spec.access.api_key_secret_ref.name
+        res.access_secret = secret
+        _need_secret(store, res, namespace, secret, [], "secrets", "caller keys")
+    else:
+        secret = names.access_secret(name)
+        res.access_secret = secret
+        res.dependencies.add(("Secret", namespace, secret))
+        found = store.secret(namespace, secret)
+        if found is None:
+            res.generate_access_secret = True
+        else:
+            res.secret_hashes[secret] = found["hash"]
+    return res

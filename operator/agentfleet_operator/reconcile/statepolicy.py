@@ -1,0 +1,100 @@
+"""Reconcile a StatePolicy: run the Redis it provisions and report whether its store is usable."""
+
+from __future__ import annotations
+
+import secrets as random_secrets
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..api.base import API_VERSION
+from ..api.statepolicy import StatePolicySpec
+from ..builders import names, state_store
+from ..builders.conditions import Cond, merge_conditions, same_status
+from ..builders.drift import needs_apply
+from . import metrics
+from .context import Context, rfc3339
+
+
+def _child(ctx: Context, namespace: str, owner: str, kind: str, name: str) -> dict[str, Any] | None:
+    for obj in ctx.store.children(namespace, "StatePolicy", owner):
+        if obj["kind"] == kind and obj["metadata"]["name"] == name:
+            return obj
+    return None
+
+
+def _secret_problem(ctx: Context, namespace: str, secret: str, key: str, what: str) -> Cond | None:
+    found = ctx.store.secret(namespace, secret)
+    if found is None:
+        return Cond("Ready", False, "SecretNotFound", f"Secret {secret} ({what}) not found in namespace {namespace}")
+    if key not in found["keys"]:
+        return Cond("Ready", False, "SecretKeyMissing", f"Secret {secret} ({what}) has no key {key}")
+    return None
+
+
+async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> float | None:
+    started = ctx.now()
+    body = ctx.store.state_policy(namespace, name)
+    if body is None:
+        return None
+    meta = body["metadata"]
+    uid = meta["uid"]
+    try:
+        spec = StatePolicySpec.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        spec = None
+        ready = Cond("Ready", False, "InvalidSpec", str(exc.errors()[0]["msg"]))
+        reachable = Cond("StoreReachable", None, "InvalidSpec", ready.message)
+    store_url = ""
+    if spec is not None:
+        problem = None
+        if spec.encryption:
+            ref = spec.encryption.key_secret_ref
+            problem = _secret_problem(ctx, namespace, ref.name, ref.key, "encryption key")
+        if state_store.provisioned(spec):
+            store_url = state_store.redis_url(name, namespace)
+            auth = names.redis_auth_secret(name)
+            if ctx.store.secret(namespace, auth) is None:
+                await ctx.client.create(state_store.password_secret(name, namespace, uid,
+                                                                    random_secrets.token_urlsafe(24)))
+            for obj in (state_store.service(name, namespace, uid),
+                        state_store.stateful_set(name, namespace, uid, spec, ctx.settings.redis_image)):
+                live = _child(ctx, namespace, name, obj["kind"], obj["metadata"]["name"])
+                if needs_apply(obj, live):
+                    await ctx.client.apply(obj)
+            sts = _child(ctx, namespace, name, "StatefulSet", names.redis(name)) or {}
+            ready_pods = sts.get("status", {}).get("readyReplicas", 0)
+            reachable = (Cond("StoreReachable", True, "RedisReady", f"Redis {names.redis(name)} has a ready pod")
+                         if ready_pods else Cond("StoreReachable", False, "RedisNotReady",
+                                                 f"Redis StatefulSet {names.redis(name)} has no ready pod yet"))
+        elif spec.store.type == "redis" and spec.store.redis:
+            store_url = spec.store.redis.url or ""
+            ref = spec.store.redis.password_secret_ref
+            if ref and problem is None:
+                problem = _secret_problem(ctx, namespace, ref.name, ref.key, "Redis password")
+            # The operator does not dial external stores; agent pods report reachability in /readyz.
+            reachable = Cond("StoreReachable", None, "NotChecked", "external Redis; agent pods check it in /readyz")
+        else:
+            reachable = Cond("StoreReachable", True, "InMemory", "per-pod memory store (development only)")
+        if problem is not None:
+            ready = problem
+        elif reachable.status is False:
+            ready = Cond("Ready", False, reachable.reason, reachable.message)
+        else:
+            ready = Cond("Ready", True, "Ready", f"{spec.store.type} store configured")
+    old = body.get("status") or {}
+    new: dict[str, Any] = {
+        "observedGeneration": meta.get("generation"),
+        "conditions": merge_conditions(old.get("conditions", []), [ready, reachable], meta.get("generation"),
+                                       rfc3339(ctx.now())),
+        "usedBy": ctx.store.used_by("StatePolicy", namespace, name),
+        "storeUrl": store_url,
+    }
+    if not same_status(old, new):
+        await ctx.client.patch_status(API_VERSION, "StatePolicy", namespace, name, new)
+        old_ready = next((c for c in old.get("conditions", []) if c.get("type") == "Ready"), {})
+        if (old_ready.get("status"), old_ready.get("reason")) != (new["conditions"][0]["status"], ready.reason):
+            involved = {"apiVersion": API_VERSION, "kind": "StatePolicy", "metadata": meta}
+            await ctx.event(involved, "Normal" if ready.status else "Warning", ready.reason, ready.message)
+    metrics.observe_reconcile("StatePolicy", started, ctx.now(), None if ready.status else ready.reason)
+    return None

@@ -1,0 +1,105 @@
+"""Read-only access to the operator's in-memory view of the cluster.
+
+The view is kopf indexes (see handlers/indexes.py), which kopf fills from watch streams and fully
+populates before any handler runs, so a reconcile never sees a half-listed cluster. The indexes
+hold hashes for Secrets (never their values) and trimmed bodies for everything else.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+class Store:
+    def __init__(self) -> None:
+        self.indexes: dict[str, Mapping[Any, Any]] = {}
+        # dependency (kind, namespace, name) → Agents (namespace, name) that read it; refreshed per reconcile
+        self._dependents: dict[tuple[str, str, str], set[Key]] = defaultdict(set)
+        self._dependencies: dict[Key, set[tuple[str, str, str]]] = {}
+
+    def bind(self, kwargs: Mapping[str, Any]) -> None:
+        for name, value in kwargs.items():
+            if name.endswith("_idx") and name not in self.indexes:
+                self.indexes[name] = value
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.indexes)
+
+    def _one(self, index: str, key: Any) -> Any | None:
+        idx = self.indexes.get(index)
+        if idx is None:
+            return None
+        values = idx.get(key)
+        if not values:
+            return None
+        for value in values:
+            return value
+        return None
+
+    def _many(self, index: str, key: Any) -> list[Any]:
+        idx = self.indexes.get(index)
+        values = idx.get(key) if idx is not None else None
+        return list(values) if values else []
+
+    def agent(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._one("agents_idx", (namespace, name))
+
+    def connector(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._one("connectors_idx", (namespace, name))
+
+    def state_policy(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._one("statepolicies_idx", (namespace, name))
+
+    def secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """{'hash', 'keys', 'managed'}; never the data."""
+        return self._one("secrets_idx", (namespace, name))
+
+    def config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._one("configmaps_idx", (namespace, name))
+
+    def children(self, namespace: str, owner_kind: str, owner: str) -> list[dict[str, Any]]:
+        """Every object the operator manages for an owner (all kinds)."""
+        key = (namespace, owner_kind, owner)
+        return [obj for name, idx in self.indexes.items() if name.startswith("children_")
+                for obj in (idx.get(key) or ())]
+
+    def agents_in(self, namespace: str) -> list[Key]:
+        idx = self.indexes.get("agents_idx") or {}
+        return [key for key in idx if key[0] == namespace]
+
+    def all_agents(self) -> list[Key]:
+        return list(self.indexes.get("agents_idx") or {})
+
+    def all_of(self, index: str) -> list[Any]:
+        idx = self.indexes.get(index) or {}
+        return [value for key in idx for value in idx[key]]
+
+    # Reverse dependencies -------------------------------------------------------------------
+    def record_dependencies(self, agent: Key, dependencies: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+        """Returns the dependencies that were added or dropped (their usedBy changed)."""
+        previous = self._dependencies.get(agent, set())
+        for dep in previous - dependencies:
+            self._dependents[dep].discard(agent)
+        for dep in dependencies:
+            self._dependents[dep].add(agent)
+        self._dependencies[agent] = dependencies
+        return previous ^ dependencies
+
+    def forget(self, agent: Key) -> set[tuple[str, str, str]]:
+        changed = self.record_dependencies(agent, set())
+        self._dependencies.pop(agent, None)
+        return changed
+
+    def dependents(self, kind: str, namespace: str, name: str) -> set[Key]:
+        return set(self._dependents.get((kind, namespace, name), ()))
+
+    def used_by(self, kind: str, namespace: str, name: str) -> int:
+        return len(self._dependents.get((kind, namespace, name), ()))
+
+
+STORE = Store()
