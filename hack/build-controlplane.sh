@@ -84,7 +84,7 @@ served_staging_version() {
   for ((i = 0; i <= 3; i++)); do
     v="${base}.$((patch + i))"
     # `go list -m` fetches only the .info file; run it outside any module so replaces do not apply.
-    if (cd "$WORK" && GOFLAGS= go list -m "${m}@${v}" >/dev/null 2>&1); then
+    if (cd "$WORK" && GOFLAGS='' go list -m "${m}@${v}" >/dev/null 2>&1); then
       [[ $v == "$want" ]] || log "WARNING: proxy does not serve ${m}@${want}; using ${m}@${v}"
       echo "$v"
       return 0
@@ -109,9 +109,9 @@ build_kubernetes() {
     gomod=$(go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
     [[ -f "$gomod" ]] || { log "could not read go.mod of k8s.io/kubernetes@${K8S_VERSION}"; exit 1; }
     local m
-    for m in $(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod"); do
+    while read -r m; do
       go mod edit -replace "${m}=${m}@$(served_staging_version "$m" "$staging")"
-    done
+    done < <(sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/.*#\1#p' "$gomod")
     go get "k8s.io/kubernetes@${K8S_VERSION}" \
       "k8s.io/kubernetes/cmd/kube-apiserver@${K8S_VERSION}" \
       "k8s.io/kubernetes/cmd/kube-controller-manager@${K8S_VERSION}" \

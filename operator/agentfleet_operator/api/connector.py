@@ -96,7 +96,8 @@ class ConnectorSpec(ApiModel):
     type: Literal["http", "webhook", "mcp"] = Field(description="http | webhook | mcp.")
     endpoint: str = Field(max_length=2048, pattern=HTTP_URL, description="Base URL, http(s) only.")
     auth: ConnectorAuth = Field(
-        default_factory=ConnectorAuth, description="How to authenticate.", json_schema_extra={"default": {}},
+        default_factory=ConnectorAuth, description="How to authenticate.",
+        json_schema_extra={"default": {"type": "none"}},
     )
     tools: list[ConnectorTool] = Field(
         default_factory=list, max_length=128,

@@ -29,10 +29,10 @@ def _quantity(value: Any) -> Decimal | None:
 
 
 def _equal_scalars(want: Any, have: Any) -> bool:
+    if isinstance(want, bool) or isinstance(have, bool):
+        return want is have  # True == 1 in Python, not in Kubernetes
     if want == have:
         return True
-    if isinstance(want, bool) or isinstance(have, bool):
-        return False
     if isinstance(want, (str, int, float)) and isinstance(have, (str, int, float)):
         a, b = _quantity(want), _quantity(have)
         return a is not None and a == b

@@ -18,6 +18,7 @@ from ..reconcile.context import Context, Settings
 from ..reconcile.queue import WorkQueue
 from ..reconcile.statepolicy import reconcile_state_policy
 from ..reconcile.store import STORE
+from ..rollout import PrometheusProvider
 from .queue_ref import set_queue
 
 log = logging.getLogger("agentfleet")
@@ -79,7 +80,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.priority = int(os.environ.get("AGENTFLEET_PRIORITY", "0"))
     settings.peering.stealth = True
     client = KubeClient.from_environment()
-    ctx = Context(client=client, settings=Settings(
+    ctx = Context(client=client, analysis=PrometheusProvider(), settings=Settings(
         runtime_image=os.environ.get("AGENTFLEET_RUNTIME_IMAGE", Settings.runtime_image),
         redis_image=os.environ.get("AGENTFLEET_REDIS_IMAGE", Settings.redis_image),
     ))

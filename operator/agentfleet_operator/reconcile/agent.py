@@ -178,11 +178,11 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     mounts = {k: tuple(sorted(v)) for k, v in secret_mounts(resolved).items()}
     current = children.Track("stable", revision, resolved.image, mounts)
 
-    plan: RolloutPlan = await plan_rollout(ctx, resolved, old_status, current,
-                                           lambda rev: _child(ctx, namespace, name, "ConfigMap",
-                                                              names.config_map(name, rev)))
+    plan: RolloutPlan = await plan_rollout(
+        ctx, resolved, old_status, current, lambda kind, child: _child(ctx, namespace, name, kind, child),
+        meta.get("annotations") or {})
     desired: list[dict[str, Any]] = [children.service_account(resolved)]
-    desired += [children.revision_config_map(resolved, current, config)] if plan.needs_current_config else []
+    desired.append(children.revision_config_map(resolved, current, config))
     desired += [children.deployment(resolved, track) for track in plan.tracks]
     desired.append(children.service(resolved, name, None))
     if plan.split_services:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..kube.client import KubeClient, post_event
+from ..rollout import AnalysisProvider
 from .store import STORE, Store
 
 
@@ -25,8 +26,7 @@ class Context:
     client: KubeClient
     settings: Settings = field(default_factory=Settings)
     store: Store = STORE
-    enqueue: Any = None  # callable(key) set by the operator when the queue starts
-    enqueue_after: Any = None
+    analysis: AnalysisProvider | None = None
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)

@@ -1,0 +1,279 @@
+"""The operator on the real local cluster, running under the RBAC it ships."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.integration.operator_harness import OperatorProcess, install_crds_and_rbac
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="module")
+def operator(kubectl: Kubectl, serviceaccount_kubeconfig_module: Callable[[str, str], str],
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    install_crds_and_rbac(kubectl)
+    config = serviceaccount_kubeconfig_module("agentfleet-system", "agentfleet-operator")
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = OperatorProcess(config, log).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def serviceaccount_kubeconfig_module(kubeconfig: str, kubectl: Kubectl,
+                                     tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], str]:
+    def make(namespace: str, name: str) -> str:
+        token = kubectl("create", "token", name, "-n", namespace, "--duration=2h", check=True).stdout.strip()
+        admin = yaml.safe_load(Path(kubeconfig).read_text())
+        context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+        cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+        user = f"system:serviceaccount:{namespace}:{name}"
+        doc = {"apiVersion": "v1", "kind": "Config", "clusters": [cluster],
+               "users": [{"name": user, "user": {"token": token}}],
+               "contexts": [{"name": user, "context": {"cluster": cluster["name"], "user": user}}],
+               "current-context": user}
+        path = tmp_path_factory.mktemp("sa") / "kubeconfig"
+        path.write_text(yaml.safe_dump(doc))
+        path.chmod(0o600)
+        return str(path)
+
+    return make
+
+
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.3) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
+
+
+def get(kubectl: Kubectl, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
+    result = kubectl("get", kind, name, "-n", namespace, "-o", "json", "--ignore-not-found")
+    return json.loads(result.stdout) if result.stdout.strip() else None
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
+    for cond in (obj or {}).get("status", {}).get("conditions", []):
+        if cond["type"] == type_:
+            return cond
+    return {}
+
+
+def apply(kubectl: Kubectl, namespace: str, *docs: dict[str, Any]) -> None:
+    for doc in docs:
+        doc.setdefault("metadata", {})["namespace"] = namespace
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs), check=True)
+
+
+def rules_agent(name: str, **spec: Any) -> dict[str, Any]:
+    body = {"model": {"provider": "rules", "name": "greeter", "rules": [{"pattern": "hi", "reply": "hello"}]},
+            "prompt": {"system": "You greet."}}
+    body.update(spec)
+    return {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "Agent", "metadata": {"name": name}, "spec": body}
+
+
+def connector(name: str, secret: str | None = None) -> dict[str, Any]:
+    auth: dict[str, Any] = {"type": "bearer", "secretRef": {"name": secret}} if secret else {"type": "none"}
+    return {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "Connector", "metadata": {"name": name},
+            "spec": {"type": "http", "endpoint": "https://crm.example.com/api", "auth": auth,
+                     "tools": [{"name": "lookup_customer", "method": "GET", "path": "/customers"}]}}
+
+
+def secret(name: str, **data: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
+
+
+def ready(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any] | None:
+    agent = get(kubectl, "agent", name, namespace)
+    if agent and condition(agent, "Ready").get("status") == "True" and \
+            agent["status"].get("observedGeneration") == agent["metadata"]["generation"]:
+        return agent
+    return None
+
+
+def test_agent_becomes_ready_with_its_children(operator: OperatorProcess, kubectl: Kubectl, namespace: str) -> None:
+    apply(kubectl, namespace, rules_agent("greeter"))
+    waited = kubectl("wait", "--for=condition=Ready", "--timeout=90s", "agt/greeter", "-n", namespace)
+    assert waited.returncode == 0, waited.stderr + operator.log_tail()
+    agent = get(kubectl, "agent", "greeter", namespace)
+    status = agent["status"]
+    assert status["phase"] == "Ready" and status["ready"] == "1/1" and status["readyReplicas"] == 1
+    assert status["selector"] == "agentfleet.dev/agent=greeter"
+    assert status["endpoint"] == f"http://greeter.{namespace}.svc:8080"
+    revision = status["revision"]["stable"]
+    assert revision and status["observedGeneration"] == agent["metadata"]["generation"]
+    assert {c["type"] for c in status["conditions"]} == {"Ready", "Reconciling", "Stalled", "ConnectorsReady",
+                                                         "StateReady", "RolloutHealthy"}
+    assert condition(agent, "Stalled")["status"] == "False"
+    for kind, name in [("serviceaccount", "greeter"), ("configmap", f"greeter-config-{revision}"),
+                       ("secret", "greeter-access"), ("deployment", "greeter"), ("service", "greeter"),
+                       ("networkpolicy", "greeter")]:
+        child = get(kubectl, kind, name, namespace)
+        assert child is not None, f"{kind}/{name} missing"
+        owner = child["metadata"]["ownerReferences"][0]
+        assert owner["kind"] == "Agent" and owner["uid"] == agent["metadata"]["uid"] and owner["controller"]
+    assert get(kubectl, "hpa", "greeter", namespace) is None
+    assert get(kubectl, "pdb", "greeter", namespace) is None  # one replica: no PDB
+    cm = get(kubectl, "configmap", f"greeter-config-{revision}", namespace)
+    assert cm["immutable"] is True and json.loads(cm["data"]["config.json"])["agent"]["revision"] == revision
+    listing = kubectl("get", "agt", "-n", namespace, check=True).stdout
+    assert "1/1" in listing and "Ready" in listing
+
+
+def test_missing_connector_recovers_without_touching_the_agent(operator: OperatorProcess, kubectl: Kubectl,
+                                                               namespace: str) -> None:
+    apply(kubectl, namespace, rules_agent("bot", connectors=[{"name": "crm"}]))
+    agent = wait_for("ConnectorNotFound", lambda: (a := get(kubectl, "agent", "bot", namespace)) and condition(
+        a, "ConnectorsReady").get("reason") == "ConnectorNotFound" and a)
+    assert condition(agent, "Ready")["status"] == "False" and condition(agent, "Ready")["reason"] == "ConnectorNotFound"
+    assert condition(agent, "Stalled")["status"] == "True"
+    assert agent["status"]["phase"] == "Pending"
+    generation = agent["metadata"]["generation"]
+    events = kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=bot", "-o", "json",
+                     check=True)
+    assert any(e["reason"] == "ConnectorNotFound" and e["type"] == "Warning"
+               for e in json.loads(events.stdout)["items"])
+
+    apply(kubectl, namespace, connector("crm", secret="crm-token"))
+    # The Connector reports its own missing Secret, and the Agent says why it waits.
+    wait_for("SecretNotFound", lambda: condition(get(kubectl, "connector", "crm", namespace),
+                                                 "SecretResolved").get("reason") == "SecretNotFound")
+    apply(kubectl, namespace, secret("crm-token", wrong="x"))
+    wait_for("SecretKeyMissing", lambda: condition(get(kubectl, "connector", "crm", namespace),
+                                                   "SecretResolved").get("reason") == "SecretKeyMissing")
+    apply(kubectl, namespace, secret("crm-token", token="t0ken"))
+    agent = wait_for("Agent Ready", lambda: ready(kubectl, "bot", namespace))
+    assert agent["metadata"]["generation"] == generation  # nobody edited the Agent
+    assert condition(agent, "ConnectorsReady")["status"] == "True"
+    conn = wait_for("usedBy", lambda: (c := get(kubectl, "connector", "crm", namespace)) and
+                    c["status"].get("usedBy") == 1 and c)
+    assert condition(conn, "Ready")["status"] == "True" and conn["status"]["secretHash"]
+    assert "t0ken" not in json.dumps(conn) and "dDBrZW4" not in json.dumps(conn["status"])
+
+
+def test_secret_rotation_and_prompt_edit_make_new_revisions(operator: OperatorProcess, kubectl: Kubectl,
+                                                            namespace: str) -> None:
+    prompt = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "prompts"},
+              "data": {"support": "You help."}}
+    apply(kubectl, namespace, prompt, connector("crm", secret="crm-token"), secret("crm-token", token="one"),
+          rules_agent("bot", prompt={"configMapRef": {"name": "prompts", "key": "support"}},
+                      connectors=[{"name": "crm"}]))
+    first = wait_for("Ready", lambda: ready(kubectl, "bot", namespace))["status"]["revision"]["stable"]
+
+    def template_revision() -> str:
+        dep = get(kubectl, "deployment", "bot", namespace)
+        return dep["spec"]["template"]["metadata"]["labels"]["agentfleet.dev/revision"]
+
+    assert template_revision() == first
+    apply(kubectl, namespace, secret("crm-token", token="two"))  # rotation
+    second = wait_for("rotation revision", lambda: (
+        (a := ready(kubectl, "bot", namespace)) and a["status"]["revision"]["stable"] != first
+        and a["status"]["revision"]["stable"]))
+    assert template_revision() == second
+    prompt["data"]["support"] = "You help, politely."
+    apply(kubectl, namespace, prompt)
+    third = wait_for("prompt revision", lambda: (
+        (a := ready(kubectl, "bot", namespace)) and a["status"]["revision"]["stable"] not in (first, second)
+        and a["status"]["revision"]["stable"]))
+    assert template_revision() == third
+    config = json.loads(get(kubectl, "configmap", f"bot-config-{third}", namespace)["data"]["config.json"])
+    assert config["systemPrompt"] == "You help, politely."
+    assert "two" not in json.dumps(config) and config["connectors"][0]["auth"]["secretDir"].endswith("crm-token")
+
+
+def test_scale_subresource_and_pdb(operator: OperatorProcess, kubectl: Kubectl, namespace: str) -> None:
+    apply(kubectl, namespace, rules_agent("bot"))
+    wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
+    kubectl("scale", "agt/bot", "-n", namespace, "--replicas=3", check=True)
+    agent = wait_for("3 replicas", lambda: (a := ready(kubectl, "bot", namespace)) and
+                     a["status"]["replicas"] == 3 and a)
+    assert agent["status"]["ready"] == "3/3"
+    assert get(kubectl, "deployment", "bot", namespace)["spec"]["replicas"] == 3
+    assert get(kubectl, "pdb", "bot", namespace)["spec"]["maxUnavailable"] == 1
+    scale = json.loads(kubectl("get", "--raw", f"/apis/agentfleet.dev/v1alpha1/namespaces/{namespace}/agents/bot/scale",
+                               check=True).stdout)
+    assert scale["spec"]["replicas"] == 3 and scale["status"]["selector"] == "agentfleet.dev/agent=bot"
+
+
+def test_autoscaled_agent_leaves_replicas_to_the_hpa(operator: OperatorProcess, kubectl: Kubectl,
+                                                     namespace: str) -> None:
+    apply(kubectl, namespace, rules_agent("bot", autoscaling={"minReplicas": 2, "maxReplicas": 5,
+                                                              "targetCPUUtilization": 60}))
+    wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
+    hpa = get(kubectl, "hpa", "bot", namespace)
+    assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["scaleTargetRef"]["name"] == "bot"
+    managers = get(kubectl, "deployment", "bot", namespace)["metadata"]["managedFields"]
+    ours = [m for m in managers if m["manager"] == "agentfleet"]
+    assert ours and all("f:replicas" not in json.dumps(m.get("fieldsV1", {}).get("f:spec", {})) for m in ours)
+    # What the HPA does (a scale of the Deployment) is not undone by the operator.
+    kubectl("scale", "deployment/bot", "-n", namespace, "--replicas=4", check=True)
+    wait_for("4 pods", lambda: (ready(kubectl, "bot", namespace) or {}).get("status", {}).get("replicas") == 4)
+    time.sleep(2)
+    assert get(kubectl, "deployment", "bot", namespace)["spec"]["replicas"] == 4
+
+
+def test_drift_is_restored_and_foreign_fields_kept(operator: OperatorProcess, kubectl: Kubectl,
+                                                   namespace: str) -> None:
+    apply(kubectl, namespace, rules_agent("bot"))
+    wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
+    original = get(kubectl, "service", "bot", namespace)["metadata"]["uid"]
+    kubectl("delete", "service", "bot", "-n", namespace, check=True)
+    wait_for("service restored", lambda: (s := get(kubectl, "service", "bot", namespace)) and
+             s["metadata"]["uid"] != original)
+    kubectl("patch", "networkpolicy", "bot", "-n", namespace, "--type=merge",
+            "-p", '{"spec":{"podSelector":{"matchLabels":{"agentfleet.dev/agent":"other"}}}}', check=True)
+    kubectl("annotate", "service", "bot", "-n", namespace, "example.com/owner=team-a", check=True)
+    wait_for("selector restored", lambda: get(kubectl, "networkpolicy", "bot", namespace)["spec"]["podSelector"][
+        "matchLabels"]["agentfleet.dev/agent"] == "bot")
+    time.sleep(1)
+    assert get(kubectl, "service", "bot", namespace)["metadata"]["annotations"]["example.com/owner"] == "team-a"
+
+
+def test_deleting_the_agent_removes_every_child(operator: OperatorProcess, kubectl: Kubectl, namespace: str) -> None:
+    apply(kubectl, namespace, rules_agent("bot", replicas=2))
+    wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
+    kubectl("delete", "agt", "bot", "-n", namespace, "--timeout=30s", check=True)  # no finalizer keeps it
+    selector = "agentfleet.dev/agent=bot"
+
+    def leftovers() -> str:
+        return kubectl("get", "deploy,svc,sa,cm,secret,pdb,networkpolicy,hpa", "-n", namespace, "-l", selector,
+                       "-o", "name").stdout.strip()
+
+    wait_for("garbage collection", lambda: leftovers() == "", timeout=60)
+
+
+def test_no_op_resync_writes_nothing_and_restart_converges(operator: OperatorProcess, kubectl: Kubectl,
+                                                          namespace: str, tmp_path: Path) -> None:
+    apply(kubectl, namespace, connector("crm", secret="crm-token"), secret("crm-token", token="x"),
+          rules_agent("bot", connectors=[{"name": "crm"}], replicas=2))
+    agent = wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
+    children_before = kubectl("get", "deploy,svc,sa,cm,secret,pdb,networkpolicy", "-n", namespace, "-o", "name",
+                              check=True).stdout.split()
+    operator.stop()
+    restarted = OperatorProcess(operator.kubeconfig, tmp_path / "restarted.log").start()
+    try:
+        # The restarted operator lists everything and reconciles every object once.
+        wait_for("initial reconciles", lambda: "agentfleet_reconcile_total" in restarted.metrics(), timeout=30)
+        time.sleep(5)
+        assert restarted.writes() == 0, restarted.api_requests()
+        after = get(kubectl, "agent", "bot", namespace)
+        assert after["metadata"]["resourceVersion"] == agent["metadata"]["resourceVersion"]
+        children_after = kubectl("get", "deploy,svc,sa,cm,secret,pdb,networkpolicy", "-n", namespace, "-o", "name",
+                                 check=True).stdout.split()
+        assert children_after == children_before
+    finally:
+        restarted.stop()
+        operator.start()
