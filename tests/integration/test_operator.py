@@ -215,7 +215,8 @@ def test_autoscaled_agent_leaves_replicas_to_the_hpa(operator: OperatorProcess, 
     wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
     hpa = get(kubectl, "hpa", "bot", namespace)
     assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["scaleTargetRef"]["name"] == "bot"
-    managers = get(kubectl, "deployment", "bot", namespace)["metadata"]["managedFields"]
+    managers = json.loads(kubectl("get", "deployment", "bot", "-n", namespace, "-o", "json", "--show-managed-fields",
+                                 check=True).stdout)["metadata"]["managedFields"]
     ours = [m for m in managers if m["manager"] == "agentfleet"]
     assert ours and all("f:replicas" not in json.dumps(m.get("fieldsV1", {}).get("f:spec", {})) for m in ours)
     # What the HPA does (a scale of the Deployment) is not undone by the operator.
@@ -262,6 +263,9 @@ def test_no_op_resync_writes_nothing_and_restart_converges(operator: OperatorPro
     agent = wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
     children_before = kubectl("get", "deploy,svc,sa,cm,secret,pdb,networkpolicy", "-n", namespace, "-o", "name",
                               check=True).stdout.split()
+    # Other tests' namespaces still being torn down would give the new operator real work to do.
+    wait_for("no namespace terminating", lambda: "Terminating" not in kubectl("get", "ns", check=True).stdout,
+             timeout=120)
     operator.stop()
     restarted = OperatorProcess(operator.kubeconfig, tmp_path / "restarted.log").start()
     try:

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from agentfleet_operator.api import AgentSpec, ConnectorSpec, StatePolicySpec
 from agentfleet_operator.builders import agent_children as children
 from agentfleet_operator.builders import names, state_store
@@ -15,6 +14,7 @@ from agentfleet_operator.builders.drift import contains, needs_apply
 from agentfleet_operator.builders.inputs import ResolvedAgent, ResolvedConnector, ResolvedState
 from agentfleet_operator.builders.revision import revision_hash, secret_hash
 from agentfleet_operator.builders.runtime_config import build_runtime_config, revision_inputs, secret_mounts
+
 from tests.unit.samples import load_sample
 
 
@@ -27,7 +27,8 @@ def _agent(**overrides: Any) -> ResolvedAgent:
         name="support-bot", namespace="support", uid="uid-1", spec=spec, image="runtime:1",
         prompt_text=spec.prompt.system or "",
         connectors=(ResolvedConnector(ref=spec.connectors[0], spec=connector),),
-        state=ResolvedState(name="chat-sessions", spec=policy, redis_url=state_store.redis_url("chat-sessions", "support"),
+        state=ResolvedState(name="chat-sessions", spec=policy,
+                            redis_url=state_store.redis_url("chat-sessions", "support"),
                             password_secret=("chat-sessions-redis-auth", "password")),
         access_secret="support-bot-access",
         secret_hashes={"crm-creds": "h1", "llm-key": "h2", "state-key": "h3", "chat-sessions-redis-auth": "h4",

@@ -113,6 +113,8 @@ class KubeClient:
         self._max_retries = max_retries
         self.requests: Counter[str] = Counter()
         self._token_mtime = 0.0
+        # Troubleshooting aid: log every write request (AGENTFLEET_LOG_WRITES=1); never bodies.
+        self.log_writes = os.environ.get("AGENTFLEET_LOG_WRITES") == "1"
 
     @classmethod
     def from_environment(cls) -> KubeClient:
@@ -140,6 +142,8 @@ class KubeClient:
         delay = 0.2
         for attempt in range(self._max_retries + 1):
             self.requests[verb] += 1
+            if verb in WRITE_VERBS and self.log_writes:
+                log.info("write: %s %s %s", verb, method, path)
             try:
                 response = await self._http.request(method, path, **kwargs)
             except httpx.TransportError as exc:

@@ -198,6 +198,8 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
         await _prune(ctx, namespace, name, uid, desired,
                      {names.config_map(name, t.revision) for t in plan.tracks} | {names.config_map(name, revision)})
     except ApiError as exc:
+        if exc.status == 403 and "being terminated" in exc.message:
+            return None  # the namespace is going away with everything in it; nothing to restore
         reason = "Forbidden" if exc.status == 403 else "ApplyFailed"
         await _write_status(ctx, agent_obj, old_status, generation, {"phase": "Failed"}, [
             Cond("Ready", False, reason, str(exc)), Cond("Reconciling", True, reason, str(exc)),

@@ -99,7 +99,16 @@ class Store:
         return set(self._dependents.get((kind, namespace, name), ()))
 
     def used_by(self, kind: str, namespace: str, name: str) -> int:
-        return len(self._dependents.get((kind, namespace, name), ()))
+        """Agents whose spec names this Connector or StatePolicy, read from the specs themselves so
+        the count is right from the first reconcile after a start, whatever the order."""
+        count = 0
+        for key in self.agents_in(namespace):
+            spec = (self.agent(*key) or {}).get("spec", {})
+            if kind == "Connector":
+                count += any(ref.get("name") == name for ref in spec.get("connectors", []))
+            elif kind == "StatePolicy":
+                count += (spec.get("statePolicyRef") or {}).get("name") == name
+        return count
 
 
 STORE = Store()
