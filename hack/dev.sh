@@ -19,7 +19,7 @@ down() {
     log "stopping the operator (pid $(cat "$PIDFILE"))"
     kill -TERM "$(cat "$PIDFILE")" 2>/dev/null || true
     for _ in $(seq 50); do running || break; sleep 0.2; done
-    running && kill -KILL "$(cat "$PIDFILE")" 2>/dev/null || true
+    if running; then kill -KILL "$(cat "$PIDFILE")" 2>/dev/null || true; fi
   fi
   rm -f "$PIDFILE"
 }
@@ -50,7 +50,8 @@ up() {
   log "applying the samples (manifests/samples)"
   kubectl apply -k "$ROOT/manifests/samples" >/dev/null
   log "waiting for the sample Agents to become Ready"
-  kubectl -n agentfleet-demo wait --for=condition=Ready --timeout=120s agent/hello agent/support-bot >/dev/null || true
+  kubectl -n agentfleet-demo wait --for=condition=Ready --timeout=120s statepolicy/chat-sessions \
+    agent/hello agent/support-bot >/dev/null || log "not everything is Ready yet; see the conditions below"
   kubectl get agentfleet -n agentfleet-demo -o wide
   echo
   echo "Next: kubectl describe agt support-bot -n agentfleet-demo   (KUBECONFIG=$KUBECONFIG)"

@@ -112,7 +112,7 @@ def _agent_object(namespace: str, name: str, uid: str) -> dict[str, Any]:
 
 def _problem_conditions(res: Resolution) -> tuple[Cond, Cond]:
     conn = res.first("connectors")
-    state = res.first("state")
+    state = res.first("state") or next(iter(res.degraded), None)
     connectors = Cond("ConnectorsReady", False, conn.reason, conn.message) if conn else Cond(
         "ConnectorsReady", True, "Resolved", f"{len(res.connectors)} connector(s) resolved")
     state_cond = Cond("StateReady", False, state.reason, state.message) if state else Cond(
@@ -236,6 +236,9 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
         phase = plan.phase or ("Progressing" if old_status.get("phase") not in (None, "Pending") else "Pending")
     if plan.degraded_reason:
         ready_cond = Cond("Ready", False, plan.degraded_reason, plan.message)
+        phase = "Degraded"
+    elif res.degraded and ready_cond.status:
+        ready_cond = Cond("Ready", False, res.degraded[0].reason, res.degraded[0].message)
         phase = "Degraded"
 
     fields: dict[str, Any] = {

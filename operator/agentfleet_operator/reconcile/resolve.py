@@ -33,6 +33,8 @@ class Resolution:
     access_secret: str = ""
     generate_access_secret: bool = False
     problems: list[Problem] = field(default_factory=list)
+    # Not the spec's fault and no reason to hold a rollout back, but the Agent is not fully usable.
+    degraded: list[Problem] = field(default_factory=list)
     dependencies: set[Dependency] = field(default_factory=set)
 
     def problem(self, area: str, reason: str, message: str) -> None:
@@ -107,6 +109,11 @@ def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolut
             res.problem("state", "StatePolicyNotFound", f"StatePolicy {policy_name} not found in namespace {namespace}")
         else:
             policy = StatePolicySpec.model_validate(body["spec"])
+            policy_ready = next((c for c in (body.get("status") or {}).get("conditions", [])
+                                 if c.get("type") == "Ready"), None)
+            if policy_ready is not None and policy_ready.get("status") == "False":
+                res.degraded.append(Problem("state", "StateStoreNotReady",
+                                            f"StatePolicy {policy_name}: {policy_ready.get('message', '')}"))
             redis_url: str | None = None
             password: tuple[str, str] | None = None
             if policy.store.type == "redis" and policy.store.redis:
