@@ -5,7 +5,7 @@ kube-scheduler and kwok as local processes; see docs/local-cluster.md). It is le
 session so the next run reuses it in well under a second; `hack/cluster.sh down` (or
 `make cluster-down`) stops it.
 
-To run against another cluster instead, set KUBECONFIG and AGENTFLEET_USE_EXISTING_CLUSTER=1.
+To run against another cluster instead (kind, a real cluster), set KUBECONFIG to its kubeconfig.
 
 When the control plane cannot be built or started, tests that need it are skipped with the reason,
 except under CI=true, where that is a failure: CI must not go green by skipping the real tests.
@@ -50,7 +50,8 @@ def _unavailable(reason: str) -> None:
 def kubeconfig() -> str:
     """Path of an admin kubeconfig for a running cluster."""
     existing = os.environ.get("KUBECONFIG")
-    if existing and os.environ.get("AGENTFLEET_USE_EXISTING_CLUSTER") == "1":
+    # Any cluster KUBECONFIG names (kind, a real cluster) is used as is; the local one is (re)started.
+    if existing and Path(existing).resolve() != LOCAL_KUBECONFIG.resolve():
         return existing
     if shutil.which("kubectl") is None:
         _unavailable("kubectl is not on PATH")

@@ -49,7 +49,7 @@ def serviceaccount_kubeconfig_module(kubeconfig: str, kubectl: Kubectl,
     return make
 
 
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.3) -> Any:
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 120, interval: float = 0.3) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
