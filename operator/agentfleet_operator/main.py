@@ -49,9 +49,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--health-port", type=int, default=8081, help="/healthz and /readyz port (0 = off)")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--verbose", "-v", action="store_true")
-    parser.add_argument("--peering", action="store_true",
-                        help="coordinate with other replicas through kopf peering (HA); default standalone")
-    parser.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    parser.add_argument("--leader-elect", action="store_true",
+                        help="run several replicas for HA: only the holder of the Lease reconciles")
+    parser.add_argument("--lease-seconds", type=int, default=15, help="how long a silent leader keeps the Lease")
     parser.add_argument("--runtime-image", default=None, help="default agent runtime image")
     return parser.parse_args(argv)
 
@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _configure_logging(args.log_format, args.verbose)
     os.environ["AGENTFLEET_HEALTH_PORT"] = str(args.health_port)
-    os.environ["AGENTFLEET_PRIORITY"] = str(args.priority)
+    if args.leader_elect:
+        os.environ["AGENTFLEET_LEADER_ELECT"] = "1"
+        os.environ["AGENTFLEET_LEASE_SECONDS"] = str(args.lease_seconds)
     if args.runtime_image:
         os.environ["AGENTFLEET_RUNTIME_IMAGE"] = args.runtime_image
     if args.metrics_port:
@@ -70,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace,
-        standalone=not args.peering,
-        priority=args.priority,
+        # HA is our own Lease election (warm standbys); kopf's peering would pause the watches too.
+        standalone=True,
     )
     return 0
 

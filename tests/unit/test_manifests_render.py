@@ -68,7 +68,7 @@ METRIC_WORD = re.compile(r"\b(?:agentfleet|agent|gen_ai)_[a-z0-9_]+\b")
 # The exact RBAC of the operator: (apiGroup, resource) -> verbs. Widening it must change this
 # table, in review, next to the comment in clusterrole.yaml that justifies it.
 EXPECTED_RBAC: dict[tuple[str, str], set[str]] = {
-    **{("agentfleet.dev", r): {"get", "list", "watch", "patch"} for r in ("agents", "connectors", "statepolicies")},
+    **{("agentfleet.dev", r): {"get", "list", "watch"} for r in ("agents", "connectors", "statepolicies")},
     **{
         ("agentfleet.dev", f"{r}/status"): {"get", "patch", "update"} for r in ("agents", "connectors", "statepolicies")
     },
@@ -88,8 +88,6 @@ EXPECTED_RBAC: dict[tuple[str, str], set[str]] = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
     ("", "namespaces"): {"get", "list", "watch"},
     ("coordination.k8s.io", "leases"): {"get", "list", "watch", "create", "patch", "update"},
-    ("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"},
-    ("kopf.dev", "kopfpeerings"): {"get", "list", "watch", "patch"},
     ("gateway.networking.k8s.io", "httproutes"): {"get", "list", "watch", "patch"},
 }
 
@@ -277,15 +275,15 @@ def test_deployment_pod_security(deployment: dict[str, Any], container: dict[str
 
 def test_deployment_shape(deployment: dict[str, Any], container: dict[str, Any]) -> None:
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}  # never two active operators during upgrade
+    assert spec["replicas"] == 2  # HA: one leader reconciles, a warm standby takes over
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     selector = spec["selector"]["matchLabels"]
     assert selector.items() <= spec["template"]["metadata"]["labels"].items()
 
     # A plain name:tag the kustomize images transformer can rewrite, pinned to this release.
     assert container["image"] == f"ghcr.io/agentfleet/agentfleet-operator:{VERSION}"
     assert container["command"] == ["agentfleet-operator"]
-    assert container["args"] == ["--all-namespaces", "--metrics-port=9090", "--log-format=json"]
+    assert container["args"] == ["--all-namespaces", "--metrics-port=9090", "--log-format=json", "--leader-elect"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["AGENTFLEET_RUNTIME_IMAGE"] == f"ghcr.io/agentfleet/agentfleet-runtime:{VERSION}"
 

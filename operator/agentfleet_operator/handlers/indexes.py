@@ -1,5 +1,6 @@
 """In-memory mirrors of what the reconcilers read. kopf fills every index from its watch stream and
-runs no handler before all of them are fully listed. Secrets are kept as hashes and key names only."""
+runs no handler before all of them are fully listed. Secrets are kept as hashes and key names only.
+The index functions are async because kopf would run plain functions in worker threads."""
 
 from __future__ import annotations
 
@@ -56,28 +57,28 @@ def _own(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @kopf.index(GROUP, VERSION, "agents")
-def agents_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def agents_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): _own(body)}
 
 
 @kopf.index(GROUP, VERSION, "connectors")
-def connectors_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def connectors_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): _own(body)}
 
 
 @kopf.index(GROUP, VERSION, "statepolicies")
-def statepolicies_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def statepolicies_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): _own(body)}
 
 
 @kopf.index("", "v1", "secrets")
-def secrets_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def secrets_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     data = body.get("data") or {}
     return {(namespace, name): {"hash": secret_hash(data), "keys": sorted(data)}}
 
 
 @kopf.index("", "v1", "configmaps", labels=UNMANAGED)
-def configmaps_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def configmaps_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     # Prompts are read from here; only ConfigMaps we do not manage.
     return {(namespace, name): {"data": plain(body.get("data") or {})}}
 
@@ -90,7 +91,7 @@ def _owner_key(namespace: str, body: Mapping[str, Any]) -> tuple[str, str, str] 
 
 
 def _child_indexer(api_version: str, kind: str):  # type: ignore[no-untyped-def]
-    def index(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
+    async def index(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
         key = _owner_key(namespace, body)
         if key is None:
             return None

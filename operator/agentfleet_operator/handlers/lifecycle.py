@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import socket
 from collections.abc import Hashable
 from typing import Any
 
@@ -11,6 +13,7 @@ import kopf
 from aiohttp import web
 
 from ..kube.client import KubeClient
+from ..kube.leader import LeaderElector
 from ..reconcile import metrics
 from ..reconcile.agent import reconcile_agent
 from ..reconcile.connector import reconcile_connector
@@ -76,9 +79,7 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 30
     settings.posting.level = logging.WARNING
     settings.networking.request_timeout = 60
-    settings.peering.name = os.environ.get("AGENTFLEET_PEERING_NAME", "agentfleet")
-    settings.peering.priority = int(os.environ.get("AGENTFLEET_PRIORITY", "0"))
-    settings.peering.stealth = True
+    settings.peering.standalone = True
     client = KubeClient.from_environment()
     ctx = Context(client=client, analysis=PrometheusProvider(), settings=Settings(
         runtime_image=os.environ.get("AGENTFLEET_RUNTIME_IMAGE", Settings.runtime_image),
@@ -87,7 +88,23 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     queue = WorkQueue(_dispatch, workers=int(os.environ.get("AGENTFLEET_WORKERS", "8")))
     _state.update(ctx=ctx, queue=queue)
     set_queue(queue)
-    queue.start()
+    if os.environ.get("AGENTFLEET_LEADER_ELECT") == "1":
+        # Events are queued from the start; workers run only while this replica holds the lease.
+        identity = f"{os.environ.get('HOSTNAME', socket.gethostname())}-{os.getpid()}"
+        elector = LeaderElector(client, os.environ.get("POD_NAMESPACE", "agentfleet-system"),
+                                "agentfleet-operator", identity,
+                                lease_seconds=int(os.environ.get("AGENTFLEET_LEASE_SECONDS", "15")))
+
+        async def started() -> None:
+            queue.start()
+
+        async def stopped() -> None:
+            await queue.stop()
+
+        _state["elector"] = elector
+        _state["election"] = asyncio.create_task(elector.run(started, stopped), name="leader-election")
+    else:
+        queue.start()
     health_port = int(os.environ.get("AGENTFLEET_HEALTH_PORT", "8081"))
     if health_port:
         _state["probes"] = await _probe_server(health_port)
@@ -97,6 +114,9 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
     set_queue(None)
+    if "election" in _state:
+        _state["election"].cancel()
+        await _state["elector"].release()
     if "queue" in _state:
         await _state["queue"].stop()
     if "probes" in _state:

@@ -1,5 +1,8 @@
 """Watch events → work-queue keys. Nothing here reconciles; it only decides who must look again.
 
+Every handler is `async def` on purpose: kopf runs plain functions in worker threads, and the work
+queue (an asyncio.Queue) must only be touched from the event loop's thread.
+
 kopf's change handlers (on.create/update) would write their bookkeeping annotations onto the user's
 objects (a diff for Argo CD) and need finalizers; plain event handlers need neither."""
 
@@ -24,7 +27,7 @@ def _fingerprint(body: kopf.Body) -> tuple[Any, ...]:
 
 
 @kopf.on.event(GROUP, VERSION, "agents")
-def agent_event(event: dict[str, Any], namespace: str, name: str, body: kopf.Body, **kwargs: Any) -> None:
+async def agent_event(event: dict[str, Any], namespace: str, name: str, body: kopf.Body, **kwargs: Any) -> None:
     STORE.bind(kwargs)
     key = (namespace, name)
     if event.get("type") == "DELETED":
@@ -46,14 +49,14 @@ def _dependents(kind: str, namespace: str, name: str) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "connectors")
-def connector_event(namespace: str, name: str, **kwargs: Any) -> None:
+async def connector_event(namespace: str, name: str, **kwargs: Any) -> None:
     STORE.bind(kwargs)
     enqueue(("Connector", namespace, name))
     _dependents("Connector", namespace, name)
 
 
 @kopf.on.event(GROUP, VERSION, "statepolicies")
-def state_policy_event(namespace: str, name: str, **kwargs: Any) -> None:
+async def state_policy_event(namespace: str, name: str, **kwargs: Any) -> None:
     STORE.bind(kwargs)
     enqueue(("StatePolicy", namespace, name))
     _dependents("StatePolicy", namespace, name)
@@ -71,19 +74,19 @@ def _secret_users(namespace: str, name: str) -> None:
 
 
 @kopf.on.event("", "v1", "secrets")
-def secret_event(namespace: str, name: str, **kwargs: Any) -> None:
+async def secret_event(namespace: str, name: str, **kwargs: Any) -> None:
     STORE.bind(kwargs)
     _dependents("Secret", namespace, name)
     _secret_users(namespace, name)
 
 
 @kopf.on.event("", "v1", "configmaps", labels=UNMANAGED)
-def config_map_event(namespace: str, name: str, **kwargs: Any) -> None:
+async def config_map_event(namespace: str, name: str, **kwargs: Any) -> None:
     STORE.bind(kwargs)
     _dependents("ConfigMap", namespace, name)
 
 
-def _owner_event(namespace: str, body: kopf.Body, **kwargs: Any) -> None:
+async def _owner_event(namespace: str, body: kopf.Body, **kwargs: Any) -> None:
     STORE.bind(kwargs)
     for ref in body.get("metadata", {}).get("ownerReferences") or []:
         if ref.get("controller") and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/"):
