@@ -63,9 +63,11 @@ class NamespacedOperator(OperatorProcess):
     def __init__(self, kubeconfig: str, log_path: Path, namespace: str) -> None:
         super().__init__(kubeconfig, log_path)
         self.namespace = namespace
+        self.instance = f"canary-e2e-{namespace}"
 
     def start(self, timeout: float = 60) -> NamespacedOperator:
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig, AGENTFLEET_LOG_WRITES="1")
+        # HOSTNAME becomes the Events' reportingInstance: tells this operator's Events from any other's.
+        env = dict(os.environ, KUBECONFIG=self.kubeconfig, AGENTFLEET_LOG_WRITES="1", HOSTNAME=self.instance)
         env.pop("KUBERNETES_SERVICE_HOST", None)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

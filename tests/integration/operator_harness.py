@@ -83,6 +83,13 @@ class OperatorProcess:
     def writes(self) -> float:
         return sum(v for k, v in self.api_requests().items() if k in ("apply", "create", "patch", "delete", "update"))
 
+    def writes_in(self, namespace: str) -> list[str]:
+        """Write requests the operator logged (AGENTFLEET_LOG_WRITES) for objects in one namespace;
+        other tests may share the cluster, so a global count would not be about this test."""
+        marker = f"/namespaces/{namespace}/"
+        return [line for line in self.log_path.read_text(errors="replace").splitlines()
+                if '"write: ' in line and marker in line]
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

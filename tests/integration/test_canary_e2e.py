@@ -282,6 +282,8 @@ def test_good_canary_walks_every_step_and_is_promoted(
     for m in measurements(watcher):
         print("M", m["time"], m["metric"], m["verdict"], m["value"], m["stableValue"], m["message"])
     print(load.codes)
+    for e in sorted(events(kubectl, namespace, AGENT), key=lambda e: e["firstTimestamp"]):
+        print("E", e["firstTimestamp"], e.get("reportingInstance"), e["reason"], e["message"][:150])
     assert "25" in weights and "50" in weights, weights
     assert weights.index("25") < weights.index("50"), weights
     assert stable_revisions(watcher) == [old, new]

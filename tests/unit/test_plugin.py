@@ -311,7 +311,9 @@ def test_intent_outcome_warns_when_the_intent_would_be_ignored() -> None:
     assert what.startswith(f"promote canary {CANARY} to stable now") and warning is None
     assert intent_outcome(_agent(MID_ANALYSIS), "abort") == (
         f"roll back canary {CANARY}; stable {STABLE} keeps serving", None)
-    assert "retry applies only to an aborted rollout" in str(intent_outcome(_agent(PAUSED), "retry")[1])
+    assert intent_outcome(_agent(PAUSED), "retry") == (
+        "start an aborted canary again from step 1",
+        "retry applies only to an aborted rollout (rollout phase Paused): it will be ignored")
 
     what, warning = intent_outcome(_agent(ABORTED), "retry")
     assert what == f"start the canary of revision {CANARY} again from step 1" and warning is None

@@ -89,7 +89,8 @@ def intent_outcome(agent: dict[str, Any], kind: str, full: bool = False) -> tupl
             warning = f"no canary is in progress (rollout phase {phase}): it will be ignored"
     else:
         aborted = str(rollout.get("abortedRevision") or "")
-        what = f"start the canary of revision {aborted or '?'} again from step 1"
+        what = (f"start the canary of revision {aborted} again from step 1" if aborted
+                else "start an aborted canary again from step 1")
         if phase != "Aborted":
             warning = f"retry applies only to an aborted rollout (rollout phase {phase}): it will be ignored"
     if not status:
