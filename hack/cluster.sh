@@ -24,7 +24,8 @@ set -euo pipefail
 
 HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HACK_DIR/.." && pwd)
-STATE="$ROOT/.cluster"
+# AGENTFLEET_CLUSTER_DIR runs a second, independent cluster (the benchmarks use their own).
+STATE="${AGENTFLEET_CLUSTER_DIR:-$ROOT/.cluster}"
 ADMIN_KUBECONFIG="$STATE/kubeconfig"
 STAGES="$HACK_DIR/kwok/stages.yaml"
 KUBECTL=${KUBECTL:-kubectl}

@@ -107,9 +107,14 @@ def kubectl(kubeconfig: str) -> Kubectl:
 
 @pytest.fixture
 def namespace(kubectl: Kubectl) -> Iterator[str]:
-    """A fresh namespace for one test; deleted afterwards without waiting for it to go."""
+    """A fresh namespace for one test, enforcing the restricted Pod Security Standard; deleted
+    afterwards without waiting for it to go."""
     name = f"it-{uuid.uuid4().hex[:10]}"
-    kubectl("create", "namespace", name, check=True)
+    # Restricted Pod Security is enforced, so any agent or Redis pod the operator makes that breaks
+    # it is refused by the real admission plugin and the test sees it.
+    namespace_doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}}}
+    kubectl("create", "-f", "-", stdin=yaml.safe_dump(namespace_doc), check=True)
     try:
         yield name
     finally:
