@@ -192,9 +192,9 @@ class Tracks:
         if current:
             current[1].stop()
         runtime = PinnedRuntime(self.rendered_config(revision), self.workdir, f"{track}-{revision}",
-                                self.ports[track]).start()
-        self.running[track] = (revision, runtime)
-        return runtime
+                                self.ports[track])
+        self.running[track] = (revision, runtime)  # before start: stop() must reach a half-started one too
+        return runtime.start()
 
     def access_key(self) -> str:
         encoded = self._get("secret", f"{self.agent}-access")["data"]["apiKey"]

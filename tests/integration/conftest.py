@@ -150,3 +150,39 @@ def serviceaccount_kubeconfig(kubeconfig: str, kubectl: Kubectl, tmp_path: Path)
         return str(path)
 
     return make
+
+
+# The operator, started once per session under the ServiceAccount and ClusterRole it ships. -------------
+from tests.integration.operator_harness import OperatorProcess, install_crds_and_rbac  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def operator(kubectl: Kubectl, session_serviceaccount_kubeconfig: Callable[[str, str], str],
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    install_crds_and_rbac(kubectl)
+    config = session_serviceaccount_kubeconfig("agentfleet-system", "agentfleet-operator")
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = OperatorProcess(config, log).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def session_serviceaccount_kubeconfig(kubeconfig: str, kubectl: Kubectl,
+                                     tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], str]:
+    def make(namespace: str, name: str) -> str:
+        token = kubectl("create", "token", name, "-n", namespace, "--duration=2h", check=True).stdout.strip()
+        admin = yaml.safe_load(Path(kubeconfig).read_text())
+        context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+        cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+        user = f"system:serviceaccount:{namespace}:{name}"
+        doc = {"apiVersion": "v1", "kind": "Config", "clusters": [cluster],
+               "users": [{"name": user, "user": {"token": token}}],
+               "contexts": [{"name": user, "context": {"cluster": cluster["name"], "user": user}}],
+               "current-context": user}
+        path = tmp_path_factory.mktemp("sa") / "kubeconfig"
+        path.write_text(yaml.safe_dump(doc))
+        path.chmod(0o600)
+        return str(path)
+
+    return make

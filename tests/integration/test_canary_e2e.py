@@ -58,6 +58,16 @@ def operator(operator_kubeconfig: str, namespace: str, tmp_path: Path) -> Iterat
         process.stop()
 
 
+@pytest.fixture(autouse=True)
+def _dump_events(kubectl: Kubectl, namespace: str) -> Iterator[None]:
+    yield
+    out = kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+    with open("/tmp/canary_events.txt", "a") as fh:
+        for e in sorted(json.loads(out)["items"], key=lambda e: e.get("firstTimestamp") or ""):
+            if e.get("reportingInstance", "").startswith("canary"):
+                fh.write(f"{namespace} {e['involvedObject']['name']} {e['reason']} {e['message'][:90]}\n")
+
+
 @pytest.fixture
 def tracks(kubectl: Kubectl, namespace: str, tmp_path: Path) -> Iterator[Tracks]:
     runtimes = Tracks(kubectl, namespace, AGENT, tmp_path)
@@ -278,12 +288,6 @@ def test_good_canary_walks_every_step_and_is_promoted(
     assert has_event(kubectl, namespace, AGENT, "Normal", "Promoted")
 
     weights = watcher.canary_weights()
-    print("WEIGHTS", weights, watcher.rows)
-    for m in measurements(watcher):
-        print("M", m["time"], m["metric"], m["verdict"], m["value"], m["stableValue"], m["message"])
-    print(load.codes)
-    for e in sorted(events(kubectl, namespace, AGENT), key=lambda e: e["firstTimestamp"]):
-        print("E", e["firstTimestamp"], e.get("reportingInstance"), e["reason"], e["message"][:150])
     assert "25" in weights and "50" in weights, weights
     assert weights.index("25") < weights.index("50"), weights
     assert stable_revisions(watcher) == [old, new]
@@ -335,6 +339,8 @@ def test_canary_with_failing_llm_is_rolled_back(
     assert status["revision"] == {"stable": old, "canary": ""}
     assert status["rollout"]["abortedRevision"] == new and status["rollout"]["weight"] == 0
     assert condition(agent, "RolloutHealthy")["reason"] == "RolledBack"
+    wide = kubectl("get", "agt", AGENT, "-n", namespace, "-o", "wide", check=True).stdout
+    assert "RolledBack" in wide and "Degraded" in wide, wide
     wait_for("bot-canary deleted", lambda: get(kubectl, "deployment", f"{AGENT}-canary", namespace) is None, operator)
     assert deployment_revision(kubectl, namespace, AGENT) == old
     wait_for("Warning RolledBack event", lambda: has_event(kubectl, namespace, AGENT, "Warning", "RolledBack"),

@@ -3,50 +3,18 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-from tests.integration.operator_harness import OperatorProcess, install_crds_and_rbac
+from tests.integration.operator_harness import OperatorProcess
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture(scope="module")
-def operator(kubectl: Kubectl, serviceaccount_kubeconfig_module: Callable[[str, str], str],
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    install_crds_and_rbac(kubectl)
-    config = serviceaccount_kubeconfig_module("agentfleet-system", "agentfleet-operator")
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(config, log).start()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
-def serviceaccount_kubeconfig_module(kubeconfig: str, kubectl: Kubectl,
-                                     tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], str]:
-    def make(namespace: str, name: str) -> str:
-        token = kubectl("create", "token", name, "-n", namespace, "--duration=2h", check=True).stdout.strip()
-        admin = yaml.safe_load(Path(kubeconfig).read_text())
-        context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
-        cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
-        user = f"system:serviceaccount:{namespace}:{name}"
-        doc = {"apiVersion": "v1", "kind": "Config", "clusters": [cluster],
-               "users": [{"name": user, "user": {"token": token}}],
-               "contexts": [{"name": user, "context": {"cluster": cluster["name"], "user": user}}],
-               "current-context": user}
-        path = tmp_path_factory.mktemp("sa") / "kubeconfig"
-        path.write_text(yaml.safe_dump(doc))
-        path.chmod(0o600)
-        return str(path)
-
-    return make
 
 
 def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 120, interval: float = 0.3) -> Any:
@@ -311,3 +279,24 @@ def test_provisioned_redis_passes_restricted_pod_security(operator: OperatorProc
     assert "requirepass" not in json.dumps(sts)
     stp = get(kubectl, "statepolicy", "sessions", namespace)
     assert stp["status"]["storeUrl"] == f"redis://sessions-redis.{namespace}.svc:6379/0"
+
+
+def test_operator_killed_mid_create_converges_without_duplicates(operator: OperatorProcess, kubectl: Kubectl,
+                                                                 namespace: str) -> None:
+    count = 15
+    apply(kubectl, namespace, *[rules_agent(f"bot-{i}") for i in range(count)])
+    wait_for("some work started", lambda: len(operator.writes_in(namespace)) > 3, timeout=60)
+    operator.stop(signal.SIGKILL)  # mid-way: no graceful shutdown
+    operator.start()
+    for i in range(count):
+        wait_for(f"bot-{i} Ready", lambda i=i: ready(kubectl, f"bot-{i}", namespace))
+
+    def names(kind: str) -> list[str]:
+        return kubectl("get", kind, "-n", namespace, "-o", "name", check=True).stdout.split()
+
+    deployments = names("deployments")
+    assert sorted(deployments) == sorted(f"deployment.apps/bot-{i}" for i in range(count))
+    access = [s for s in names("secrets") if s.endswith("-access")]
+    assert sorted(access) == sorted(f"secret/bot-{i}-access" for i in range(count))
+    configs = [c for c in names("configmaps") if "-config-" in c]
+    assert len(configs) == count  # one revision each: nothing rendered twice under another name
