@@ -175,3 +175,20 @@ def test_secret_hash_reveals_nothing() -> None:
     digest = secret_hash({"password": "c2VjcmV0"})
     assert "c2VjcmV0" not in digest and len(digest) == 16
     assert digest != secret_hash({"password": "b3RoZXI="})
+
+
+def test_route_patch_rewrites_only_our_rules() -> None:
+    from agentfleet_operator.builders.traffic_route import route_patch
+
+    route = {"spec": {"rules": [
+        {"matches": [{"path": {"value": "/bot"}}], "backendRefs": [{"name": "bot", "port": 8080}]},
+        {"backendRefs": [{"name": "other", "port": 80}]},
+        {"backendRefs": [{"name": "bot-stable", "port": 8080}, {"name": "legacy", "port": 80}]},
+    ]}}
+    ops = route_patch(route, "bot", 30, has_canary=True)
+    assert [op["path"] for op in ops] == ["/spec/rules/0/backendRefs"]
+    assert [(b["name"], b["weight"]) for b in ops[0]["value"]] == [("bot-stable", 70), ("bot-canary", 30)]
+    route["spec"]["rules"][0]["backendRefs"] = ops[0]["value"]
+    assert route_patch(route, "bot", 30, has_canary=True) == []  # already there: no write
+    back = route_patch(route, "bot", 0, has_canary=False)
+    assert back[0]["value"] == [{"group": "", "kind": "Service", "name": "bot-stable", "port": 8080, "weight": 100}]

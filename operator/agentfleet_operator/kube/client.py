@@ -239,6 +239,17 @@ class KubeClient:
         self._raise_for(response)
         return response.json()
 
+    async def json_patch(self, api_version: str, kind: str, namespace: str, name: str,
+                         operations: list[dict[str, Any]]) -> dict[str, Any] | None:
+        response = await self._request(
+            "patch", "PATCH", path_for(api_version, kind, namespace, name),
+            content=json.dumps(operations), headers={"Content-Type": "application/json-patch+json"},
+        )
+        if response.status_code == 404:
+            return None
+        self._raise_for(response)
+        return response.json()
+
     def writes(self) -> int:
         return sum(count for verb, count in self.requests.items() if verb in WRITE_VERBS)
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from ..api.agent import AgentSpec, AgentStatus
 from ..api.base import API_VERSION
 from ..builders import agent_children as children
-from ..builders import names
+from ..builders import names, traffic_route
 from ..builders.conditions import Cond, merge_conditions, same_status
 from ..builders.drift import needs_apply
 from ..builders.inputs import ResolvedAgent
@@ -208,6 +208,11 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
         metrics.observe_reconcile("Agent", started, ctx.now(), error=reason)
         raise
 
+    if plan.split_services and spec.rollout and spec.rollout.canary and spec.rollout.canary.traffic_routing:
+        route_problem = await _route_traffic(ctx, namespace, name, spec.rollout.canary.traffic_routing.http_route.name,
+                                             plan)
+        if route_problem:
+            plan.health = route_problem
     stable_track = plan.tracks[0]
     stable_dep = _child(ctx, namespace, name, "Deployment", name)
     want = None if spec.autoscaling else spec.replicas
@@ -264,6 +269,31 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     metrics.observe_reconcile("Agent", started, ctx.now(), error=None)
     metrics.set_agent_phase((namespace, name), phase)
     return plan.requeue_after
+
+
+ROUTE_API = "gateway.networking.k8s.io/v1"
+
+
+async def _route_traffic(ctx: Context, namespace: str, agent: str, route_name: str, plan: RolloutPlan) -> Cond | None:
+    """Set exact weights on the named HTTPRoute; a missing route or kind is reported, never fatal."""
+    try:
+        route = await ctx.client.get(ROUTE_API, "HTTPRoute", namespace, route_name)
+    except ApiError as exc:
+        return Cond("RolloutHealthy", False, "HTTPRouteUnavailable", f"HTTPRoute {route_name}: {exc.message}")
+    if route is None:
+        return Cond("RolloutHealthy", False, "HTTPRouteNotFound",
+                    f"HTTPRoute {route_name} not found (is the Gateway API installed?); weights are replica ratios")
+    if not traffic_route.routed_rules(route, agent):
+        return Cond("RolloutHealthy", False, "HTTPRouteNotRouted",
+                    f"no rule of HTTPRoute {route_name} routes only to Service {agent}, "
+                    f"{agent}-stable or {agent}-canary")
+    weight = int(plan.rollout_status.get("weight", 0)) if plan.canary_revision else 0
+    operations = traffic_route.route_patch(route, agent, weight, bool(plan.canary_revision))
+    if operations:
+        await ctx.client.json_patch(ROUTE_API, "HTTPRoute", namespace, route_name, operations)
+    if plan.canary_revision:
+        plan.rollout_status["actualWeight"] = weight  # the router splits exactly
+    return None
 
 
 async def _write_status(ctx: Context, agent_obj: dict[str, Any], old: dict[str, Any], generation: int | None,

@@ -88,8 +88,10 @@ async def plan_rollout(ctx: Context, agent: ResolvedAgent, old_status: dict[str,
     autoscaled = spec.autoscaling is not None
     replicas = None if autoscaled else desired_stable_replicas(spec)
     stable_dep = child("Deployment", agent.name)
+    canary_spec = spec.rollout.canary if spec.rollout else None
+    routed = bool(canary_spec and canary_spec.traffic_routing and canary_spec.traffic_routing.http_route)
     rolling = RolloutPlan(tracks=[dataclasses.replace(current, replicas=replicas)],
-                          history=_history(old_status, current.revision))
+                          history=_history(old_status, current.revision), split_services=routed)
     if not (spec.rollout and spec.rollout.strategy == "Canary" and spec.rollout.canary):
         return rolling
 
@@ -147,7 +149,7 @@ async def plan_rollout(ctx: Context, agent: ResolvedAgent, old_status: dict[str,
     plan = RolloutPlan(
         tracks=tracks,
         canary_revision=canary_rev,
-        split_services=bool(spec.rollout.canary.traffic_routing and spec.rollout.canary.traffic_routing.http_route),
+        split_services=routed,
         rollout_status=status,
         history=_history(old_status, canary_rev, stable_track.revision),
         phase=phase_of.get(decision.rollout.phase),
