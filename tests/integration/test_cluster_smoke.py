@@ -45,9 +45,17 @@ spec:
     metadata:
       labels: {app: smoke}
     spec:
+      # The test namespaces enforce the restricted Pod Security Standard.
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 65532
+        seccompProfile: {type: RuntimeDefault}
       containers:
       - name: main
         image: registry.k8s.io/pause:3.10
+        securityContext:
+          allowPrivilegeEscalation: false
+          capabilities: {drop: [ALL]}
 """
 
 
