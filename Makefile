@@ -46,8 +46,10 @@ test-unit: deps ## the fast tier only
 test-integration: deps ## the tier on the local cluster, Redis and Prometheus
 	@$(BIN)/pytest tests/integration -ra
 
-bench: deps cluster ## benchmarks; results in bench/results/
-	@$(BIN)/python -m bench.run
+bench: deps ## benchmarks on their own cluster (.bench-cluster, 12 nodes); results in bench/results/
+	@export AGENTFLEET_CLUSTER_DIR=$(CURDIR)/.bench-cluster AGENTFLEET_CLUSTER_NODES=12; \
+	  hack/cluster.sh up && $(BIN)/python -m bench.run $(BENCH_ARGS); status=$$?; \
+	  hack/cluster.sh down; exit $$status
 
 kind-deploy: ## for machines with Docker: kind cluster, both images, the manifests
 	@hack/kind-deploy.sh

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import statistics
 import time
 import urllib.request
@@ -171,10 +172,10 @@ async def steady_state(operator: OperatorProcess, kubeconfig: str, log_dir: Path
     idle_requests = delta(after, before)
     idle_lines = lines[lines_before:]
     operator.stop()
+    started = time.monotonic()  # from the launch: listing everything is part of a resync
     restarted = OperatorProcess(kubeconfig, log_dir / "operator-resync.log").start(timeout=180)
     assert restarted.process is not None
     sampler = ProcessSampler(restarted.process.pid)
-    started = time.monotonic()
     drained = await wait_drained(restarted)
     resync = restarted.api_requests()
     resync_lines = write_lines(restarted)
@@ -186,10 +187,21 @@ async def steady_state(operator: OperatorProcess, kubeconfig: str, log_dir: Path
         "resync_seconds": round(drained - started, 2),
         "resync_requests": {k: int(v) for k, v in resync.items()},
         "resync_writes": int(writes_of(resync)), "resync_lease_requests": int(resync.get("lease", 0)),
+        "resync_reconciles": reconciles(restarted),
         "resync_write_log_lines": len(resync_lines), "resync_write_examples": resync_lines[:5],
         "resync_peak_rss_mib": round(sampler.peak_rss_mib(), 1),
         "resync_cpu_seconds": round(sampler.cpu_seconds(), 2),
     }, restarted
+
+
+def reconciles(operator: OperatorProcess) -> dict[str, int]:
+    """Reconciles done by kind, from the operator's own counter."""
+    counts: dict[str, int] = {}
+    for match in re.finditer(r'^agentfleet_reconcile_total\{kind="(\w+)",result="(\w+)"\} ([0-9.e+]+)$',
+                             operator.metrics(), re.M):
+        key = f"{match.group(1)}:{match.group(2)}"
+        counts[key] = counts.get(key, 0) + int(float(match.group(3)))
+    return counts
 
 
 def percentile(values: list[float], q: float) -> float:

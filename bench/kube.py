@@ -41,7 +41,8 @@ def http_client(kubeconfig: str, *, max_connections: int = 32) -> httpx.AsyncCli
                                                  max_keepalive_connections=max_connections))
 
 
-def kubectl(kubeconfig: str, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def kubectl(kubeconfig: str, *args: str, stdin: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", *args], input=stdin, text=True,
                           capture_output=True, check=check)
 
@@ -142,7 +143,8 @@ async def delete_bench_namespaces(admin: httpx.AsyncClient, timeout: float = 600
     """Delete every benchmark namespace and wait until they are gone; returns the seconds it took."""
     started = time.monotonic()
     params = {"labelSelector": BENCH_LABEL}
-    names = [ns["metadata"]["name"] for ns in check(await admin.get("/api/v1/namespaces", params=params)).json()["items"]]
+    listing = check(await admin.get("/api/v1/namespaces", params=params)).json()
+    names = [ns["metadata"]["name"] for ns in listing["items"]]
     await asyncio.gather(*(admin.delete(f"/api/v1/namespaces/{name}") for name in names))
     while names:
         if time.monotonic() - started > timeout:

@@ -11,6 +11,7 @@ need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v promtool >/dev/null || need_apt+=(prometheus)
+command -v wrk >/dev/null || need_apt+=(wrk)  # the runtime benchmark's load generator
 if ((${#need_apt[@]})); then
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
