@@ -299,6 +299,22 @@ class AgentWatch:
         with self._lock:
             return [v.get("status") or {} for v in self.versions]
 
+    def history(self) -> str:
+        """One line per version of the Agent: what a failing assertion needs to explain itself."""
+        with self._lock:
+            versions = list(self.versions)
+        lines = []
+        for obj in versions:
+            status = obj.get("status") or {}
+            rollout, revision = status.get("rollout") or {}, status.get("revision") or {}
+            lines.append(
+                f"rv={obj['metadata'].get('resourceVersion')} phase={status.get('phase')} "
+                f"rollout={rollout.get('phase')} step={rollout.get('step')} weight={rollout.get('weight')} "
+                f"stable={revision.get('stable')} canary={revision.get('canary')} "
+                f"failures={rollout.get('failures')} inconclusive={rollout.get('inconclusive')} "
+                f"measurements={len(rollout.get('analysis') or [])} message={rollout.get('message', '')[:120]!r}")
+        return "\n".join(lines)
+
     def stop(self) -> None:
         for process in (self._json, self._table):
             if process.poll() is None:

@@ -58,16 +58,6 @@ def operator(operator_kubeconfig: str, namespace: str, tmp_path: Path) -> Iterat
         process.stop()
 
 
-@pytest.fixture(autouse=True)
-def _dump_events(kubectl: Kubectl, namespace: str) -> Iterator[None]:
-    yield
-    out = kubectl("get", "events", "-n", namespace, "-o", "json").stdout
-    with open("/tmp/canary_events.txt", "a") as fh:
-        for e in sorted(json.loads(out)["items"], key=lambda e: e.get("firstTimestamp") or ""):
-            if e.get("reportingInstance", "").startswith("canary"):
-                fh.write(f"{namespace} {e['involvedObject']['name']} {e['reason']} {e['message'][:90]}\n")
-
-
 @pytest.fixture
 def tracks(kubectl: Kubectl, namespace: str, tmp_path: Path) -> Iterator[Tracks]:
     runtimes = Tracks(kubectl, namespace, AGENT, tmp_path)
@@ -119,6 +109,8 @@ def watch(kubeconfig: str, namespace: str) -> Iterator[Callable[[str], AgentWatc
     finally:
         for watcher in started:
             watcher.stop()
+            # Shown by pytest only when the test fails: every version of the Agent the watch saw.
+            print(f"--- versions of the Agent:\n{watcher.history()}")
 
 
 @pytest.fixture
