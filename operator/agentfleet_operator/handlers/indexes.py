@@ -41,7 +41,7 @@ def plain(value: Any) -> Any:
 
 def _meta(body: Mapping[str, Any], *, annotations_prefix: str | None = None) -> dict[str, Any]:
     meta = body.get("metadata", {})
-    out = {k: plain(meta[k]) for k in ("name", "namespace", "uid", "generation", "deletionTimestamp",
+    out = {k: plain(meta[k]) for k in ("name", "namespace", "uid", "generation", "resourceVersion", "deletionTimestamp",
                                          "creationTimestamp", "labels", "ownerReferences") if k in meta}
     annotations = meta.get("annotations") or {}
     if annotations_prefix is not None:

@@ -131,7 +131,7 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     uid, generation = meta["uid"], meta.get("generation")
     if meta.get("deletionTimestamp"):
         return None  # garbage collection removes the children through their owner references
-    old_status = body.get("status") or {}
+    old_status = ctx.store.status_for((namespace, name), body)
     agent_obj = _agent_object(namespace, name, uid)
     try:
         spec = AgentSpec.model_validate(body.get("spec") or {})
@@ -308,7 +308,10 @@ async def _write_status(ctx: Context, agent_obj: dict[str, Any], old: dict[str, 
     # Validate our own output against the model before it reaches the API server.
     AgentStatus.model_validate(new)
     meta = agent_obj["metadata"]
-    await ctx.client.patch_status(API_VERSION, "Agent", meta["namespace"], meta["name"], new)
+    written = await ctx.client.patch_status(API_VERSION, "Agent", meta["namespace"], meta["name"], new)
+    if written is not None:
+        ctx.store.remember_status((meta["namespace"], meta["name"]), written["metadata"]["resourceVersion"],
+                                  written.get("status") or {})
     old_reasons = {c.get("type"): (c.get("status"), c.get("reason")) for c in old.get("conditions", [])}
     for type_, reason, message in events or []:
         # Events mark transitions only; a repeated reconcile with the same outcome posts nothing.

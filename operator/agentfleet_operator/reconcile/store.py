@@ -20,6 +20,7 @@ class Store:
         # dependency (kind, namespace, name) → Agents (namespace, name) that read it; refreshed per reconcile
         self._dependents: dict[tuple[str, str, str], set[Key]] = defaultdict(set)
         self._dependencies: dict[Key, set[tuple[str, str, str]]] = {}
+        self._written: dict[Key, tuple[str, dict[str, Any]]] = {}
 
     def bind(self, kwargs: Mapping[str, Any]) -> None:
         for name, value in kwargs.items():
@@ -79,6 +80,31 @@ class Store:
         idx = self.indexes.get(index) or {}
         return [value for key in idx for value in idx[key]]
 
+    # Our own status writes ----------------------------------------------------------------------
+    def remember_status(self, key: Key, resource_version: str, status: dict[str, Any]) -> None:
+        """The watch may deliver our own status write after the next reconcile has started; the
+        canary's memory is its status, so a reconcile must never decide from an older copy."""
+        self._written[key] = (resource_version, status)
+
+    def status_for(self, key: Key, body: dict[str, Any]) -> dict[str, Any]:
+        seen = body.get("status") or {}
+        written = self._written.get(key)
+        if written is None:
+            return seen
+        rv, status = written
+        current = body.get("metadata", {}).get("resourceVersion", "")
+        if current == rv:
+            self._written.pop(key, None)  # the index has caught up
+            return seen
+        try:
+            stale = int(current) < int(rv)  # etcd revisions; opaque by contract, integers in practice
+        except ValueError:
+            stale = False
+        if stale:
+            return status
+        self._written.pop(key, None)  # someone wrote after us: theirs is the newer truth
+        return seen
+
     # Reverse dependencies -------------------------------------------------------------------
     def record_dependencies(self, agent: Key, dependencies: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
         """Returns the dependencies that were added or dropped (their usedBy changed)."""
@@ -91,6 +117,7 @@ class Store:
         return previous ^ dependencies
 
     def forget(self, agent: Key) -> set[tuple[str, str, str]]:
+        self._written.pop(agent, None)
         changed = self.record_dependencies(agent, set())
         self._dependencies.pop(agent, None)
         return changed
