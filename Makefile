@@ -38,6 +38,8 @@ lint: deps ## ruff and the layer contracts
 
 test: deps ## every test: lint, unit and integration tiers (starts the cluster, Redis, Prometheus itself)
 	@$(MAKE) --no-print-directory lint
+	@# The tests run their own operator; one left by `make dev` would reconcile their objects too.
+	@hack/dev.sh down
 	@$(BIN)/pytest tests -ra
 
 test-unit: deps ## the fast tier only

@@ -16,7 +16,7 @@ running() { [[ -f $PIDFILE ]] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
 down() {
   if running; then
-    log "stopping the operator (pid $(cat "$PIDFILE"))"
+    log "stopping the operator started by 'make dev' (pid $(cat "$PIDFILE"))"
     kill -TERM "$(cat "$PIDFILE")" 2>/dev/null || true
     for _ in $(seq 50); do running || break; sleep 0.2; done
     if running; then kill -KILL "$(cat "$PIDFILE")" 2>/dev/null || true; fi

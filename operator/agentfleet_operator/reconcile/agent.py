@@ -219,6 +219,9 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     complete, replicas, ready = _rolled_out(stable_dep, stable_track.revision, want)
     stuck = _deadline_exceeded(stable_dep)
     desired_count = (stable_dep or {}).get("spec", {}).get("replicas", want if want is not None else 0)
+    if spec.autoscaling:
+        # Until the autoscaler has scaled to its minimum, fewer pods than the Agent asks for are running.
+        desired_count = max(desired_count, spec.autoscaling.min_replicas)
 
     if stuck and not complete:
         ready_cond = Cond("Ready", False, "DeploymentUnavailable", f"Deployment {name}: {stuck}")
