@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from tests.fakes.runtime import RuntimeProcess, free_port
-from tests.integration.operator_harness import OPERATOR, OperatorProcess
+from tests.integration.operator_harness import OperatorProcess
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -61,27 +61,11 @@ class NamespacedOperator(OperatorProcess):
     """The operator watching only the test's namespace, so it never touches other people's tests."""
 
     def __init__(self, kubeconfig: str, log_path: Path, namespace: str) -> None:
-        super().__init__(kubeconfig, log_path)
+        # HOSTNAME becomes the Events' reportingInstance: tells this operator's Events from any other's.
+        super().__init__(kubeconfig, log_path, scope=(f"--namespace={namespace}",),
+                         env={"HOSTNAME": f"canary-e2e-{namespace}"})
         self.namespace = namespace
         self.instance = f"canary-e2e-{namespace}"
-
-    def start(self, timeout: float = 60) -> NamespacedOperator:
-        # HOSTNAME becomes the Events' reportingInstance: tells this operator's Events from any other's.
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig, AGENTFLEET_LOG_WRITES="1", HOSTNAME=self.instance)
-        env.pop("KUBERNETES_SERVICE_HOST", None)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(OPERATOR), f"--namespace={self.namespace}", f"--metrics-port={self.metrics_port}",
-                 f"--health-port={self.health_port}", "--log-format=json"],
-                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"operator exited with {self.process.returncode}:\n{self.log_tail()}")
-            if self.ready():
-                return self
-            time.sleep(0.2)
-        raise RuntimeError(f"operator not ready within {timeout}s:\n{self.log_tail()}")
 
 
 class Prometheus:

@@ -37,20 +37,23 @@ def install_crds_and_rbac(kubectl: Callable[..., subprocess.CompletedProcess[str
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: str, log_path: Path, *extra: str) -> None:
+    def __init__(self, kubeconfig: str, log_path: Path, *extra: str,
+                 scope: tuple[str, ...] = ("--all-namespaces",), env: dict[str, str] | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.metrics_port = free_port()
         self.health_port = free_port()
         self.extra = extra
+        self.scope = scope
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> OperatorProcess:
-        env = dict(os.environ, KUBECONFIG=self.kubeconfig, AGENTFLEET_LOG_WRITES="1")
+        env = dict(os.environ, KUBECONFIG=self.kubeconfig, AGENTFLEET_LOG_WRITES="1", **self.env)
         env.pop("KUBERNETES_SERVICE_HOST", None)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(OPERATOR), "--all-namespaces", f"--metrics-port={self.metrics_port}",
+            [str(OPERATOR), *self.scope, f"--metrics-port={self.metrics_port}",
              f"--health-port={self.health_port}", "--log-format=json", *self.extra],
             env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + timeout
