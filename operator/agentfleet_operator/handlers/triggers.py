@@ -62,15 +62,26 @@ async def state_policy_event(namespace: str, name: str, **kwargs: Any) -> None:
     _dependents("StatePolicy", namespace, name)
 
 
-def _secret_users(namespace: str, name: str) -> None:
-    """Connectors and StatePolicies name Secrets in their spec; scan the namespace's few of them."""
+def _secrets_named(kind: str, name: str, spec: dict[str, Any]) -> set[str]:
+    """The Secrets a Connector's or StatePolicy's status depends on."""
+    if kind == "Connector":
+        return {((spec.get("auth") or {}).get("secretRef") or {}).get("name", "")}
+    redis = (spec.get("store") or {}).get("redis") or {}
+    named = {(redis.get("passwordSecretRef") or {}).get("name", ""),
+             ((spec.get("encryption") or {}).get("keySecretRef") or {}).get("name", "")}
+    if redis.get("provision"):
+        named.add(f"{name}-redis-auth")
+    return named
+
+
+def _secret_users(namespace: str, secret: str) -> None:
+    """Connectors and StatePolicies report on the Secrets they name; a namespace holds few of them."""
     for kind, index in (("Connector", "connectors_idx"), ("StatePolicy", "statepolicies_idx")):
         idx = STORE.indexes.get(index) or {}
-        for key in list(idx):
-            if key[0] == namespace:
-                for body in idx[key]:
-                    if f'"{name}"' in repr(body.get("spec")).replace("'", '"'):
-                        enqueue((kind, key[0], key[1]))
+        for key in [k for k in idx if k[0] == namespace]:
+            for body in idx[key]:
+                if secret in _secrets_named(kind, key[1], body.get("spec") or {}):
+                    enqueue((kind, key[0], key[1]))
 
 
 @kopf.on.event("", "v1", "secrets")
