@@ -173,7 +173,9 @@ async def steady_state(operator: OperatorProcess, kubeconfig: str, log_dir: Path
     idle_lines = lines[lines_before:]
     operator.stop()
     started = time.monotonic()  # from the launch: listing everything is part of a resync
-    restarted = OperatorProcess(kubeconfig, log_dir / "operator-resync.log").start(timeout=180)
+    resync_log = log_dir / "operator-resync.log"
+    resync_log.unlink(missing_ok=True)  # an earlier run's lines are not this resync's writes
+    restarted = OperatorProcess(kubeconfig, resync_log).start(timeout=180)
     assert restarted.process is not None
     sampler = ProcessSampler(restarted.process.pid)
     drained = await wait_drained(restarted)

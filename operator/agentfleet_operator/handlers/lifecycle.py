@@ -77,9 +77,6 @@ async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
-    # List in pages: the initial listing after a restart of 1000 Agents and their ~7000 children was
-    # the operator's memory peak (bench/README.md); kopf keeps at most one page in memory.
-    settings.watching.chunk_size = 250
     settings.posting.level = logging.WARNING
     settings.networking.request_timeout = 60
     settings.peering.standalone = True
