@@ -25,18 +25,24 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "tests/integration/runtime/test_runtime_api.py::test_chunked_oversized_body*",
         "tests/integration/runtime/test_runtime_api.py::test_unknown_route_and_method*",
         "tests/unit/runtime/test_runtime_perception.py::test_bad_requests_are_4xx_with_a_code*"),
+    "Runtime API fuzzed from its OpenAPI schema (schemathesis) and raw hypothesis bodies: no 5xx": (
+        "tests/integration/runtime/test_runtime_fuzz.py::*",),
     "Runtime config: malformed files are refused at start with the field named": (
         "tests/integration/runtime/test_runtime_process.py::test_malformed_config*",
         "tests/unit/runtime/test_runtime_config.py::*"),
     "Runtime faults: LLM 429/500/hang are retried or time out with a clear error": (
         "tests/integration/runtime/test_runtime_api.py::test_llm_429*",
-        "tests/integration/runtime/test_runtime_api.py::test_llm_500*"),
+        "tests/integration/runtime/test_runtime_api.py::test_llm_500*",
+        "tests/integration/runtime/test_runtime_faults.py::*hang*"),
     "Runtime faults: a dead or misconfigured CRM opens the circuit and degrades the answer": (
         "tests/integration/runtime/test_runtime_tools.py::test_dead_crm*",
         "tests/integration/runtime/test_runtime_tools.py::test_wrong_credentials*",
         "tests/integration/runtime/test_runtime_tools.py::test_retries_do_not_hide*"),
-    "Runtime faults: Redis unreachable makes /readyz false and requests a quick 503": (
-        "tests/integration/runtime/test_runtime_redis.py::test_unreachable_redis*",),
+    "Runtime faults: Redis unreachable makes /readyz false and requests a quick 503, nothing half-written": (
+        "tests/integration/runtime/test_runtime_redis.py::test_unreachable_redis*",
+        "tests/integration/runtime/test_runtime_faults.py::*redis_down*"),
+    "Runtime faults: Redis (AOF) restarted mid-conversation, the next turn still has the history": (
+        "tests/integration/runtime/test_runtime_faults.py::*survive*",),
     "Runtime faults: SIGTERM mid-stream finishes the in-flight stream": (
         "tests/integration/runtime/test_runtime_process.py::test_sigterm*",),
     "Operator faults: killed mid-create, restarted, converges without duplicates": (

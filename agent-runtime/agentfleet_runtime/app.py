@@ -6,12 +6,14 @@ import functools
 import json
 import logging
 import re
+import string
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI
@@ -43,6 +45,7 @@ log = logging.getLogger("agentfleet_runtime.api")
 access_log = logging.getLogger("agentfleet_runtime.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_HEADER_SAFE = string.punctuation.replace("%", "") + " "
 
 
 @dataclass
@@ -237,7 +240,9 @@ def create_app(config: RuntimeConfig, *, runtime: Runtime | None = None) -> Fast
     def headers_for(session_id: str | None) -> dict[str, str]:
         headers = {"X-Agent-Revision": config.agent.revision}
         if session_id:
-            headers["X-Session-ID"] = session_id
+            # Header values must be latin-1; an id such as "José Müller" or "山田" would otherwise make
+            # the response fail with a 500 after the turn was stored. Non-ASCII ids are percent-encoded.
+            headers["X-Session-ID"] = session_id if session_id.isascii() else quote(session_id, safe=_HEADER_SAFE)
         return headers
 
     @app.post(

@@ -9,6 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from .base import StoreUnavailable
@@ -29,6 +32,12 @@ class RedisBackend:
             "socket_timeout": socket_timeout,
             "socket_connect_timeout": socket_timeout,
             "health_check_interval": 30,
+            # Pooled connections go stale when Redis restarts (or a proxy drops them); without a retry
+            # the first command on each one fails and the caller gets a 503 although Redis is back.
+            # One reconnect-and-retry on connection errors only: a timeout is not retried, so a Redis
+            # that is down still answers 503 quickly.
+            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1,
+                           supported_errors=(RedisConnectionError,)),
         }
         if password:
             kwargs["password"] = password
