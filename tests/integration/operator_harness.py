@@ -63,7 +63,9 @@ class OperatorProcess:
             if self.ready():
                 return self
             time.sleep(0.2)
-        raise RuntimeError(f"operator not ready within {timeout}s:\n{self.log_tail()}")
+        tail = self.log_tail()
+        self.stop(signal.SIGKILL)  # never leave a half-started operator behind
+        raise RuntimeError(f"operator not ready within {timeout}s:\n{tail}")
 
     def ready(self) -> bool:
         try:
