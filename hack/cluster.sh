@@ -7,6 +7,8 @@
 #   hack/cluster.sh down    stop exactly the processes `up` started and remove the state
 #   hack/cluster.sh status  say whether it runs (exit 0) or not (exit 1)
 #   hack/cluster.sh env     print `export KUBECONFIG=...`
+#   hack/cluster.sh restart COMPONENT   stop one component and start it again with the same command line
+#                                       (fault-injection tests); etcd keeps its data, the PID file is updated
 #
 # Why by hand and not `kwokctl create cluster`: kwokctl binds every component to 0.0.0.0, adds a
 # context to ~/.kube/config, cannot pass --unsafe-no-fsync to etcd, and hides the processes behind
@@ -445,6 +447,45 @@ cmd_status() {
   return 1
 }
 
+# True once every thread of PID is gone or a zombie, i.e. its sockets are closed and its ports free again.
+# Neither kill -0 (true for an unreaped zombie) nor an empty cmdline (cleared before the files are) says that.
+exited() {
+  local task line state
+  for task in /proc/"$1"/task/*/stat; do
+    IFS= read -r line <"$task" 2>/dev/null || continue
+    state=${line##*) }
+    [[ "${state%% *}" == Z ]] || return 1
+  done
+  return 0
+}
+
+# The command line comes from /proc/<pid>/cmdline, so the component comes back exactly as `up` started it
+# (same ports, same data dir, same log file, appended to); `start` records the new PID for `down`.
+cmd_restart() {
+  local name=${1:-} pid args=() deadline
+  [[ " ${COMPONENTS[*]} " == *" $name "* ]] || die "usage: $0 restart COMPONENT (one of: ${COMPONENTS[*]})"
+  with_lock
+  load_env || die "no cluster recorded in $STATE"
+  pid=$(live_pid "$name") || die "$name is not running"
+  mapfile -d '' -t args <"/proc/$pid/cmdline"
+  log "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + STOP_GRACE))
+  while ! exited "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+  if ! exited "$pid"; then
+    kill -KILL "$pid" 2>/dev/null || true
+    while ! exited "$pid"; do sleep 0.1; done
+  fi
+  STARTED_AT=$(now)
+  DEADLINE=$((SECONDS + TIMEOUT))
+  start "$name" "${args[@]:1}"
+  case "$name" in
+    etcd) wait_until "etcd healthy" etcd_healthy ;;
+    kube-apiserver) wait_until "kube-apiserver ready" apiserver_ready ;;
+  esac
+  log "restarted $name (pid $(live_pid "$name"))"
+}
+
 # Serialise up/down (parallel pytest workers may all call `up`): the second caller waits and then
 # finds the cluster healthy. flock is util-linux; without it, no locking.
 with_lock() {
@@ -458,9 +499,10 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  restart) cmd_restart "${2:-}" ;;
   env) echo "export KUBECONFIG=$ADMIN_KUBECONFIG" ;;
   *)
-    echo "usage: $0 up|down|status|env" >&2
+    echo "usage: $0 up|down|status|env|restart COMPONENT" >&2
     exit 2
     ;;
 esac
