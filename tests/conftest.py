@@ -51,6 +51,12 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "tests/integration/test_operator.py::test_no_op_resync*",),
     "Operator faults: the leader is killed and the standby takes over": (
         "tests/integration/test_operator_ha.py::*",),
+    "Operator faults: SIGKILLed at seeded points of a 200-Agent create; one set of children each, no orphans": (
+        "tests/integration/test_operator_faults.py::test_operator_killed_at_seeded_points_of_a_200_agent_create*",),
+    "Operator faults: SIGKILLed mid-canary (paused, starting, promoting); rollout state kept, promotion completes": (
+        "tests/integration/test_operator_faults.py::test_operator_killed_during_a_canary*",),
+    "Control plane faults: kube-apiserver, or etcd and kube-apiserver, restarted mid-run; the operator converges": (
+        "tests/integration/test_operator_faults.py::test_control_plane_restart_mid_run*",),
     "Operator: deleted or hand-edited children are restored, foreign fields kept": (
         "tests/integration/test_operator.py::test_drift*",
         "tests/integration/test_operator.py::test_autoscaled_agent_leaves_replicas*"),
