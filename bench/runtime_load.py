@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,11 +20,12 @@ from typing import Any
 
 import httpx
 
-from tests.fakes.llm import FakeLLM
 from tests.fakes.runtime import free_port, runtime_command
 
 API_KEY = "bench-key-0123456789"
 RUNTIME_CORE, OTHER_CORE = "1", "0"
+LLM_DELAY = 0.05  # seconds the fake model takes to answer
+ROOT = Path(__file__).resolve().parent.parent
 
 LUA = r"""
 local counter = 0
@@ -113,9 +115,15 @@ def run_runtime(quick: bool) -> dict[str, Any]:
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results: dict[str, Any] = {"runtime_core": RUNTIME_CORE, "load_core": OTHER_CORE, "wrk": "wrk -t1 (Lua POST)"}
     runtime = llm_runtime = None
-    llm = FakeLLM().start()
-    llm._httpd.handle_error = lambda *_: None  # type: ignore[attr-defined]  # wrk hangs up at its end: no traces
+    # The fake LLM runs in its own process on the load core: in this process its threads would share the
+    # GIL with nothing useful and could be scheduled on the runtime's core.
+    llm_port = free_port()
+    llm = subprocess.Popen(["taskset", "-c", OTHER_CORE, sys.executable, "-m", "tests.fakes.llm",
+                            "--port", str(llm_port), "--delay", str(LLM_DELAY)],
+                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    llm_url = f"http://127.0.0.1:{llm_port}"
     try:
+        _wait_http(f"{llm_url}/v1/models")
         time.sleep(0.5)
         rules = {"agent": _identity(), "access": {"apiKeysDir": str(keys)},
                  "model": {"provider": "rules", "name": "rules",
@@ -129,18 +137,15 @@ def run_runtime(quick: bool) -> dict[str, Any]:
         runtime.stop()
         runtime = None
 
-        llm.delay = 0.05
         llm_cfg = {"agent": _identity(), "access": {"apiKeysDir": str(keys)},
-                   "model": {"provider": "openai-compatible", "name": "fake-model", "endpoint": llm.url,
+                   "model": {"provider": "openai-compatible", "name": "fake-model", "endpoint": f"{llm_url}/v1",
                              "timeoutSeconds": 5, "maxRetries": 0},
                    "systemPrompt": "You greet people."}
         llm_runtime = _Runtime(llm_cfg, workdir, "llm")
         _wrk(llm_runtime.url, script, 4, 2)  # warm-up
         via_runtime = _wrk(llm_runtime.url, script, 8, seconds)
-        llm.requests.clear()
-        direct = _wrk(llm.url, script, 8, seconds)
-        llm.requests.clear()
-        results["llm_delay_ms"] = 50
+        direct = _wrk(llm_url, script, 8, seconds)
+        results["llm_delay_ms"] = round(LLM_DELAY * 1000)
         results["llm_direct"] = direct
         results["llm_via_runtime"] = via_runtime
         results["added_p50_ms"] = round(via_runtime["p50_ms"] - direct["p50_ms"], 2)
@@ -149,7 +154,8 @@ def run_runtime(quick: bool) -> dict[str, Any]:
         for proc in (runtime, llm_runtime):
             if proc is not None:
                 proc.stop()
-        llm.stop()
+        llm.terminate()
+        llm.wait(timeout=10)
         redis.terminate()
         redis.wait(timeout=10)
         if not os.environ.get("BENCH_KEEP"):

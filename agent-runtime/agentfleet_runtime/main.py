@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -10,6 +11,7 @@ import sys
 from .config import ConfigError, load_config
 
 EXIT_BAD_CONFIG = 2
+GC_YOUNG_THRESHOLD = 5000  # allocations between young collections (CPython's default is 700)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -67,8 +69,19 @@ def main(argv: list[str] | None = None) -> int:
         server_header=False,
         lifespan="on",
     ))
+    settle_heap()
     server.run()
     return 0
+
+
+def settle_heap() -> None:
+    """Move everything built at start-up (FastAPI, pydantic, uvicorn: ~60k objects) out of the collector's
+    reach. Otherwise every full collection walks them all again, a 20-40 ms pause that lands on whichever
+    requests are in flight and makes the latency tail. A larger young generation also means fewer
+    collections for the short-lived objects each request makes."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 if __name__ == "__main__":

@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["AGENTFLEET_RUNTIME_IMAGE"] = args.runtime_image
     if args.metrics_port:
         start_http_server(args.metrics_port)
-    from .handlers import indexes, lifecycle, triggers  # noqa: F401  (registers the handlers)
+    from .handlers import indexes, lifecycle, triggers, watch_transform  # noqa: F401  (registers the handlers)
+
+    watch_transform.install()
 
     kopf.run(
         clusterwide=not args.namespace,

@@ -17,6 +17,9 @@ class _Server(ThreadingHTTPServer):
 
 class JsonHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes; with Nagle on, the body waits for the client's delayed
+    # ACK (about 40 ms on Linux), which would be a latency the real services do not have.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
