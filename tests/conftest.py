@@ -47,8 +47,9 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "tests/integration/runtime/test_runtime_process.py::test_sigterm*",),
     "Operator faults: killed mid-create, restarted, converges without duplicates": (
         "tests/integration/test_operator.py::test_operator_killed_mid_create*",),
-    "Operator faults: restart re-lists everything and writes nothing": (
-        "tests/integration/test_operator.py::test_no_op_resync*",),
+    "Operator faults: restart re-lists everything and writes nothing (also after a finished canary)": (
+        "tests/integration/test_operator.py::test_no_op_resync*",
+        "tests/integration/test_operator_faults.py::test_restart_after_a_finished_canary_writes_nothing",),
     "Operator faults: the leader is killed and the standby takes over": (
         "tests/integration/test_operator_ha.py::*",),
     "Operator faults: SIGKILLed at seeded points of a 200-Agent create; one set of children each, no orphans": (

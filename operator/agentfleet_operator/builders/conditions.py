@@ -39,6 +39,34 @@ def merge_conditions(previous: list[dict[str, Any]], new: list[Cond], generation
     return out
 
 
-def same_status(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
-    """Whether writing `new` would change anything a reader can see."""
-    return old is not None and all(old.get(key) == value for key, value in new.items())
+def status_patch(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch that makes the stored status show `new`; empty when nothing would change.
+
+    Top-level fields absent from `new` are left alone (an early failure writes only phase and conditions
+    and keeps the last known endpoint and revision). A nested object in `new` is its complete value: its
+    fields we no longer set are sent as null, because a merge patch merges nested objects and the server
+    would otherwise keep them, and every later reconcile would see a difference and write again."""
+    old = old or {}
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        have = old.get(key)
+        if isinstance(value, dict) and isinstance(have, dict):
+            nested = _replace_with(have, value)
+            if nested:
+                patch[key] = nested
+        elif (have != value) if key in old else (value is not None):
+            patch[key] = value
+    return patch
+
+
+def _replace_with(have: dict[str, Any], want: dict[str, Any]) -> dict[str, Any]:
+    patch: dict[str, Any] = {key: None for key in have if key not in want}
+    for key, value in want.items():
+        current = have.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            nested = _replace_with(current, value)
+            if nested:
+                patch[key] = nested
+        elif key not in have or current != value:
+            patch[key] = value
+    return patch

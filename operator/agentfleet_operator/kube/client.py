@@ -60,6 +60,12 @@ class ApiError(Exception):
         self.reason = reason
         self.message = message
 
+    @property
+    def namespace_terminating(self) -> bool:
+        """A create in a namespace being deleted is refused (403, reason Forbidden, cause
+        NamespaceTerminating); everything in it is going away, so there is nothing to restore."""
+        return self.status == 403 and "being terminated" in self.message
+
 
 def path_for(api_version: str, kind: str, namespace: str | None, name: str | None = None, sub: str = "") -> str:
     plural = PLURALS[(api_version, kind)]

@@ -14,7 +14,7 @@ from ..api.agent import AgentSpec, AgentStatus
 from ..api.base import API_VERSION
 from ..builders import agent_children as children
 from ..builders import names, traffic_route
-from ..builders.conditions import Cond, merge_conditions, same_status
+from ..builders.conditions import Cond, merge_conditions, status_patch
 from ..builders.drift import needs_apply
 from ..builders.inputs import ResolvedAgent
 from ..builders.revision import revision_hash
@@ -164,7 +164,12 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     if res.generate_access_secret:
         key = random_secrets.token_urlsafe(32)
         resolved_stub = ResolvedAgent(name=name, namespace=namespace, uid=uid, spec=spec, image="", prompt_text="")
-        await ctx.client.create(children.access_secret(resolved_stub, key))
+        try:
+            await ctx.client.create(children.access_secret(resolved_stub, key))
+        except ApiError as exc:
+            if exc.namespace_terminating:
+                return None
+            raise
         return 2.0  # the Secret's watch event wakes us sooner; its hash is part of the revision
 
     resolved = ResolvedAgent(
@@ -198,8 +203,8 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
         await _prune(ctx, namespace, name, uid, desired,
                      {names.config_map(name, t.revision) for t in plan.tracks} | {names.config_map(name, revision)})
     except ApiError as exc:
-        if exc.status == 403 and "being terminated" in exc.message:
-            return None  # the namespace is going away with everything in it; nothing to restore
+        if exc.namespace_terminating:
+            return None
         reason = "Forbidden" if exc.status == 403 else "ApplyFailed"
         await _write_status(ctx, agent_obj, old_status, generation, {"phase": "Failed"}, [
             Cond("Ready", False, reason, str(exc)), Cond("Reconciling", True, reason, str(exc)),
@@ -306,12 +311,13 @@ async def _write_status(ctx: Context, agent_obj: dict[str, Any], old: dict[str, 
     new = dict(fields)
     new["observedGeneration"] = generation
     new["conditions"] = merge_conditions(old.get("conditions", []), conds, generation, now)
-    if same_status(old, new):
+    patch = status_patch(old, new)
+    if not patch:
         return
     # Validate our own output against the model before it reaches the API server.
     AgentStatus.model_validate(new)
     meta = agent_obj["metadata"]
-    written = await ctx.client.patch_status(API_VERSION, "Agent", meta["namespace"], meta["name"], new)
+    written = await ctx.client.patch_status(API_VERSION, "Agent", meta["namespace"], meta["name"], patch)
     if written is not None:
         ctx.store.remember_status((meta["namespace"], meta["name"]), written["metadata"]["resourceVersion"],
                                   written.get("status") or {})

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from ..api.base import API_VERSION
 from ..api.connector import SECRET_KEYS_BY_AUTH, ConnectorSpec
-from ..builders.conditions import Cond, merge_conditions, same_status
+from ..builders.conditions import Cond, merge_conditions, status_patch
 from . import metrics
 from .context import Context, rfc3339
 
@@ -54,8 +54,9 @@ async def reconcile_connector(ctx: Context, namespace: str, name: str) -> float 
         "secretHash": secret_hash,
         "usedBy": ctx.store.used_by("Connector", namespace, name),
     }
-    if not same_status(old, new):
-        await ctx.client.patch_status(API_VERSION, "Connector", namespace, name, new)
+    patch = status_patch(old, new)
+    if patch:
+        await ctx.client.patch_status(API_VERSION, "Connector", namespace, name, patch)
         old_ready = next((c for c in old.get("conditions", []) if c.get("type") == "Ready"), {})
         if (old_ready.get("status"), old_ready.get("reason")) != (new["conditions"][0]["status"], ready.reason):
             involved = {"apiVersion": API_VERSION, "kind": "Connector", "metadata": meta}

@@ -10,8 +10,9 @@ from pydantic import ValidationError
 from ..api.base import API_VERSION
 from ..api.statepolicy import StatePolicySpec
 from ..builders import names, state_store
-from ..builders.conditions import Cond, merge_conditions, same_status
+from ..builders.conditions import Cond, merge_conditions, status_patch
 from ..builders.drift import needs_apply
+from ..kube.client import ApiError
 from . import metrics
 from .context import Context, rfc3339
 
@@ -54,14 +55,19 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
         if state_store.provisioned(spec):
             store_url = state_store.redis_url(name, namespace)
             auth = names.redis_auth_secret(name)
-            if ctx.store.secret(namespace, auth) is None:
-                await ctx.client.create(state_store.password_secret(name, namespace, uid,
-                                                                    random_secrets.token_urlsafe(24)))
-            for obj in (state_store.service(name, namespace, uid),
-                        state_store.stateful_set(name, namespace, uid, spec, ctx.settings.redis_image)):
-                live = _child(ctx, namespace, name, obj["kind"], obj["metadata"]["name"])
-                if needs_apply(obj, live):
-                    await ctx.client.apply(obj)
+            try:
+                if ctx.store.secret(namespace, auth) is None:
+                    await ctx.client.create(state_store.password_secret(name, namespace, uid,
+                                                                        random_secrets.token_urlsafe(24)))
+                for obj in (state_store.service(name, namespace, uid),
+                            state_store.stateful_set(name, namespace, uid, spec, ctx.settings.redis_image)):
+                    live = _child(ctx, namespace, name, obj["kind"], obj["metadata"]["name"])
+                    if needs_apply(obj, live):
+                        await ctx.client.apply(obj)
+            except ApiError as exc:
+                if exc.namespace_terminating:
+                    return None
+                raise
             sts = _child(ctx, namespace, name, "StatefulSet", names.redis(name)) or {}
             ready_pods = sts.get("status", {}).get("readyReplicas", 0)
             reachable = (Cond("StoreReachable", True, "RedisReady", f"Redis {names.redis(name)} has a ready pod")
@@ -90,8 +96,9 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
         "usedBy": ctx.store.used_by("StatePolicy", namespace, name),
         "storeUrl": store_url,
     }
-    if not same_status(old, new):
-        await ctx.client.patch_status(API_VERSION, "StatePolicy", namespace, name, new)
+    patch = status_patch(old, new)
+    if patch:
+        await ctx.client.patch_status(API_VERSION, "StatePolicy", namespace, name, patch)
         old_ready = next((c for c in old.get("conditions", []) if c.get("type") == "Ready"), {})
         if (old_ready.get("status"), old_ready.get("reason")) != (new["conditions"][0]["status"], ready.reason):
             involved = {"apiVersion": API_VERSION, "kind": "StatePolicy", "metadata": meta}
