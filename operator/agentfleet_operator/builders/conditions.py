@@ -46,27 +46,17 @@ def status_patch(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, A
     and keeps the last known endpoint and revision). A nested object in `new` is its complete value: its
     fields we no longer set are sent as null, because a merge patch merges nested objects and the server
     would otherwise keep them, and every later reconcile would see a difference and write again."""
-    old = old or {}
-    patch: dict[str, Any] = {}
-    for key, value in new.items():
-        have = old.get(key)
-        if isinstance(value, dict) and isinstance(have, dict):
-            nested = _replace_with(have, value)
-            if nested:
-                patch[key] = nested
-        elif (have != value) if key in old else (value is not None):
-            patch[key] = value
-    return patch
+    return _merge_patch(old or {}, new, drop_absent=False)
 
 
-def _replace_with(have: dict[str, Any], want: dict[str, Any]) -> dict[str, Any]:
-    patch: dict[str, Any] = {key: None for key in have if key not in want}
+def _merge_patch(have: dict[str, Any], want: dict[str, Any], *, drop_absent: bool) -> dict[str, Any]:
+    patch: dict[str, Any] = {key: None for key in have if key not in want} if drop_absent else {}
     for key, value in want.items():
         current = have.get(key)
         if isinstance(value, dict) and isinstance(current, dict):
-            nested = _replace_with(current, value)
+            nested = _merge_patch(current, value, drop_absent=True)
             if nested:
                 patch[key] = nested
-        elif key not in have or current != value:
+        elif (current != value) if key in have else (value is not None):
             patch[key] = value
     return patch
