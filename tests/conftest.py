@@ -58,6 +58,8 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "tests/integration/test_operator_faults.py::test_operator_killed_during_a_canary*",),
     "Control plane faults: kube-apiserver, or etcd and kube-apiserver, restarted mid-run; the operator converges": (
         "tests/integration/test_operator_faults.py::test_control_plane_restart_mid_run*",),
+    "API client: 429 retried honouring Retry-After, then a clear error; refused connections retried; "
+    "409 on create means it exists; 403 not retried": ("tests/unit/test_kube_client_retries.py::*",),
     "Operator: deleted or hand-edited children are restored, foreign fields kept": (
         "tests/integration/test_operator.py::test_drift*",
         "tests/integration/test_operator.py::test_autoscaled_agent_leaves_replicas*"),
