@@ -1,7 +1,10 @@
-"""KubeClient against a tiny local HTTP server: which answers it retries, which it returns, which it raises."""
+"""KubeClient against a tiny local HTTP server: which answers it retries, which it returns, which it raises,
+and how long it waits before each retry (asyncio.sleep is patched, so the waits are read, never lived)."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -12,6 +15,11 @@ from aiohttp import web
 
 CONFIGMAP = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm", "namespace": "ns"}, "data": {}}
 CM_PATH = "/api/v1/namespaces/ns/configmaps/cm"
+# Throttled with a Retry-After longer than the client's own backoff ever grows (10 s cap), five times.
+SLOW_PATH = "/api/v1/namespaces/ns/configmaps/slow"
+SLOW_RETRY_AFTER = 12
+# Failing with 500 and no Retry-After, twice: the client's own backoff alone decides the waits.
+FLAKY_PATH = "/api/v1/namespaces/ns/configmaps/flaky"
 
 
 @dataclass
@@ -41,6 +49,17 @@ async def server() -> AsyncIterator[Server]:
                                      status=429, headers={"Retry-After": "1"})
         return web.json_response(CONFIGMAP)
 
+    def throttled_long(request: web.Request) -> web.Response:
+        if hits[f"{request.method} {request.path}"] <= 5:
+            return web.json_response({"kind": "Status", "reason": "TooManyRequests", "message": "slow down"},
+                                     status=429, headers={"Retry-After": str(SLOW_RETRY_AFTER)})
+        return web.json_response(CONFIGMAP)
+
+    def failing_then_ok(request: web.Request) -> web.Response:
+        if hits[f"{request.method} {request.path}"] <= 2:
+            return web.json_response({"kind": "Status", "reason": "InternalError", "message": "oops"}, status=500)
+        return web.json_response(CONFIGMAP)
+
     def exists(_: web.Request) -> web.Response:
         return web.json_response({"kind": "Status", "reason": "AlreadyExists", "message": "exists"}, status=409)
 
@@ -49,6 +68,8 @@ async def server() -> AsyncIterator[Server]:
 
     app = web.Application()
     app.router.add_get(CM_PATH, counted(throttled_then_ok))
+    app.router.add_get(SLOW_PATH, counted(throttled_long))
+    app.router.add_get(FLAKY_PATH, counted(failing_then_ok))
     app.router.add_post("/api/v1/namespaces/ns/configmaps", counted(exists))
     app.router.add_get("/api/v1/namespaces/ns/secrets/forbidden", counted(forbidden))
     runner = web.AppRunner(app, access_log=None)
@@ -62,7 +83,64 @@ async def server() -> AsyncIterator[Server]:
         await runner.cleanup()
 
 
-async def test_429_is_retried_until_success(server: Server) -> None:
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every non-zero wait anything in this process asks asyncio for, in order; none is actually waited.
+    Zero-length sleeps are aiohttp yielding to the loop, not a retry wait, so they pass through."""
+    recorded: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(delay: float, result: object = None) -> object:
+        if delay > 0:
+            recorded.append(delay)
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", recording_sleep)
+    return recorded
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.5, 0.999], ids=["lowest-jitter", "mid-jitter", "highest-jitter"])
+async def test_429_waits_at_least_retry_after_before_each_retry(
+        server: Server, sleeps: list[float], monkeypatch: pytest.MonkeyPatch, jitter: float) -> None:
+    # Jitter pinned at each end of its range: the server's ask is a floor the jitter may never cut into.
+    monkeypatch.setattr(random, "random", lambda: jitter)
+    client = client_for(server.url)
+    try:
+        got = await client.get("v1", "ConfigMap", "ns", "cm")
+    finally:
+        await client.close()
+    assert got == CONFIGMAP
+    assert server.hits[f"GET {CM_PATH}"] == 3
+    assert len(sleeps) == 2, sleeps  # one wait before each of the two retries
+    assert all(wait >= 1.0 for wait in sleeps), f"retried sooner than Retry-After: 1 asked: {sleeps}"
+
+
+async def test_retry_after_beyond_the_backoff_cap_is_still_honoured(
+        server: Server, sleeps: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(random, "random", lambda: 0.0)
+    client = client_for(server.url)
+    try:
+        got = await client.get("v1", "ConfigMap", "ns", "slow")
+    finally:
+        await client.close()
+    assert got == CONFIGMAP
+    assert len(sleeps) == 5, sleeps
+    assert all(wait >= SLOW_RETRY_AFTER for wait in sleeps), f"Retry-After: {SLOW_RETRY_AFTER} cut short: {sleeps}"
+
+
+async def test_without_retry_after_the_client_backs_off_in_doubling_steps(
+        server: Server, sleeps: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(random, "random", lambda: 0.5)  # jitter factor exactly 1: the bare steps show
+    client = client_for(server.url)
+    try:
+        got = await client.get("v1", "ConfigMap", "ns", "flaky")
+    finally:
+        await client.close()
+    assert got == CONFIGMAP
+    assert sleeps == pytest.approx([0.2, 0.4])
+
+
+async def test_429_is_retried_until_success(server: Server, sleeps: list[float]) -> None:
     client = client_for(server.url)
     try:
         got = await client.get("v1", "ConfigMap", "ns", "cm")
@@ -73,7 +151,7 @@ async def test_429_is_retried_until_success(server: Server) -> None:
     assert server.hits[f"GET {CM_PATH}"] == 3
 
 
-async def test_429_beyond_max_retries_is_returned_as_an_error(server: Server) -> None:
+async def test_429_beyond_max_retries_is_returned_as_an_error(server: Server, sleeps: list[float]) -> None:
     client = client_for(server.url, max_retries=1)
     try:
         with pytest.raises(ApiError) as raised:

@@ -128,6 +128,26 @@ class Response:
 
 
 TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+BACKOFF_START = 0.2
+BACKOFF_CAP = 10.0
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds the server asked us to wait. The API server (max-in-flight, priority and fairness)
+    sends whole seconds; the HTTP-date form is never sent by it and is ignored rather than guessed."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(value.strip())
+
+
+def retry_wait(delay: float, retry_after: float | None) -> float:
+    """The wait before the next attempt: the exponential step with jitter, which keeps a fleet from
+    retrying in step. A Retry-After is a floor, not a hint: the jitter goes on top of it, so no
+    attempt comes sooner than the server asked, and clients throttled together still spread out."""
+    jittered = delay * (0.5 + random.random())
+    if retry_after is None:
+        return jittered
+    return max(retry_after + delay * random.random(), jittered)
 
 
 class KubeClient:
@@ -194,11 +214,12 @@ class KubeClient:
 
     async def _request(self, verb: str, method: str, path: str, **kwargs: Any) -> Response:
         self._refresh_token()
-        delay = 0.2
+        delay = BACKOFF_START
         for attempt in range(self._max_retries + 1):
             self.requests[verb] += 1
             if verb in WRITE_VERBS and self.log_writes:
                 log.info("write: %s %s %s", verb, method, path)
+            retry_after: float | None = None
             try:
                 response = await self._send(method, path, **kwargs)
             except TRANSPORT_ERRORS as exc:
@@ -208,11 +229,9 @@ class KubeClient:
             else:
                 if response.status_code not in RETRYABLE or attempt == self._max_retries:
                     return response
-                retry_after = response.headers.get("Retry-After")
-                if retry_after and retry_after.isdigit():
-                    delay = max(delay, float(retry_after))
-            await asyncio.sleep(delay * (0.5 + random.random()))  # jitter keeps a fleet from retrying in step
-            delay = min(delay * 2, 10.0)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            await asyncio.sleep(retry_wait(delay, retry_after))
+            delay = min(delay * 2, BACKOFF_CAP)
         raise AssertionError("unreachable")
 
     @staticmethod
