@@ -258,13 +258,14 @@ class KubeClient:
         self._raise_for(response)
         return response.json().get("items", [])
 
-    async def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+    async def apply(self, obj: dict[str, Any], *, manager: str = MANAGER) -> dict[str, Any]:
         """Server-side apply with the operator's one field manager; force, because the operator is
-        the only rightful owner of the fields it sets (a hand edit of them is drift to undo)."""
+        the only rightful owner of the fields it sets (a hand edit of them is drift to undo).
+        `manager` is another name only for handing a field over (builders/replicas.py)."""
         meta = obj["metadata"]
         path = path_for(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
         response = await self._request(
-            "apply", "PATCH", path, params={"fieldManager": MANAGER, "force": "true"},
+            "apply", "PATCH", path, params={"fieldManager": manager, "force": "true"},
             content=json.dumps(obj), headers={"Content-Type": "application/apply-patch+yaml"},
         )
         self._raise_for(response)
