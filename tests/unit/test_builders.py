@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
+import re
 from typing import Any
 
 import pytest
 import yaml
 from agentfleet_operator.api import AgentSpec, ConnectorSpec, StatePolicySpec
 from agentfleet_operator.builders import agent_children as children
-from agentfleet_operator.builders import names, state_store
+from agentfleet_operator.builders import state_store
 from agentfleet_operator.builders.drift import contains, needs_apply
 from agentfleet_operator.builders.inputs import ResolvedAgent, ResolvedConnector, ResolvedState
 from agentfleet_operator.builders.revision import revision_hash, secret_hash
@@ -59,6 +62,59 @@ def test_revision_changes_with_everything_a_pod_runs() -> None:
     assert _track(_agent(spec=scaled)).revision == base
 
 
+def _with_connector(agent: ResolvedAgent, edit: Any, tools: tuple[str, ...] | None = None) -> ResolvedAgent:
+    """The Agent with its Connector's spec edited as a user would edit the manifest (camelCase YAML)."""
+    doc = copy.deepcopy(load_sample("crm-connector.yaml")["spec"])
+    edit(doc)
+    ref = agent.connectors[0].ref
+    if tools is not None:
+        ref = ref.model_copy(update={"tools": list(tools)})
+    return _agent(connectors=(ResolvedConnector(ref=ref, spec=ConnectorSpec.model_validate(doc)),))
+
+
+CONNECTOR_EDITS: dict[str, Any] = {
+    "endpoint": lambda d: d.update(endpoint="https://crm2.example.com/api"),
+    "timeoutSeconds": lambda d: d.update(timeoutSeconds=30),
+    "retries": lambda d: d.update(retries=0),
+    "rateLimit": lambda d: d.update(rateLimit={"requestsPerSecond": 1}),
+    "auth.tokenURL": lambda d: d["auth"].update(tokenURL="https://crm.example.com/oauth2/token"),
+    "auth.scopes": lambda d: d["auth"].update(scopes=["customers.read"]),
+    "auth.type": lambda d: d.update(auth={"type": "bearer", "secretRef": {"name": "crm-creds"}}),
+    "auth.secretRef": lambda d: d["auth"].update(secretRef={"name": "crm-creds-2"}),
+    "tool.description": lambda d: d["tools"][0].update(description="Look a customer up"),
+    "tool.method": lambda d: d["tools"][1].update(method="PUT"),
+    "tool.path": lambda d: d["tools"][0].update(path="/v2/customers"),
+    "tool.parameters": lambda d: d["tools"][0]["parameters"]["required"].append("name"),
+}
+CLOSE_TICKET = {"name": "close_ticket", "description": "Close a ticket", "method": "POST", "path": "/tickets/close"}
+
+
+@pytest.mark.parametrize("field", sorted(CONNECTOR_EDITS))
+def test_revision_changes_with_every_connector_field_the_pods_run(field: str) -> None:
+    agent = _agent()
+    base = _track(agent).revision
+    assert _track(_with_connector(agent, lambda d: None)).revision == base  # the sample itself: same revision
+    assert _track(_with_connector(agent, CONNECTOR_EDITS[field])).revision != base
+
+
+def test_revision_changes_with_a_tool_added_when_the_agent_takes_all_tools() -> None:
+    everything = _with_connector(_agent(), lambda d: None, tools=())  # empty list = all the Connector's tools
+    added = _with_connector(_agent(), lambda d: d["tools"].append(CLOSE_TICKET), tools=())
+    assert _track(added).revision != _track(everything).revision
+    # The sample Agent names its two tools, so a third one reaches no pod and rolls nothing.
+    named = _with_connector(_agent(), lambda d: d["tools"].append(CLOSE_TICKET))
+    assert _track(named).revision == _track(_agent()).revision
+
+
+def test_revision_ignores_a_connector_tool_the_agent_does_not_select() -> None:
+    # The pods never see a tool filtered out by the Agent, so editing it must not roll them.
+    narrowed = _with_connector(_agent(), lambda d: None, tools=("lookup_customer",))
+    base = _track(narrowed).revision
+    edited = _with_connector(_agent(), CONNECTOR_EDITS["tool.method"], tools=("lookup_customer",))
+    assert _track(edited).revision == base
+    assert _track(_with_connector(_agent(), CONNECTOR_EDITS["tool.path"], tools=("lookup_customer",))).revision != base
+
+
 def test_runtime_config_carries_paths_never_secret_values() -> None:
     agent = _agent()
     config = build_runtime_config(agent, "rev1")
@@ -97,9 +153,16 @@ def test_deployment_is_restricted_and_probed() -> None:
                                                     {"key": "clientSecret", "path": "clientSecret"}]
     assert "items" not in secret_volumes["support-bot-access"]  # every key is an accepted caller key
     labels = deployment["spec"]["template"]["metadata"]["labels"]
-    assert labels[names.LABEL_AGENT] == "support-bot" and labels[names.LABEL_TRACK] == "stable"
-    assert labels[names.LABEL_REVISION] == _track(agent).revision
-    assert all(not key.startswith("argocd.argoproj.io") for key in labels)
+    # Exactly the operator's own set, written out here rather than taken from names.agent_labels: any
+    # other label on a pod (a parent's, Argo CD's tracking label) is a bug. The builders never see the
+    # parent's labels; that they never reach a child in the cluster is shown by
+    # tests/integration/test_child_labels.py with an Agent carrying Argo CD's tracking label.
+    assert labels == {
+        "app.kubernetes.io/name": "agent-runtime", "app.kubernetes.io/instance": "support-bot",
+        "app.kubernetes.io/component": "agent", "app.kubernetes.io/part-of": "agentfleet",
+        "app.kubernetes.io/managed-by": "agentfleet", "agentfleet.dev/agent": "support-bot",
+        "agentfleet.dev/track": "stable", "agentfleet.dev/revision": _track(agent).revision,
+    }
     assert deployment["metadata"]["ownerReferences"][0]["controller"] is True
 
 
@@ -171,10 +234,18 @@ def test_needs_apply_ignores_server_added_fields() -> None:
     assert needs_apply(desired, live)
 
 
-def test_secret_hash_reveals_nothing() -> None:
-    digest = secret_hash({"password": "c2VjcmV0"})
-    assert "c2VjcmV0" not in digest and len(digest) == 16
-    assert digest != secret_hash({"password": "b3RoZXI="})
+@pytest.mark.parametrize("plain", [b"s3cr", b"secret", b"x" * 4096], ids=["4-bytes", "6-bytes", "4-KiB"])
+def test_secret_hash_reveals_nothing(plain: bytes) -> None:
+    stored = base64.b64encode(plain).decode()  # Secret data is base64, as the API server returns it
+    digest = secret_hash({"password": stored})
+    # Not an encoding of the value: the same 16 hex characters whatever its length, and no form of the
+    # value in it (a hex value of up to 8 bytes would fit in 16 characters, so that form is checked too).
+    assert re.fullmatch(r"[0-9a-f]{16}", digest), digest
+    for form in (stored, plain.decode(), plain.hex(), plain.hex()[:16]):
+        assert form not in digest, f"digest {digest} carries the value as {form!r}"
+    # Still a hash of the data: any change of value is a change of digest; key order is not.
+    assert digest != secret_hash({"password": base64.b64encode(plain + b"!").decode()})
+    assert secret_hash({"a": stored, "b": "eA=="}) == secret_hash({"b": "eA==", "a": stored})
 
 
 def test_route_patch_rewrites_only_our_rules() -> None:
