@@ -179,11 +179,19 @@ def test_replicas_left_out_while_autoscaling() -> None:
 
 
 def test_network_policy_defaults_to_own_namespace() -> None:
-    agent = _agent(spec=_agent().spec.model_copy(update={"access": None}))
+    # Endpoints set here, not taken from the samples (which point at the local demo services), so each
+    # egress port below has one known source: DNS, the model, the CRM, its token URL, Redis.
+    def public_crm(doc: dict[str, Any]) -> None:
+        doc["endpoint"] = "https://crm.example.com/api"
+        doc["auth"]["tokenURL"] = "https://login.example.com:8443/oauth/token"
+
+    base = _with_connector(_agent(), public_crm)
+    model = base.spec.model.model_copy(update={"endpoint": "http://llm.internal:8000/v1"})
+    agent = _agent(spec=base.spec.model_copy(update={"access": None, "model": model}), connectors=base.connectors)
     policy = children.network_policy(agent)
     assert policy["spec"]["ingress"][0]["from"] == [{"podSelector": {}}]
     ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
-    assert {53, 443, 6379} <= ports
+    assert ports == {53, 8000, 443, 8443, 6379}
     allowed = children.network_policy(_agent())
     selectors = allowed["spec"]["ingress"][0]["from"]
     assert selectors[1]["namespaceSelector"]["matchExpressions"][0]["values"] == ["frontend"]
