@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,21 @@ def ready(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any] | None:
             agent["status"].get("observedGeneration") == agent["metadata"]["generation"]:
         return agent
     return None
+
+
+def queue_drained(process: OperatorProcess) -> bool:
+    """Nothing queued or being reconciled (the operator's /readyz counts the keys it holds)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{process.health_port}/readyz", timeout=2) as response:
+            return json.load(response).get("queued") == 0
+    except OSError:
+        return False
+
+
+def reconciles(process: OperatorProcess, kind: str) -> float:
+    """Reconciles of one kind this operator process has finished, whatever their result."""
+    pattern = rf'^agentfleet_reconcile_total\{{kind="{kind}",result="[a-z]+"\}} ([0-9.e+]+)$'
+    return sum(float(m.group(1)) for m in re.finditer(pattern, process.metrics(), re.M))
 
 
 def test_agent_becomes_ready_with_its_children(operator: OperatorProcess, kubectl: Kubectl, namespace: str) -> None:
@@ -188,10 +205,14 @@ def test_autoscaled_agent_leaves_replicas_to_the_hpa(operator: OperatorProcess, 
     ours = [m for m in managers if m["manager"] == "agentfleet"]
     assert ours and all("f:replicas" not in json.dumps(m.get("fieldsV1", {}).get("f:spec", {})) for m in ours)
     # What the HPA does (a scale of the Deployment) is not undone by the operator.
+    deployment_writes = [w for w in operator.writes_in(namespace) if "/deployments/bot" in w]
     kubectl("scale", "deployment/bot", "-n", namespace, "--replicas=4", check=True)
+    # Status saying 4 is the operator's own write from the scaled Deployment it observed; once its queue
+    # is empty that reconcile is over, so whatever it was going to do to the Deployment is done.
     wait_for("4 pods", lambda: (ready(kubectl, "bot", namespace) or {}).get("status", {}).get("replicas") == 4)
-    time.sleep(2)
+    wait_for("operator idle", lambda: queue_drained(operator))
     assert get(kubectl, "deployment", "bot", namespace)["spec"]["replicas"] == 4
+    assert [w for w in operator.writes_in(namespace) if "/deployments/bot" in w] == deployment_writes
 
 
 def test_drift_is_restored_and_foreign_fields_kept(operator: OperatorProcess, kubectl: Kubectl,
@@ -204,11 +225,16 @@ def test_drift_is_restored_and_foreign_fields_kept(operator: OperatorProcess, ku
              s["metadata"]["uid"] != original)
     kubectl("patch", "networkpolicy", "bot", "-n", namespace, "--type=merge",
             "-p", '{"spec":{"podSelector":{"matchLabels":{"agentfleet.dev/agent":"other"}}}}', check=True)
-    kubectl("annotate", "service", "bot", "-n", namespace, "example.com/owner=team-a", check=True)
     wait_for("selector restored", lambda: get(kubectl, "networkpolicy", "bot", namespace)["spec"]["podSelector"][
         "matchLabels"]["agentfleet.dev/agent"] == "bot")
-    time.sleep(1)
-    assert get(kubectl, "service", "bot", namespace)["metadata"]["annotations"]["example.com/owner"] == "team-a"
+    # A foreign annotation and drift of an operator-owned field in one write: the drift being undone shows
+    # the operator applied over the very object that carries the annotation.
+    kubectl("patch", "service", "bot", "-n", namespace, "--type=merge", "-p",
+            '{"metadata":{"annotations":{"example.com/owner":"team-a"}},'
+            '"spec":{"selector":{"agentfleet.dev/agent":"other"}}}', check=True)
+    service = wait_for("service selector restored", lambda: (s := get(kubectl, "service", "bot", namespace)) and
+                       s["spec"]["selector"].get("agentfleet.dev/agent") == "bot" and s)
+    assert service["metadata"]["annotations"]["example.com/owner"] == "team-a"
 
 
 def test_deleting_the_agent_removes_every_child(operator: OperatorProcess, kubectl: Kubectl, namespace: str) -> None:
@@ -232,11 +258,14 @@ def test_no_op_resync_writes_nothing_and_restart_converges(operator: OperatorPro
     children_before = kubectl("get", "deploy,svc,sa,cm,secret,pdb,networkpolicy", "-n", namespace, "-o", "name",
                               check=True).stdout.split()
     operator.stop()
-    restarted = OperatorProcess(operator.kubeconfig, tmp_path / "restarted.log").start()
+    # Watching this namespace only, so its reconcile counters are about this Agent and Connector alone.
+    restarted = OperatorProcess(operator.kubeconfig, tmp_path / "restarted.log",
+                                scope=("--namespace", namespace)).start()
     try:
-        # The restarted operator lists everything and reconciles every object once.
-        wait_for("initial reconciles", lambda: "agentfleet_reconcile_total" in restarted.metrics(), timeout=30)
-        time.sleep(5)
+        # The restarted operator lists everything and reconciles every object once; once both were
+        # reconciled and its queue is empty, whatever the restart was going to write has been written.
+        wait_for("bot and crm reconciled after the restart", lambda: queue_drained(restarted) and
+                 reconciles(restarted, "Agent") >= 1 and reconciles(restarted, "Connector") >= 1, timeout=60)
         assert restarted.writes_in(namespace) == []
         assert restarted.api_requests().get("list", 0) == 0  # watches and indexes, not polling
         after = get(kubectl, "agent", "bot", namespace)
