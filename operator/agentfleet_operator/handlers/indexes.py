@@ -27,7 +27,6 @@ CHILD_KINDS: tuple[tuple[str, str, str, str], ...] = (
     ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
 )
 MANAGED = {LABEL_MANAGED_BY: MANAGER}
-UNMANAGED = {LABEL_MANAGED_BY: kopf.ABSENT}
 
 
 def plain(value: Any) -> Any:
@@ -77,17 +76,27 @@ async def secrets_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> d
     return {(namespace, name): {"hash": secret_hash(data), "keys": sorted(data)}}
 
 
-@kopf.index("", "v1", "configmaps", labels=UNMANAGED)
-async def configmaps_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    # Prompts are read from here; only ConfigMaps we do not manage.
-    return {(namespace, name): {"data": plain(body.get("data") or {})}}
-
-
 def _owner_key(namespace: str, body: Mapping[str, Any]) -> tuple[str, str, str] | None:
     for ref in body.get("metadata", {}).get("ownerReferences") or []:
         if ref.get("controller") and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/"):
             return (namespace, ref["kind"], ref["name"])
     return None
+
+
+def made_by_us(body: Mapping[str, Any]) -> bool:
+    """One of the operator's own children: controlled by one of our kinds *and* labelled with our
+    value. The label alone says nothing: Helm sets app.kubernetes.io/managed-by on everything it
+    installs, and a user may copy our value by hand; neither makes their ConfigMap ours."""
+    labels = body.get("metadata", {}).get("labels") or {}
+    return labels.get(LABEL_MANAGED_BY) == MANAGER and _owner_key("", body) is not None
+
+
+@kopf.index("", "v1", "configmaps")
+async def configmaps_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any] | None:
+    # Prompts are read from here: every ConfigMap but our own revision ConfigMaps.
+    if made_by_us(body):
+        return None
+    return {(namespace, name): {"data": plain(body.get("data") or {})}}
 
 
 def _child_indexer(api_version: str, kind: str):  # type: ignore[no-untyped-def]

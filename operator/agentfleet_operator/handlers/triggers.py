@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 
 from ..reconcile.store import STORE
-from .indexes import CHILD_KINDS, GROUP, INTENT_PREFIX, MANAGED, UNMANAGED, VERSION
+from .indexes import CHILD_KINDS, GROUP, INTENT_PREFIX, MANAGED, VERSION, made_by_us
 from .queue_ref import enqueue
 
 # What an Agent event must differ in to deserve a reconcile: status-only events are our own writes.
@@ -91,7 +91,11 @@ async def secret_event(namespace: str, name: str, **kwargs: Any) -> None:
     _secret_users(namespace, name)
 
 
-@kopf.on.event("", "v1", "configmaps", labels=UNMANAGED)
+def _users_config_map(body: kopf.Body, **_: Any) -> bool:
+    return not made_by_us(body)
+
+
+@kopf.on.event("", "v1", "configmaps", when=_users_config_map)
 async def config_map_event(namespace: str, name: str, **kwargs: Any) -> None:
     STORE.bind(kwargs)
     _dependents("ConfigMap", namespace, name)
