@@ -47,3 +47,97 @@ def test_prompt_config_maps_labelled_by_other_tools_are_read_and_followed(
         edited = wait_for(f"{agent} new prompt", lambda agent=agent: (a := ready(kubectl, agent, namespace))
                           and system_prompt(kubectl, a, namespace).endswith("politely.") and a)
         assert edited["status"]["phase"] == "Ready"
+
+
+# 2. spec.replicas changes hands with an HPA without a dip -----------------------------------------------------
+class ReplicaWatch:
+    """Every spec.replicas the API server stores for one Deployment, from a real watch, so a dip that
+    lasts only until the HPA's next sync is seen however short it is."""
+
+    def __init__(self, kubeconfig: str, namespace: str, name: str) -> None:
+        self.process = subprocess.Popen(
+            ["kubectl", f"--kubeconfig={kubeconfig}", "get", "deployment", name, "-n", namespace, "--watch",
+             "-o", "jsonpath={.metadata.resourceVersion} {.spec.replicas}{\"\\n\"}"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.process.stdout is not None
+        self.first = self.process.stdout.readline()  # the watch is established once the current state arrived
+        assert self.first.strip(), "kubectl watch printed nothing"
+
+    def stop(self) -> list[int]:
+        self.process.terminate()
+        out, _ = self.process.communicate(timeout=10)
+        return [int(line.split()[1]) for line in [self.first, *out.splitlines()] if len(line.split()) == 2]
+
+
+def managers_of_replicas(kubectl: Kubectl, name: str, namespace: str) -> set[str]:
+    dep = json.loads(kubectl("get", "deployment", name, "-n", namespace, "-o", "json", "--show-managed-fields",
+                             check=True).stdout)
+    return {m["manager"] for m in dep["metadata"]["managedFields"]
+            if "f:replicas" in (m.get("fieldsV1") or {}).get("f:spec", {})}
+
+
+def test_fixed_to_autoscaled_keeps_the_pods_through_the_next_revision(
+        operator: OperatorProcess, kubectl: Kubectl, kubeconfig: str, namespace: str) -> None:
+    apply(kubectl, namespace, rules_agent("bot"))
+    wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
+    kubectl("scale", "agt/bot", "-n", namespace, "--replicas=3", check=True)
+    wait_for("3/3", lambda: (a := ready(kubectl, "bot", namespace)) and a["status"]["ready"] == "3/3")
+    watch = ReplicaWatch(kubeconfig, namespace, "bot")
+    try:
+        apply(kubectl, namespace, rules_agent("bot", autoscaling={"minReplicas": 2, "maxReplicas": 5}))
+        wait_for("HPA", lambda: get(kubectl, "hpa", "bot", namespace))
+        first = wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
+        # The next revision is where the operator's apply, without replicas, used to reset the count to 1.
+        apply(kubectl, namespace, rules_agent("bot", autoscaling={"minReplicas": 2, "maxReplicas": 5},
+                                              prompt={"system": "You greet, briefly."}))
+        wait_for("next revision", lambda: (a := ready(kubectl, "bot", namespace))
+                 and a["status"]["revision"]["stable"] != first["status"]["revision"]["stable"])
+    finally:
+        seen = watch.stop()
+    assert seen and min(seen) == 3, f"spec.replicas went through {seen}"
+    assert get(kubectl, "deployment", "bot", namespace)["spec"]["replicas"] == 3
+    assert "agentfleet" not in managers_of_replicas(kubectl, "bot", namespace)
+    agent = get(kubectl, "agent", "bot", namespace)
+    assert agent["status"]["scaling"]["owner"] == "HorizontalPodAutoscaler" and agent["status"]["ready"] == "3/3"
+
+
+def test_new_autoscaled_deployment_starts_at_min_replicas(operator: OperatorProcess, kubectl: Kubectl,
+                                                          namespace: str) -> None:
+    apply(kubectl, namespace, rules_agent("bot", autoscaling={"minReplicas": 3, "maxReplicas": 5}))
+    agent = wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
+    dep = get(kubectl, "deployment", "bot", namespace)
+    # Generation 1: created with 3 replicas, not created with 1 and scaled up by the HPA afterwards.
+    assert dep["spec"]["replicas"] == 3 and dep["metadata"]["generation"] == 1
+    assert agent["status"]["ready"] == "3/3"
+    assert managers_of_replicas(kubectl, "bot", namespace) == {"agentfleet-replicas-handover"}
+
+
+def test_autoscaled_to_fixed_keeps_the_count_until_a_new_explicit_value(
+        operator: OperatorProcess, kubectl: Kubectl, kubeconfig: str, namespace: str) -> None:
+    apply(kubectl, namespace, rules_agent("bot", autoscaling={"minReplicas": 2, "maxReplicas": 5}))
+    wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
+    kubectl("scale", "deployment/bot", "-n", namespace, "--replicas=4", check=True)  # as the HPA would
+    wait_for("4 pods", lambda: (a := ready(kubectl, "bot", namespace)) and a["status"]["ready"] == "4/4")
+    watch = ReplicaWatch(kubeconfig, namespace, "bot")
+    try:
+        # Autoscaling removed; spec.replicas is still the default 1 it was all along.
+        apply(kubectl, namespace, rules_agent("bot"))
+        wait_for("HPA pruned", lambda: get(kubectl, "hpa", "bot", namespace) is None)
+        held = wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
+        assert held["spec"]["replicas"] == 1
+        # A new revision applies the Deployment again: the count stays.
+        apply(kubectl, namespace, rules_agent("bot", prompt={"system": "You greet, briefly."}))
+        wait_for("next revision", lambda: (a := ready(kubectl, "bot", namespace))
+                 and a["status"]["revision"]["stable"] != held["status"]["revision"]["stable"])
+    finally:
+        seen = watch.stop()
+    assert seen and min(seen) == 4, f"spec.replicas went through {seen}"
+    agent = get(kubectl, "agent", "bot", namespace)
+    assert agent["status"]["scaling"] == {"owner": "Deployment", "specReplicas": 1}
+    assert agent["status"]["ready"] == "4/4"
+    # A new explicit value is the Agent's again.
+    kubectl("scale", "agt/bot", "-n", namespace, "--replicas=2", check=True)
+    agent = wait_for("2 pods", lambda: (a := ready(kubectl, "bot", namespace)) and a["status"]["ready"] == "2/2"
+                     and a)
+    assert agent["status"]["scaling"] == {"owner": "Agent", "specReplicas": 2}
+    assert get(kubectl, "deployment", "bot", namespace)["spec"]["replicas"] == 2

@@ -331,6 +331,20 @@ class RolloutStatus(ApiModel):
     )
 
 
+class ScalingStatus(ApiModel):
+    """Who sets the stable Deployment's replica count, remembered so that a hand-off between the Agent
+    and an autoscaler never resets the count (see docs/operations.md, "Replicas and autoscaling")."""
+
+    owner: Literal["Agent", "HorizontalPodAutoscaler", "Deployment"] = Field(
+        default="Agent",
+        description="Agent: spec.replicas is applied. HorizontalPodAutoscaler: the HPA scales. Deployment: "
+                    "autoscaling was removed and the count the HPA left is kept until spec.replicas changes.",
+    )
+    spec_replicas: int | None = Field(
+        default=None, ge=0, description="spec.replicas as last seen; a different value is an explicit new count.",
+    )
+
+
 class AgentStatus(ApiModel):
     observed_generation: int | None = Field(default=None, description="The generation this status describes.")
     phase: Literal["Pending", "Progressing", "Paused", "Ready", "Degraded", "Failed"] | None = Field(
@@ -351,6 +365,7 @@ class AgentStatus(ApiModel):
     revision_history: list[str] = Field(
         default_factory=list, max_length=20, description="Recent revisions, newest first.",
     )
+    scaling: ScalingStatus | None = Field(default=None, description="Who sets the stable replica count.")
 
 
 class Agent(ApiModel):

@@ -167,6 +167,12 @@ def deployment(agent: ResolvedAgent, track: Track) -> dict[str, Any]:
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(agent, name, labels), "spec": spec}
 
 
+def replica_hand_over(agent: ResolvedAgent, replicas: int) -> dict[str, Any]:
+    """Only the stable Deployment's count, applied by the hand-over manager (builders/replicas.py)."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": agent.name, "namespace": agent.namespace}, "spec": {"replicas": replicas}}
+
+
 def service(agent: ResolvedAgent, name: str, track: str | None) -> dict[str, Any]:
     selector = {names.LABEL_AGENT: agent.name}
     if track:

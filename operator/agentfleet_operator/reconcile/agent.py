@@ -10,13 +10,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..api.agent import AgentSpec, AgentStatus
+from ..api.agent import AgentSpec, AgentStatus, ScalingStatus
 from ..api.base import API_VERSION
 from ..builders import agent_children as children
 from ..builders import names, traffic_route
 from ..builders.conditions import Cond, merge_conditions, status_patch
 from ..builders.drift import needs_apply
 from ..builders.inputs import ResolvedAgent
+from ..builders.replicas import HANDOVER_MANAGER, ReplicaPlan, plan_replicas
 from ..builders.revision import revision_hash
 from ..builders.runtime_config import build_runtime_config, revision_inputs, secret_mounts
 from ..kube.client import ApiError
@@ -73,16 +74,38 @@ def _deadline_exceeded(deployment: dict[str, Any] | None) -> str | None:
     return None
 
 
-async def _apply_all(ctx: Context, namespace: str, agent: str, desired: list[dict[str, Any]]) -> int:
+async def _apply_all(ctx: Context, resolved: ResolvedAgent, desired: list[dict[str, Any]],
+                     replicas: ReplicaPlan) -> int:
     writes = 0
+    namespace, agent = resolved.namespace, resolved.name
     for obj in desired:
         live = _child(ctx, namespace, agent, obj["kind"], obj["metadata"]["name"])
         if obj["kind"] == "ConfigMap" and live is not None:
             continue  # immutable and named by content: existing means identical
+        if obj["kind"] == "Deployment" and obj["metadata"]["name"] == agent and replicas.hand_over is not None:
+            writes += await _hand_over_replicas(ctx, resolved, obj, live, replicas.hand_over)
+            continue
         if needs_apply(obj, live):
             await ctx.client.apply(obj)
             writes += 1
     return writes
+
+
+async def _hand_over_replicas(ctx: Context, resolved: ResolvedAgent, deployment: dict[str, Any],
+                              live: dict[str, Any] | None, count: int) -> int:
+    """Give spec.replicas of the stable Deployment a second owner before the operator's own apply
+    stops sending it, so the server keeps the count (builders/replicas.py explains why)."""
+    hand_over = children.replica_hand_over(resolved, count)
+    if live is None:
+        # Created with the count (no other manager can create it), then handed over and let go of.
+        await ctx.client.apply(deployment)
+        await ctx.client.apply(hand_over, manager=HANDOVER_MANAGER)
+        released = {**deployment, "spec": {k: v for k, v in deployment["spec"].items() if k != "replicas"}}
+        await ctx.client.apply(released)
+        return 3
+    await ctx.client.apply(hand_over, manager=HANDOVER_MANAGER)
+    await ctx.client.apply(deployment)  # without replicas: the operator's manager lets go of the field
+    return 2
 
 
 async def _prune(ctx: Context, namespace: str, agent: str, uid: str, desired: list[dict[str, Any]],
@@ -183,9 +206,15 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     mounts = {k: tuple(sorted(v)) for k, v in secret_mounts(resolved).items()}
     current = children.Track("stable", revision, resolved.image, mounts)
 
+    live_stable = _child(ctx, namespace, name, "Deployment", name)
+    previous_scaling = old_status.get("scaling")
+    replica_plan = plan_replicas(
+        spec, (live_stable or {}).get("spec", {}).get("replicas") if live_stable else None,
+        _child(ctx, namespace, name, "HorizontalPodAutoscaler", name) is not None,
+        ScalingStatus.model_validate(previous_scaling) if previous_scaling else None)
     plan: RolloutPlan = await plan_rollout(
         ctx, resolved, old_status, current, lambda kind, child: _child(ctx, namespace, name, kind, child),
-        meta.get("annotations") or {})
+        meta.get("annotations") or {}, replica_plan.apply)
     desired: list[dict[str, Any]] = [children.service_account(resolved)]
     desired.append(children.revision_config_map(resolved, current, config))
     desired += [children.deployment(resolved, track) for track in plan.tracks]
@@ -199,7 +228,7 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     desired.append(children.network_policy(resolved))
 
     try:
-        await _apply_all(ctx, namespace, name, desired)
+        await _apply_all(ctx, resolved, desired, replica_plan)
         await _prune(ctx, namespace, name, uid, desired,
                      {names.config_map(name, t.revision) for t in plan.tracks} | {names.config_map(name, revision)})
     except ApiError as exc:
@@ -220,7 +249,7 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
             plan.health = route_problem
     stable_track = plan.tracks[0]
     stable_dep = _child(ctx, namespace, name, "Deployment", name)
-    want = None if spec.autoscaling else spec.replicas
+    want = replica_plan.apply if replica_plan.hand_over is None else replica_plan.hand_over
     complete, replicas, ready = _rolled_out(stable_dep, stable_track.revision, want)
     stuck = _deadline_exceeded(stable_dep)
     desired_count = (stable_dep or {}).get("spec", {}).get("replicas", want if want is not None else 0)
@@ -264,6 +293,7 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
         "revision": {"stable": stable_track.revision, "canary": plan.canary_revision},
         "rollout": plan.rollout_status,
         "revisionHistory": plan.history,
+        "scaling": replica_plan.status.to_wire(),
     }
     events = []
     old_ready = next((c for c in old_status.get("conditions", []) if c.get("type") == "Ready"), None)

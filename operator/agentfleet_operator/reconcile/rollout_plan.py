@@ -83,10 +83,10 @@ def _track_for(revision: str, current: Track, child: ChildLookup, agent: str, na
 
 
 async def plan_rollout(ctx: Context, agent: ResolvedAgent, old_status: dict[str, Any], current: Track,
-                       child: ChildLookup, annotations: dict[str, str]) -> RolloutPlan:
+                       child: ChildLookup, annotations: dict[str, str], replicas: int | None) -> RolloutPlan:
+    """replicas: the stable track's count to apply, None while someone else (an HPA) sets it."""
     spec = agent.spec
-    autoscaled = spec.autoscaling is not None
-    replicas = None if autoscaled else desired_stable_replicas(spec)
+    autoscaled = replicas is None
     stable_dep = child("Deployment", agent.name)
     canary_spec = spec.rollout.canary if spec.rollout else None
     routed = bool(canary_spec and canary_spec.traffic_routing and canary_spec.traffic_routing.http_route)
