@@ -141,3 +141,53 @@ def test_autoscaled_to_fixed_keeps_the_count_until_a_new_explicit_value(
                      and a)
     assert agent["status"]["scaling"] == {"owner": "Agent", "specReplicas": 2}
     assert get(kubectl, "deployment", "bot", namespace)["spec"]["replicas"] == 2
+
+
+# 4. promote=full works on every canary, and an intent that is not acted on says so ---------------------------
+PROMOTE = "agentfleet.dev/promote"
+PAUSED_CANARY = {"strategy": "Canary", "canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}
+
+
+def paused_canary(kubectl: Kubectl, namespace: str, prompt: str) -> dict[str, Any]:
+    apply(kubectl, namespace, rules_agent("bot", rollout=PAUSED_CANARY, prompt={"system": prompt}))
+    return wait_for(f"canary of {prompt!r} paused", lambda: (a := get(kubectl, "agent", "bot", namespace))
+                    and a["status"]["rollout"]["phase"] == "Paused" and a["status"]["revision"]["canary"] and a)
+
+
+def promoted(kubectl: Kubectl, namespace: str, canary: str) -> dict[str, Any]:
+    return wait_for(f"{canary} promoted", lambda: (a := ready(kubectl, "bot", namespace))
+                    and a["status"]["revision"] == {"stable": canary, "canary": ""} and a)
+
+
+def events_of(kubectl: Kubectl, namespace: str, reason: str) -> list[str]:
+    listing = kubectl("get", "events", "-n", namespace, "--field-selector", f"involvedObject.name=bot,reason={reason}",
+                      "-o", "json", check=True)
+    return [e["message"] for e in json.loads(listing.stdout)["items"]]
+
+
+def test_promote_full_works_on_every_canary(operator: OperatorProcess, kubectl: Kubectl, namespace: str) -> None:
+    apply(kubectl, namespace, rules_agent("bot", rollout=PAUSED_CANARY))
+    wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
+    first = paused_canary(kubectl, namespace, "You greet, take 1.")["status"]["revision"]["canary"]
+    kubectl("annotate", "agt/bot", "-n", namespace, f"{PROMOTE}=full", "--overwrite", check=True)
+    promoted(kubectl, namespace, first)
+
+    # The next canary: the annotation still says full, which was acted on; an unchanged annotation is
+    # no event at all, so the operator says what to write instead, on the Agent and in an Event.
+    paused = paused_canary(kubectl, namespace, "You greet, take 2.")
+    second = paused["status"]["revision"]["canary"]
+    message = paused["status"]["rollout"]["message"]
+    assert f"{PROMOTE}=full:{second}" in message, message
+    notes = wait_for("IntentIgnored event", lambda: [m for m in events_of(kubectl, namespace, "IntentIgnored")
+                                                     if second in m])
+    assert f"{PROMOTE}=full was acted on before" in notes[0] and f"{PROMOTE}=full:{second}" in notes[0]
+    kubectl("annotate", "agt/bot", "-n", namespace, f"{PROMOTE}=full:{second}", "--overwrite", check=True)
+    promoted(kubectl, namespace, second)
+
+    # Removing the annotation and writing full again is a change a person made: acted on.
+    third = paused_canary(kubectl, namespace, "You greet, take 3.")["status"]["revision"]["canary"]
+    kubectl("annotate", "agt/bot", "-n", namespace, f"{PROMOTE}-", check=True)
+    wait_for("record forgotten", lambda: "promote" not in get(kubectl, "agent", "bot", namespace)["status"][
+        "rollout"].get("handledIntents", {}))
+    kubectl("annotate", "agt/bot", "-n", namespace, f"{PROMOTE}=full", check=True)
+    promoted(kubectl, namespace, third)

@@ -198,6 +198,8 @@ class _Machine:
 
         if desired != self.canary:
             superseded = self.canary
+            if PROMOTE not in pending:
+                self._note_leftover_promote(desired)
             self._ignore_all(pending, f"it arrived together with the new revision {desired}")
             if superseded:
                 self._start(
@@ -239,11 +241,17 @@ class _Machine:
     # ----------------------------------------------------------------- intents
 
     def _take_intents(self) -> dict[str, str]:
-        """Intents with a value not acted upon yet; every present value is recorded as handled now."""
+        """Intents with a value not acted upon yet; every present value is recorded as handled now.
+
+        A removed annotation forgets its record: removing it and writing the same value again is a
+        change a person made on purpose, and is acted on like any other."""
         pending: dict[str, str] = {}
         for kind in INTENT_KINDS:
             value = self.obs.intents.get(kind)
-            if value is None or self.r.handled_intents.get(kind) == value:
+            if value is None:
+                self.r.handled_intents.pop(kind, None)
+                continue
+            if self.r.handled_intents.get(kind) == value:
                 continue
             pending[kind] = value
             self.r.handled_intents[kind] = value
@@ -255,6 +263,31 @@ class _Machine:
                 ("Normal", "IntentIgnored", f"{INTENT_ANNOTATIONS[kind]}={value} ignored: {why}")
             )
         pending.clear()
+
+    def _note_leftover_promote(self, revision: str) -> None:
+        """A promote annotation left from an earlier canary is not acted on again, and writing the same
+        value again changes nothing the operator could see; say so once, with a value that will work."""
+        value = self.obs.intents.get(PROMOTE)
+        if value is None:
+            return
+        self.events.append(("Normal", "IntentIgnored", (
+            f"{INTENT_ANNOTATIONS[PROMOTE]}={value} was acted on before and does not apply to canary {revision}; "
+            f"to promote it set {INTENT_ANNOTATIONS[PROMOTE]}={self._fresh_intent(f'full:{revision}')}")))
+
+    def _fresh_intent(self, base: str) -> str:
+        """A promote value certain to be acted on: different from what the annotation holds now (an
+        unchanged annotation is no event at all) and from the value last acted on."""
+        taken = {self.obs.intents.get(PROMOTE), self.r.handled_intents.get(PROMOTE)}
+        value, n = base, 2
+        while value in taken:
+            value, n = f"{base}.{n}", n + 1
+        return value
+
+    def _promote_hint(self) -> str:
+        annotation = INTENT_ANNOTATIONS[PROMOTE]
+        step = self._fresh_intent(f"step:{self.canary}-{self.r.step + 1}")
+        return (f"set {annotation}={step} to continue, {annotation}={self._fresh_intent(f'full:{self.canary}')} "
+                "to finish")
 
     def _act_on_intents(self, pending: dict[str, str], cfg: CanarySpec) -> bool:
         """Act on at most one intent while a canary runs; True when the walk is over for this call.
@@ -461,10 +494,7 @@ class _Machine:
     def _pause(self, cfg: CanarySpec, duration: str | None) -> _Outcome:
         if duration is None:
             self.r.phase = "Paused"
-            self.r.message = (
-                f"{self._label(cfg)}: paused until promoted "
-                f"({INTENT_ANNOTATIONS[PROMOTE]}=step to continue, =full to finish)"
-            )
+            self.r.message = f"{self._label(cfg)}: paused until promoted ({self._promote_hint()})"
             return _Outcome.WAIT
         try:
             length = parse_duration(duration)
