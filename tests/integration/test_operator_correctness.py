@@ -191,3 +191,33 @@ def test_promote_full_works_on_every_canary(operator: OperatorProcess, kubectl: 
         "rollout"].get("handledIntents", {}))
     kubectl("annotate", "agt/bot", "-n", namespace, f"{PROMOTE}=full", check=True)
     promoted(kubectl, namespace, third)
+
+
+# 5. Children carry no label an Argo CD Application could track them by -------------------------------------
+CHILD_KINDS = "deploy,svc,sa,cm,secret,networkpolicy,hpa,pdb,statefulset"
+
+
+def test_children_cannot_be_claimed_by_an_application_of_the_same_name(
+        operator: OperatorProcess, kubectl: Kubectl, namespace: str) -> None:
+    # Argo CD's default tracking label is app.kubernetes.io/instance=<Application>: an Agent named like
+    # an Application ("shop") must not have its children listed (and pruned) as that Application's.
+    policy = {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "StatePolicy", "metadata": {"name": "shop"},
+              "spec": {"store": {"type": "redis", "redis": {"provision": True}}}}
+    apply(kubectl, namespace, policy, rules_agent("shop", replicas=2, statePolicyRef={"name": "shop"},
+                                                  autoscaling={"minReplicas": 2, "maxReplicas": 3}))
+    wait_for("children", lambda: get(kubectl, "hpa", "shop", namespace) and get(kubectl, "pdb", "shop", namespace)
+             and get(kubectl, "statefulset", "shop-redis", namespace))
+    owned = kubectl("get", CHILD_KINDS, "-n", namespace, "-l", "app.kubernetes.io/managed-by=agentfleet", "-o", "json",
+                    check=True)
+    items = json.loads(owned.stdout)["items"]
+    assert {i["kind"] for i in items} >= {"Deployment", "Service", "ServiceAccount", "ConfigMap", "Secret",
+                                          "NetworkPolicy", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+                                          "StatefulSet"}
+    tracked = [f"{i['kind']}/{i['metadata']['name']}" for i in items
+               if "app.kubernetes.io/instance" in (i["metadata"].get("labels") or {})]
+    assert tracked == []
+    pods = json.loads(kubectl("get", "deploy", "shop", "-n", namespace, "-o", "json", check=True).stdout)
+    assert "app.kubernetes.io/instance" not in pods["spec"]["template"]["metadata"]["labels"]
+    # What still says whose they are:
+    assert all(i["metadata"]["labels"].get("agentfleet.dev/agent") == "shop"
+               or i["metadata"]["labels"].get("agentfleet.dev/statepolicy") == "shop" for i in items)

@@ -158,7 +158,7 @@ def test_deployment_is_restricted_and_probed() -> None:
     # parent's labels; that they never reach a child in the cluster is shown by
     # tests/integration/test_child_labels.py with an Agent carrying Argo CD's tracking label.
     assert labels == {
-        "app.kubernetes.io/name": "agent-runtime", "app.kubernetes.io/instance": "support-bot",
+        "app.kubernetes.io/name": "agent-runtime",
         "app.kubernetes.io/component": "agent", "app.kubernetes.io/part-of": "agentfleet",
         "app.kubernetes.io/managed-by": "agentfleet", "agentfleet.dev/agent": "support-bot",
         "agentfleet.dev/track": "stable", "agentfleet.dev/revision": _track(agent).revision,

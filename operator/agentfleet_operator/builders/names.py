@@ -51,10 +51,13 @@ def secret_dir(secret: str) -> str:
 
 def agent_labels(agent: str) -> dict[str, str]:
     """Labels on every child of an Agent. Never the parent's labels: copying Argo CD's tracking
-    label onto children makes Argo CD prune them."""
+    label onto children makes Argo CD prune them.
+
+    No app.kubernetes.io/instance either: it is Argo CD's default tracking label, whose value is an
+    Application name (or <namespace>_<name>), so any value here can name someone's Application, which
+    would then claim and prune these children. agentfleet.dev/agent says which Agent they belong to."""
     return {
         "app.kubernetes.io/name": "agent-runtime",
-        "app.kubernetes.io/instance": agent,
         "app.kubernetes.io/component": "agent",
         "app.kubernetes.io/part-of": "agentfleet",
         LABEL_MANAGED_BY: MANAGER,
@@ -64,8 +67,7 @@ def agent_labels(agent: str) -> dict[str, str]:
 
 def state_policy_labels(state_policy: str) -> dict[str, str]:
     return {
-        "app.kubernetes.io/name": "redis",
-        "app.kubernetes.io/instance": redis(state_policy),
+        "app.kubernetes.io/name": "redis",  # no app.kubernetes.io/instance: see agent_labels
         "app.kubernetes.io/component": "state-store",
         "app.kubernetes.io/part-of": "agentfleet",
         LABEL_MANAGED_BY: MANAGER,
