@@ -62,12 +62,20 @@ def test_no_secret_value_leaks(operator: OperatorProcess, kubectl: Kubectl, name
     agent["spec"]["connectors"].pop()
     apply(kubectl, namespace, agent)
     wait_for("plain Ready", lambda: ready(kubectl, "plain", namespace))
-    # A rotation, so old and new values both pass through the operator.
+    # A rotation, so old and new values both pass through the operator. Before it, the Connector's hash
+    # and the Agent's revision of the old value; after it, both must have moved, or the search below
+    # would run before the new value ever reached the operator.
+    connector_hash = wait_for("crm-b hash", lambda: (get(kubectl, "connector", "crm-b", namespace) or {}).get(
+        "status", {}).get("secretHash"))
+    revision = wait_for("bot revision", lambda: (a := get(kubectl, "agent", "bot", namespace)) and
+                        a.get("status", {}).get("observedGeneration") == a["metadata"]["generation"] and
+                        a["status"].get("revision", {}).get("stable"))
     rotated = secret("crm-basic", username="svc-user-a1", password="crm-pass-rotated-42")
     apply(kubectl, namespace, rotated)
-    wait_for("bot reconciled", lambda: (a := get(kubectl, "agent", "bot", namespace)) and
-             a.get("status", {}).get("observedGeneration") == a["metadata"]["generation"] and
-             a["status"].get("revision", {}).get("stable"))
+    wait_for("crm-b hash of the rotated Secret", lambda: (h := (get(kubectl, "connector", "crm-b", namespace) or {})
+             .get("status", {}).get("secretHash")) and h != connector_hash)
+    wait_for("bot revision of the rotated Secret", lambda: (a := get(kubectl, "agent", "bot", namespace)) and
+             a["status"].get("revision", {}).get("stable") not in (None, "", revision))
 
     values = [v for data in VALUES.values() for v in data.values()] + ["crm-pass-rotated-42"]
     for name in ("plain-access", "sessions-redis-auth"):
