@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -222,8 +223,11 @@ def events(kubectl: Kubectl, namespace: str, name: str) -> list[dict[str, Any]]:
     return json.loads(result.stdout)["items"]
 
 
-def has_event(kubectl: Kubectl, namespace: str, name: str, type_: str, reason: str) -> bool:
-    return any(e["type"] == type_ and e["reason"] == reason for e in events(kubectl, namespace, name))
+def has_event(kubectl: Kubectl, operator: NamespacedOperator, name: str, type_: str, reason: str) -> bool:
+    """An Event this test's operator posted: another operator on the cluster (the session one watches
+    every namespace) may post the same reason about the same object."""
+    return any(e["type"] == type_ and e["reason"] == reason and e.get("reportingInstance") == operator.instance
+               for e in events(kubectl, operator.namespace, name))
 
 
 def measurements(watcher: AgentWatch) -> list[dict[str, Any]]:
@@ -256,7 +260,13 @@ def test_good_canary_walks_every_step_and_is_promoted(
 
     patch_spec(kubectl, namespace, AGENT, {"prompt": {"system": "You greet, warmly."}})
     new = canary_started(kubectl, namespace, AGENT, old, operator)
-    assert tracks.run("canary", new).url  # the canary pods' config, served for real
+    # The canary pods' config, served for real: a caller gets an answer, counted under the new revision.
+    canary = tracks.run("canary", new)
+    answer = httpx.post(f"{canary.url}/v1/chat/completions", timeout=10,
+                        headers={"Authorization": f"Bearer {tracks.access_key()}"},
+                        json={"model": "greeter", "messages": [{"role": "user", "content": "hi"}]})
+    assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"] == "hello", answer.text
+    assert f'revision="{new}"' in httpx.get(f"{canary.url}/metrics", timeout=5).text
     load.add("canary", tracks.url("canary"))
     canary_dep = wait_for("Deployment bot-canary", lambda: get(kubectl, "deployment", f"{AGENT}-canary", namespace),
                           operator)
@@ -277,7 +287,7 @@ def test_good_canary_walks_every_step_and_is_promoted(
     wait_for("stable Deployment at the new revision",
              lambda: deployment_revision(kubectl, namespace, AGENT) == new, operator)
     wait_for("bot-canary deleted", lambda: get(kubectl, "deployment", f"{AGENT}-canary", namespace) is None, operator)
-    assert has_event(kubectl, namespace, AGENT, "Normal", "Promoted")
+    assert has_event(kubectl, operator, AGENT, "Normal", "Promoted")
 
     weights = watcher.canary_weights()
     assert "25" in weights and "50" in weights, weights
@@ -335,7 +345,7 @@ def test_canary_with_failing_llm_is_rolled_back(
     assert "RolledBack" in wide and "Degraded" in wide, wide
     wait_for("bot-canary deleted", lambda: get(kubectl, "deployment", f"{AGENT}-canary", namespace) is None, operator)
     assert deployment_revision(kubectl, namespace, AGENT) == old
-    wait_for("Warning RolledBack event", lambda: has_event(kubectl, namespace, AGENT, "Warning", "RolledBack"),
+    wait_for("Warning RolledBack event", lambda: has_event(kubectl, operator, AGENT, "Warning", "RolledBack"),
              operator, timeout=30)
 
     failed = [m for m in measurements(watcher) if m["verdict"] == "Failed" and m["metric"] == "errorRatio"]
@@ -388,7 +398,7 @@ def test_prometheus_lost_mid_analysis_pauses_and_never_promotes(
     latest = [m for m in status["rollout"]["analysis"] if m["time"] == status["rollout"]["analysis"][-1]["time"]]
     assert latest and all(m["verdict"] == "Inconclusive" and "unreachable" in m["message"] for m in latest), latest
     wait_for("Warning AnalysisInconclusive event",
-             lambda: has_event(kubectl, namespace, AGENT, "Warning", "AnalysisInconclusive"), operator, timeout=30)
+             lambda: has_event(kubectl, operator, AGENT, "Warning", "AnalysisInconclusive"), operator, timeout=30)
 
     # Paused waits for a person: over the next intervals nothing is measured and nothing is promoted.
     count = len(status["rollout"]["analysis"])
@@ -437,7 +447,7 @@ def test_intents_promote_abort_and_retry(operator: NamespacedOperator, kubectl: 
     wait_for("promo stable Deployment rolled", lambda: deployment_revision(kubectl, namespace, "promo") == new["promo"],
              operator)
     wait_for("promo-canary deleted", lambda: get(kubectl, "deployment", "promo-canary", namespace) is None, operator)
-    assert has_event(kubectl, namespace, "promo", "Normal", "PromoteRequested")
+    assert has_event(kubectl, operator, "promo", "Normal", "PromoteRequested")
 
     # abort: rolled back to the old stable, the canary gone.
     annotate(kubectl, namespace, "abort", "agentfleet.dev/abort=1")
@@ -453,7 +463,7 @@ def test_intents_promote_abort_and_retry(operator: NamespacedOperator, kubectl: 
     assert status["rollout"]["abortedRevision"] == new["abort"]
     wait_for("abort-canary deleted", lambda: get(kubectl, "deployment", "abort-canary", namespace) is None, operator)
     assert deployment_revision(kubectl, namespace, "abort") == old["abort"]
-    wait_for("Warning RolledBack event", lambda: has_event(kubectl, namespace, "abort", "Warning", "RolledBack"),
+    wait_for("Warning RolledBack event", lambda: has_event(kubectl, operator, "abort", "Warning", "RolledBack"),
              operator, timeout=30)
 
     # retry: the same revision's canary starts again from step 1.
@@ -464,4 +474,34 @@ def test_intents_promote_abort_and_retry(operator: NamespacedOperator, kubectl: 
     assert status["rollout"]["abortedRevision"] == "" and status["rollout"]["weight"] == 50
     assert status["rollout"]["handledIntents"] == {"abort": "1", "retry": "1"}
     assert deployment_revision(kubectl, namespace, "abort-canary") == new["abort"]
-    assert has_event(kubectl, namespace, "abort", "Normal", "RetryRequested")
+    assert has_event(kubectl, operator, "abort", "Normal", "RetryRequested")
+
+
+def test_rotated_credential_alone_gets_a_canary(operator: NamespacedOperator, kubectl: Kubectl,
+                                                namespace: str) -> None:
+    # shared/API.md: the hashes of every Secret the pods read are part of the revision, so a rotated
+    # credential with nothing else changed is a new revision and, under Canary, goes through the steps.
+    callers = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "callers"},
+               "stringData": {"alice": "caller-key-before"}}
+    apply(kubectl, namespace, callers)
+    agent = canary_agent("rot", [{"setWeight": 50}, {"pause": {}}])
+    agent["spec"]["access"] = {"apiKeySecretRef": {"name": "callers"}}
+    apply(kubectl, namespace, agent)
+    old = first_rollout(kubectl, namespace, "rot", operator)
+    generation = get(kubectl, "agt", "rot", namespace)["metadata"]["generation"]
+
+    callers["stringData"] = {"alice": "caller-key-after"}
+    apply(kubectl, namespace, callers)
+    new = canary_started(kubectl, namespace, "rot", old, operator)
+    agent_now = get(kubectl, "agt", "rot", namespace)
+    assert agent_now["metadata"]["generation"] == generation  # the spec never changed
+    canary_dep = wait_for("Deployment rot-canary", lambda: get(kubectl, "deployment", "rot-canary", namespace),
+                          operator)
+    assert canary_dep["spec"]["template"]["metadata"]["labels"]["agentfleet.dev/revision"] == new
+    assert deployment_revision(kubectl, namespace, "rot") == old  # stable keeps the old key until promoted
+    # Only the Secret's hash differs: both revisions render the same runtime config but for the revision.
+    configs = {rev: json.loads(get(kubectl, "configmap", f"rot-config-{rev}", namespace)["data"]["config.json"])
+               for rev in (old, new)}
+    for config in configs.values():
+        config["agent"].pop("revision")
+    assert configs[old] == configs[new]
