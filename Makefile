@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help deps crds crds-check cluster cluster-down dev dev-down test test-unit test-integration lint bench kind-deploy
+.PHONY: help deps crds crds-check images cluster cluster-down dev dev-down test test-unit test-integration test-e2e lint bench kind-deploy
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -20,16 +20,19 @@ crds: deps ## regenerate crds/ from the API models
 crds-check: deps ## fail when crds/ is stale
 	@$(BIN)/agentfleet-crdgen --out crds --check
 
-cluster: ## start (or reuse) the local control plane; writes .cluster/kubeconfig
+images: deps ## build the operator, runtime, Redis, Prometheus and pause images without Docker (cached)
+	@hack/images.sh build
+
+cluster: deps ## start (or reuse) the local cluster with its real node; writes .cluster/kubeconfig
 	@hack/cluster.sh up
 
 cluster-down: ## stop every process `make cluster` started
 	@hack/cluster.sh down
 
-dev: deps cluster ## the main job: local cluster, CRDs, operator and samples, then `kubectl get agentfleet`
+dev: deps cluster ## the main job: local cluster, operator in-cluster, samples running for real
 	@hack/dev.sh up
 
-dev-down: ## stop the operator started by `make dev` (the cluster keeps running)
+dev-down: ## stop the in-cluster operator `make dev` runs (the cluster and samples stay)
 	@hack/dev.sh down
 
 lint: deps ## ruff and the layer contracts
@@ -47,6 +50,10 @@ test-unit: deps ## the fast tier only
 
 test-integration: deps ## the tier on the local cluster, Redis and Prometheus
 	@$(BIN)/pytest tests/integration -ra
+
+test-e2e: deps ## the tier on the real node: pods of the project's images serving real traffic
+	@hack/dev.sh down
+	@$(BIN)/pytest tests/e2e -ra
 
 bench: deps ## benchmarks on their own cluster (.bench-cluster, 12 nodes); results in bench/results/
 	@export AGENTFLEET_CLUSTER_DIR=$(CURDIR)/.bench-cluster AGENTFLEET_CLUSTER_NODES=12; \

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compile a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kwok) from Go modules into a version-keyed cache. Runs once per machine:
+# kube-scheduler, kwok), the real node's kubelet and kube-proxy, and the cluster add-ons
+# (CoreDNS, metrics-server) from Go modules into version-keyed caches. Runs once per machine:
 # later calls find the binaries and return at once.
 #
 # Why from source: there is no container engine here and release binaries cannot be
@@ -12,7 +13,11 @@ ETCD_VERSION=${ETCD_VERSION:-v3.5.24}
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 CACHE_ROOT=${AGENTFLEET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agentfleet}
 BIN_DIR="$CACHE_ROOT/k8s-${K8S_VERSION}-etcd-${ETCD_VERSION}-kwok-${KWOK_VERSION}/bin"
-BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok kwokctl)
+COREDNS_VERSION=${COREDNS_VERSION:-v1.15.0}
+METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.9.0}
+ADDONS_DIR="$CACHE_ROOT/addons-coredns-${COREDNS_VERSION}-metrics-server-${METRICS_SERVER_VERSION}/bin"
+BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kwok kwokctl)
+ADDONS=(coredns metrics-server)
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
@@ -21,10 +26,15 @@ log() { printf '[build-controlplane] %s\n' "$*" >&2; }
 all_present() {
   local b
   for b in "${BINARIES[@]}"; do [[ -x "$BIN_DIR/$b" ]] || return 1; done
+  for b in "${ADDONS[@]}"; do [[ -x "$ADDONS_DIR/$b" ]] || return 1; done
 }
 
 if [[ "${1:-}" == "--print-bin-dir" ]]; then
   echo "$BIN_DIR"
+  exit 0
+fi
+if [[ "${1:-}" == "--print-addons-dir" ]]; then
+  echo "$ADDONS_DIR"
   exit 0
 fi
 
@@ -34,7 +44,7 @@ if all_present; then
 fi
 
 command -v go >/dev/null || { log "go is required to build the control plane"; exit 1; }
-mkdir -p "$BIN_DIR"
+mkdir -p "$BIN_DIR" "$ADDONS_DIR"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -94,9 +104,11 @@ served_staging_version() {
 }
 
 build_kubernetes() {
-  if [[ -x "$BIN_DIR/kube-apiserver" && -x "$BIN_DIR/kube-controller-manager" && -x "$BIN_DIR/kube-scheduler" ]]; then
-    return 0
-  fi
+  local b missing=0
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
+    [[ -x "$BIN_DIR/$b" ]] || missing=1
+  done
+  ((missing)) || return 0
   log "kubernetes $K8S_VERSION (cold builds take a while on two cores)"
   local dir="$WORK/k8s" staging="v0.${K8S_VERSION#v1.}"
   mkdir -p "$dir"
@@ -115,7 +127,9 @@ build_kubernetes() {
     go get "k8s.io/kubernetes@${K8S_VERSION}" \
       "k8s.io/kubernetes/cmd/kube-apiserver@${K8S_VERSION}" \
       "k8s.io/kubernetes/cmd/kube-controller-manager@${K8S_VERSION}" \
-      "k8s.io/kubernetes/cmd/kube-scheduler@${K8S_VERSION}"
+      "k8s.io/kubernetes/cmd/kube-scheduler@${K8S_VERSION}" \
+      "k8s.io/kubernetes/cmd/kubelet@${K8S_VERSION}" \
+      "k8s.io/kubernetes/cmd/kube-proxy@${K8S_VERSION}"
     local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
     local ld="" pkg
     for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
@@ -123,17 +137,35 @@ build_kubernetes() {
       ld+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.gitCommit=0000000000000000000000000000000000000000"
       ld+=" -X ${pkg}.buildDate=1970-01-01T00:00:00Z"
     done
-    # One `go build` for all three shares the compile graph.
+    # One `go build` for all five shares the compile graph (the node's kubelet and kube-proxy
+    # come from the same module graph as the control plane, so their versions match exactly).
     go build -trimpath -ldflags "-s -w ${ld}" -o "$BIN_DIR/" \
       k8s.io/kubernetes/cmd/kube-apiserver \
       k8s.io/kubernetes/cmd/kube-controller-manager \
-      k8s.io/kubernetes/cmd/kube-scheduler
+      k8s.io/kubernetes/cmd/kube-scheduler \
+      k8s.io/kubernetes/cmd/kubelet \
+      k8s.io/kubernetes/cmd/kube-proxy
   )
+}
+
+# CoreDNS (cluster DNS for the real node's pods) and metrics-server (real CPU for the HPA) build
+# as they are with `go install`: neither go.mod has replace lines.
+build_addons() {
+  if [[ ! -x "$ADDONS_DIR/coredns" ]]; then
+    log "coredns $COREDNS_VERSION"
+    GOBIN="$ADDONS_DIR" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@${COREDNS_VERSION}"
+  fi
+  if [[ ! -x "$ADDONS_DIR/metrics-server" ]]; then
+    log "metrics-server $METRICS_SERVER_VERSION"
+    GOBIN="$ADDONS_DIR" go install -trimpath -ldflags "-s -w" \
+      "sigs.k8s.io/metrics-server/cmd/metrics-server@${METRICS_SERVER_VERSION}"
+  fi
 }
 
 build_kwok
 build_etcd
 build_kubernetes
+build_addons
 
 all_present || { log "some binaries are missing from $BIN_DIR"; exit 1; }
 "$BIN_DIR/kube-apiserver" --version >&2

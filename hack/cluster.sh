@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Start and stop a real, local Kubernetes control plane for the integration tests:
+# Start and stop a real, local Kubernetes cluster for `make dev` and the tests:
 # etcd + kube-apiserver + kube-controller-manager + kube-scheduler + kwok (fake kubelets),
-# compiled by hack/build-controlplane.sh and run as plain processes on 127.0.0.1.
+# compiled by hack/build-controlplane.sh and run as plain processes, and on the default cluster
+# a real node beside the fake ones (containerd, kubelet, kube-proxy, CoreDNS, metrics-server;
+# hack/lib/node.sh) that runs the project's own images (hack/images.sh).
 #
 #   hack/cluster.sh up      start it (or reuse the one already running) and wait until it is usable
 #   hack/cluster.sh down    stop exactly the processes `up` started and remove the state
@@ -19,9 +21,10 @@
 # pki/, etcd/, pids/<component>.pid, logs/<component>.log. Every `up` that has to start processes
 # starts from an empty etcd; a running, healthy cluster is reused as is.
 #
-# Tunables (environment): AGENTFLEET_CLUSTER_NODES (2), AGENTFLEET_CLUSTER_TIMEOUT (seconds to
-# become healthy, 180), AGENTFLEET_CLUSTER_STOP_GRACE (seconds between TERM and KILL, 10),
-# KUBECTL (kubectl).
+# Tunables (environment): AGENTFLEET_CLUSTER_NODES (2 fake nodes), AGENTFLEET_CLUSTER_TIMEOUT
+# (seconds to become healthy, 300), AGENTFLEET_CLUSTER_STOP_GRACE (seconds between TERM and KILL,
+# 10), AGENTFLEET_REAL_NODE (1 for the default .cluster/, 0 for the others: one machine has room
+# for one real node, and the benchmark's and fault tests' clusters need none), KUBECTL (kubectl).
 set -euo pipefail
 
 HACK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,12 +35,29 @@ ADMIN_KUBECONFIG="$STATE/kubeconfig"
 STAGES="$HACK_DIR/kwok/stages.yaml"
 KUBECTL=${KUBECTL:-kubectl}
 NODES=${AGENTFLEET_CLUSTER_NODES:-2}
-TIMEOUT=${AGENTFLEET_CLUSTER_TIMEOUT:-180}
+TIMEOUT=${AGENTFLEET_CLUSTER_TIMEOUT:-300}
 STOP_GRACE=${AGENTFLEET_CLUSTER_STOP_GRACE:-10}
-# Start order; `down` stops them in reverse so clients go before the servers they talk to.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+if [[ -z ${AGENTFLEET_REAL_NODE:-} ]]; then
+  REAL_NODE=0
+  [[ $STATE == "$ROOT/.cluster" ]] && REAL_NODE=1
+else
+  REAL_NODE=$AGENTFLEET_REAL_NODE
+fi
 SERVICE_CIDR=10.96.0.0/16
 POD_CIDR=10.244.0.0/16
+# shellcheck source=hack/lib/node.sh
+source "$HACK_DIR/lib/node.sh"
+
+# Start order; `down` stops them in reverse so clients go before the servers they talk to.
+set_components() {
+  COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+  ((REAL_NODE)) && COMPONENTS+=("${NODE_COMPONENTS[@]}")
+  # Where clients reach the API server: the node address when pods must reach it too.
+  API_HOST=127.0.0.1
+  ((REAL_NODE)) && API_HOST=$NODE_IP
+  return 0
+}
+set_components
 
 log() { printf '[cluster] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -50,14 +70,16 @@ load_env() {
   [[ -f "$STATE/cluster.env" ]] || return 1
   # shellcheck source=/dev/null  # written by write_env below, values are %q-quoted
   source "$STATE/cluster.env"
+  set_components
 }
 
 write_env() {
   local var
   {
     echo "# written by hack/cluster.sh; read by its status/down and by humans"
-    for var in BIN_DIR ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT KWOK_PORT \
-      STARTED_AT STARTUP_SECONDS; do
+    for var in BIN_DIR ADDONS_DIR REAL_NODE ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT \
+      KWOK_PORT KUBELET_PORT KUBELET_HEALTHZ_PORT PROXY_HEALTHZ_PORT PROXY_METRICS_PORT METRICS_SERVER_PORT \
+      CONTAINERD_SOCK STARTED_AT STARTUP_SECONDS; do
       printf '%s=%q\n' "$var" "${!var-}"
     done
   } >"$STATE/cluster.env"
@@ -74,7 +96,7 @@ live_pid() {
   kill -0 "$pid" 2>/dev/null || return 1
   if [[ -r "/proc/$pid/cmdline" ]]; then
     IFS= read -r -d '' argv0 <"/proc/$pid/cmdline" || true
-    [[ "$argv0" == "${BIN_DIR:-}/$name" ]] || return 1
+    [[ "$argv0" == "$(component_binary "$name")" ]] || return 1
   fi
   echo "$pid"
 }
@@ -82,7 +104,7 @@ live_pid() {
 curl_apiserver() {
   curl -fsS --max-time 5 --cacert "$STATE/pki/ca.crt" \
     --cert "$STATE/pki/admin.crt" --key "$STATE/pki/admin.key" \
-    "https://127.0.0.1:${APISERVER_PORT}$1"
+    "https://${API_HOST}:${APISERVER_PORT}$1"
 }
 
 k() { "$KUBECTL" --kubeconfig "$ADMIN_KUBECONFIG" --request-timeout=10s "$@"; }
@@ -98,9 +120,26 @@ healthy() {
 
 # --- down ------------------------------------------------------------------------------------
 
+# stop_one NAME: TERM, then KILL after the grace period.
+stop_one() {
+  local pid deadline
+  pid=$(live_pid "$1") || return 0
+  log "stopping $1 (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + STOP_GRACE))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
 stop_all() {
   load_env || true
   local i c pid pids=() deadline
+  if ((REAL_NODE)); then
+    # No controller may recreate what the drain deletes.
+    stop_one kube-controller-manager
+    stop_one kube-scheduler
+    node_drain
+  fi
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
     c=${COMPONENTS[i]}
     if pid=$(live_pid "$c"); then
@@ -124,6 +163,8 @@ stop_all() {
     rm -rf "$STATE/logs.previous"
     mv "$STATE/logs" "$STATE/logs.previous"
   fi
+  # Also after a crash: a previous real node's leftovers (shims, netns, mounts, iptables chains).
+  if ((REAL_NODE)) || [[ -d "$STATE/node" ]]; then node_cleanup; fi
   rm -rf "$STATE/pids" "$STATE/pki" "$STATE/etcd" "$STATE/kubeconfigs" "$STATE/apiserver-certs" \
     "$STATE/cluster.env" "$ADMIN_KUBECONFIG"
 }
@@ -172,7 +213,7 @@ make_pki() {
     -addext "subjectKeyIdentifier=hash" 2>/dev/null
   # The serving cert also names the in-cluster Service (first IP of SERVICE_CIDR) so a client
   # that follows the `kubernetes` Service would verify too.
-  new_cert apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  new_cert apiserver "/CN=kube-apiserver" "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,IP:$NODE_IP,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   # system:masters is the superuser group; RBAC ships bindings for the two component identities.
   new_cert admin "/O=system:masters/CN=agentfleet-admin" "$client"
   new_cert kube-controller-manager "/CN=system:kube-controller-manager" "$client"
@@ -200,7 +241,7 @@ kind: Config
 clusters:
 - name: agentfleet-local
   cluster:
-    server: https://127.0.0.1:${APISERVER_PORT}
+    server: https://${API_HOST}:${APISERVER_PORT}
     certificate-authority-data: $(b64 "$pki/ca.crt")
 users:
 - name: ${cert}
@@ -226,7 +267,7 @@ start() {
   local name=$1 pidfile="$STATE/pids/$1.pid" i
   shift
   # shellcheck disable=SC2016  # $$ and $@ are meant for the inner bash
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$BIN_DIR/$name" "$@" \
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$(component_binary "$name")" "$@" \
     </dev/null >>"$STATE/logs/$name.log" 2>&1 9>&- &
   # Wait for the exec, so that later liveness checks (which compare argv[0]) see the component.
   for ((i = 0; i < 200; i++)); do
@@ -265,14 +306,22 @@ show_logs() { local c; for c in "${COMPONENTS[@]}"; do show_log "$c"; done; }
 etcd_healthy() { curl -fsS --max-time 2 "http://127.0.0.1:${ETCD_PORT}/health" | grep -q '"health":"true"'; }
 apiserver_ready() { curl_apiserver /readyz; }
 
-# Every fake node Ready and without taints: the TaintNodesByCondition admission plugin creates
-# nodes with node.kubernetes.io/not-ready:NoSchedule and the controller manager lifts it only
-# after kwok has reported Ready, so this also proves the node lifecycle controller runs.
+# Every fake node Ready and without the not-ready taint: the TaintNodesByCondition admission
+# plugin creates nodes with node.kubernetes.io/not-ready:NoSchedule and the controller manager
+# lifts it only after kwok has reported Ready, so this also proves the node lifecycle controller
+# runs. (Beside a real node the fake ones carry our own kwok taint, which stays.)
 nodes_schedulable() {
   local out
   out=$(k get nodes -l type=kwok \
-    -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}/{.spec.taints}{"\n"}{end}')
-  [[ $(grep -c '^True/$' <<<"$out") -ge "$NODES" ]]
+    -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}/{.spec.taints[*].key}{"\n"}{end}')
+  [[ $(grep -Ec '^True/(kwok.x-k8s.io/node)?$' <<<"$out") -ge "$NODES" ]]
+}
+
+# Beside a real node, pods land on the fake nodes only if they tolerate this (the tests with
+# hundreds of Agents do, through their namespace's default tolerations or spec.podTemplate).
+kwok_taint() {
+  ((REAL_NODE)) || return 0
+  printf '  taints: [{key: kwok.x-k8s.io/node, value: fake, effect: NoSchedule}]\n'
 }
 
 default_serviceaccount() { k -n default get serviceaccount default; }
@@ -300,9 +349,11 @@ metadata:
 spec:
   podCIDR: 10.244.$i.0/24
   podCIDRs: [10.244.$i.0/24]
+$(kwok_taint)
 status:
   addresses:
-  - {type: InternalIP, address: 192.0.2.$((i + 1))}
+  # Loopback: whoever dials a fake node (the API server for logs, a scraper) stays on this machine.
+  - {type: InternalIP, address: 127.0.1.$((i + 1))}
   - {type: Hostname, address: kwok-node-$i}
   allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
   capacity: {cpu: "32", memory: 256Gi, pods: "110"}
@@ -316,8 +367,18 @@ cold_start() {
   DEADLINE=$((SECONDS + TIMEOUT))
   mkdir -p "$STATE/pids" "$STATE/logs" "$STATE/kubeconfigs"
   mkdir -m 700 "$STATE/etcd" # etcd warns about anything wider
-  read -r ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT KWOK_PORT <<<"$(pick_free_ports 6)"
+  read -r ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT KWOK_PORT \
+    KUBELET_PORT KUBELET_HEALTHZ_PORT PROXY_HEALTHZ_PORT PROXY_METRICS_PORT METRICS_SERVER_PORT <<<"$(pick_free_ports 11)"
   STARTUP_SECONDS=""
+  if ((REAL_NODE)); then
+    node_need
+    # The images are built (or found cached) before anything starts: a cold build takes minutes.
+    "$HACK_DIR/images.sh" build
+    eval "$("$HACK_DIR/images.sh" tags)"
+    # The node address must exist before the API server binds it.
+    node_network_up
+    node_write_config
+  fi
   write_env
   log "ports: apiserver $APISERVER_PORT, etcd $ETCD_PORT/$ETCD_PEER_PORT, controller-manager $KCM_PORT, scheduler $SCHEDULER_PORT, kwok $KWOK_PORT"
 
@@ -330,6 +391,7 @@ cold_start() {
   for c in kube-controller-manager kube-scheduler kwok; do
     write_kubeconfig "$STATE/kubeconfigs/$c.kubeconfig" "$c"
   done
+  ((REAL_NODE)) && node_pki
   local pki="$STATE/pki" kc="$STATE/kubeconfigs"
 
   # Throwaway data: fsync buys nothing for a test cluster and costs seconds per test run.
@@ -340,12 +402,31 @@ cold_start() {
     --unsafe-no-fsync=true --auto-compaction-retention=1 --log-level=warn
   wait_until "etcd healthy" etcd_healthy
 
-  # Admission is left at the upstream defaults (NamespaceLifecycle, ServiceAccount, ...): never
-  # pass --disable-admission-plugins here, tests rely on the real admission chain.
-  # --endpoint-reconciler-type=none: the API server would publish its advertise address in the
-  # `kubernetes` Endpoints, and validation refuses loopback addresses there (an error every 10s).
-  # Nothing runs in pods here that would dial that Service, so it is left without endpoints.
-  start kube-apiserver --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+  # Admission is the upstream defaults (NamespaceLifecycle, ServiceAccount, ...) plus three real
+  # plugins: NodeRestriction confines the real kubelet to its own node; PodNodeSelector and
+  # PodTolerationRestriction let a namespace's annotations send its pods to the fake nodes (the
+  # many-Agent tests). Never pass --disable-admission-plugins here, tests rely on the real chain.
+  local where=(--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --endpoint-reconciler-type=none)
+  if ((REAL_NODE)); then
+    # Pods (the operator in-cluster, Prometheus) reach the API server through the `kubernetes`
+    # Service, which publishes the advertise address; logs, exec and port-forward go to the
+    # kubelet by its InternalIP with a client certificate the kubelet's webhook authorizes; the
+    # aggregation layer proxies metrics.k8s.io to metrics-server with the front-proxy identity.
+    where=(--bind-address="$NODE_IP" --advertise-address="$NODE_IP"
+      --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" --kubelet-client-key="$pki/apiserver-kubelet-client.key"
+      --kubelet-certificate-authority="$pki/ca.crt" --kubelet-preferred-address-types=InternalIP
+      --proxy-client-cert-file="$pki/front-proxy-client.crt" --proxy-client-key-file="$pki/front-proxy-client.key"
+      --requestheader-client-ca-file="$pki/ca.crt" --requestheader-allowed-names=front-proxy-client
+      --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group
+      --requestheader-extra-headers-prefix=X-Remote-Extra- --enable-aggregator-routing=true)
+  else
+    # --endpoint-reconciler-type=none: the API server would publish its loopback advertise
+    # address in the `kubernetes` Endpoints, which validation refuses (an error every 10s); no
+    # pod runs here that would dial that Service.
+    :
+  fi
+  start kube-apiserver "${where[@]}" \
+    --enable-admission-plugins=NodeRestriction,PodNodeSelector,PodTolerationRestriction \
     --secure-port="$APISERVER_PORT" --cert-dir="$STATE/apiserver-certs" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
@@ -353,7 +434,7 @@ cold_start() {
     --authorization-mode=Node,RBAC \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key" \
-    --service-cluster-ip-range="$SERVICE_CIDR" --endpoint-reconciler-type=none \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
     --allow-privileged=true
   wait_until "kube-apiserver ready" apiserver_ready
 
@@ -372,8 +453,11 @@ cold_start() {
     --service-cluster-ip-range="$SERVICE_CIDR" --node-monitor-grace-period=2m
   start kube-scheduler --kubeconfig="$kc/kube-scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" --leader-elect=false
-  # Without --node-lease-duration-seconds kwok keeps no node leases and nodes go NotReady.
-  start kwok --kubeconfig="$kc/kwok.kubeconfig" --config="$STAGES" --manage-all-nodes=true \
+  # Without --node-lease-duration-seconds kwok keeps no node leases and nodes go NotReady. kwok
+  # plays only the nodes annotated as fake (all of ours): with --manage-all-nodes it would also
+  # mark the real node's pods Running with made-up addresses.
+  start kwok --kubeconfig="$kc/kwok.kubeconfig" --config="$STAGES" \
+    --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --node-lease-duration-seconds=40 --cidr="$POD_CIDR" \
     --server-address="127.0.0.1:$KWOK_PORT" \
     --tls-cert-file="$pki/kwok-serving.crt" --tls-private-key-file="$pki/kwok-serving.key"
@@ -381,6 +465,7 @@ cold_start() {
   node_manifests | k apply -f - >/dev/null
   wait_until "$NODES fake nodes Ready and untainted" nodes_schedulable
   wait_until "ServiceAccount default/default exists" default_serviceaccount
+  ((REAL_NODE)) && node_start
 
   STARTUP_SECONDS=$(elapsed_since "$STARTED_AT")
   write_env
@@ -398,11 +483,12 @@ cmd_up() {
   need "$KUBECTL" "creating the fake nodes"
   # Returns at once when the binaries are cached; compiles them otherwise (see that script).
   "$HACK_DIR/build-controlplane.sh"
-  local bin_dir
+  local bin_dir addons_dir want_real_node=$REAL_NODE
   bin_dir=$("$HACK_DIR/build-controlplane.sh" --print-bin-dir)
+  addons_dir=$("$HACK_DIR/build-controlplane.sh" --print-addons-dir)
   with_lock
-  if healthy && [[ "$BIN_DIR" == "$bin_dir" ]]; then
-    log "reusing the running cluster (apiserver https://127.0.0.1:$APISERVER_PORT): export KUBECONFIG=$ADMIN_KUBECONFIG"
+  if healthy && [[ "$BIN_DIR" == "$bin_dir" && "$REAL_NODE" == "$want_real_node" ]]; then
+    log "reusing the running cluster (apiserver https://$API_HOST:$APISERVER_PORT): export KUBECONFIG=$ADMIN_KUBECONFIG"
     return 0
   fi
   if [[ -d "$STATE/pids" || -f "$STATE/cluster.env" ]]; then
@@ -411,7 +497,8 @@ cmd_up() {
   # Always: it also clears leftovers of a run whose processes died. It reloads the recorded
   # cluster.env, so the new cluster's settings are assigned only after it.
   stop_all
-  BIN_DIR=$bin_dir
+  BIN_DIR=$bin_dir ADDONS_DIR=$addons_dir REAL_NODE=$want_real_node
+  set_components
   cold_start
 }
 
@@ -429,7 +516,7 @@ cmd_status() {
   if healthy; then
     local c line=""
     for c in "${COMPONENTS[@]}"; do line+=" $c=$(live_pid "$c")"; done
-    echo "running: apiserver https://127.0.0.1:$APISERVER_PORT, started in ${STARTUP_SECONDS:-?}s, pids:$line"
+    echo "running: apiserver https://$API_HOST:$APISERVER_PORT, started in ${STARTUP_SECONDS:-?}s, pids:$line"
     echo "export KUBECONFIG=$ADMIN_KUBECONFIG"
     return 0
   fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what a fresh machine lacks for the main job and the tests: Debian's redis-server and
-# prometheus (real servers the tests start), and the project's Python environment in .venv.
+# prometheus (real servers the tests start), containerd, runc, buildah, debootstrap and the CNI
+# plugins (the real node and its images), and the project's Python environment in .venv.
 # Idempotent and quick when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,15 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v wrk >/dev/null || need_apt+=(wrk)  # the runtime benchmark's load generator
+# The real node (hack/lib/node.sh) and its images (hack/images.sh): no Docker engine needed.
+command -v containerd >/dev/null || need_apt+=(containerd)
+command -v runc >/dev/null || need_apt+=(runc)
+command -v buildah >/dev/null || need_apt+=(buildah)
+command -v debootstrap >/dev/null || need_apt+=(debootstrap)
+command -v iptables >/dev/null || need_apt+=(iptables)
+command -v conntrack >/dev/null || need_apt+=(conntrack)
+command -v ip >/dev/null || need_apt+=(iproute2)
+[[ -x /usr/lib/cni/bridge ]] || need_apt+=(containernetworking-plugins)
 if ((${#need_apt[@]})); then
   sudo=""
   [[ $(id -u) -eq 0 ]] || sudo="sudo"
@@ -19,7 +29,7 @@ if ((${#need_apt[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # The Debian packages start system services; the tests run their own instances on free ports.
-  for svc in redis-server prometheus; do
+  for svc in redis-server prometheus containerd; do
     $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || $sudo service "$svc" stop >/dev/null 2>&1 || true
   done
 fi

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import socket
 import sys
 from typing import Any
 
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         namespaces=args.namespace,
         # HA is our own Lease election (warm standbys); kopf's peering would pause the watches too.
         standalone=True,
+        # kopf's default identity calls getpass.getuser(), which raises for a uid with no passwd
+        # entry: the image's numeric non-root user 65532 has none (found running the image for real).
+        identity=f"{os.environ.get('HOSTNAME') or socket.gethostname()}-{os.getpid()}",
     )
     return 0
 

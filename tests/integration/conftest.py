@@ -31,6 +31,16 @@ CLUSTER_UP_TIMEOUT = int(os.environ.get("AGENTFLEET_CLUSTER_UP_TIMEOUT", "3600")
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
+# This tier's pods are kwok's: the tests here create many Agents and check what the operator
+# writes, not what a container does (tests/e2e runs pods for real). Beside the real node the fake
+# nodes are tainted; the API server's PodNodeSelector and PodTolerationRestriction admission
+# plugins give every pod of a namespace so annotated the fake nodes' selector and toleration.
+KWOK_NAMESPACE_ANNOTATIONS = {
+    "scheduler.alpha.kubernetes.io/node-selector": "type=kwok",
+    "scheduler.alpha.kubernetes.io/defaultTolerations":
+        '[{"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake", "effect": "NoSchedule"}]',
+}
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # This hook sees every collected item, not only this directory's: mark just ours.
@@ -112,8 +122,11 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
     name = f"it-{uuid.uuid4().hex[:10]}"
     # Restricted Pod Security is enforced, so any agent or Redis pod the operator makes that breaks
     # it is refused by the real admission plugin and the test sees it.
-    namespace_doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {
-        "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}}}
+    namespace_doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": name,
+        "labels": {"pod-security.kubernetes.io/enforce": "restricted",
+                   "pod-security.kubernetes.io/enforce-version": "latest"},
+        "annotations": KWOK_NAMESPACE_ANNOTATIONS}}
     kubectl("create", "-f", "-", stdin=yaml.safe_dump(namespace_doc), check=True)
     try:
         yield name
@@ -153,6 +166,10 @@ def serviceaccount_kubeconfig(kubeconfig: str, kubectl: Kubectl, tmp_path: Path)
 
 
 # The operator, started once per session under the ServiceAccount and ClusterRole it ships. -------------
+# Every namespace but the end-to-end tier's own (tests/e2e runs an operator of its own there, with
+# the locally built images) and those `make dev` installs the samples in (its in-cluster operator
+# owns them): two operators reconciling one Agent would fight. One kopf pattern, globs negated.
+SESSION_OPERATOR_SCOPE = "--namespace=!e2e-*,!agentfleet-demo,!monitoring"
 from tests.integration.operator_harness import OperatorProcess, install_crds_and_rbac  # noqa: E402
 
 
@@ -162,7 +179,7 @@ def operator(kubectl: Kubectl, session_serviceaccount_kubeconfig: Callable[[str,
     install_crds_and_rbac(kubectl)
     config = session_serviceaccount_kubeconfig("agentfleet-system", "agentfleet-operator")
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(config, log).start()
+    process = OperatorProcess(config, log, scope=(SESSION_OPERATOR_SCOPE,)).start()
     yield process
     process.stop()
 

@@ -1,0 +1,3 @@
+module agentfleet.local/pause
+
+go 1.22
