@@ -5,12 +5,17 @@ more than once, the labels children carry, reachability of an external Redis, an
 from __future__ import annotations
 
 import json
+import shutil
+import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from tests.integration.operator_harness import OperatorProcess
-from tests.integration.test_operator import apply, get, ready, rules_agent, wait_for
+import pytest
+
+from tests.integration.operator_harness import OperatorProcess, free_port
+from tests.integration.test_operator import apply, condition, get, ready, rules_agent, secret, wait_for
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -221,3 +226,105 @@ def test_children_cannot_be_claimed_by_an_application_of_the_same_name(
     # What still says whose they are:
     assert all(i["metadata"]["labels"].get("agentfleet.dev/agent") == "shop"
                or i["metadata"]["labels"].get("agentfleet.dev/statepolicy") == "shop" for i in items)
+
+
+# 3. An external Redis is checked: connect, AUTH, PING ----------------------------------------------------------
+class Redis:
+    """A real redis-server with a password, on a port of its own, that a test can stop."""
+
+    def __init__(self, directory: Path, password: str) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.skip("redis-server is not installed (apt-get install redis-server)")
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--requirepass", password, "--dir", str(directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for("redis-server listening", self._listening, timeout=20, interval=0.05)
+
+    def _listening(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_with_password(tmp_path: Path) -> Iterator[Redis]:
+    server = Redis(tmp_path, "s3cret")
+    yield server
+    server.stop()
+
+
+def store_policy(name: str, url: str, secret: str | None = None) -> dict[str, Any]:
+    redis: dict[str, Any] = {"url": url}
+    if secret:
+        redis["passwordSecretRef"] = {"name": secret, "key": "password"}
+    return {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "StatePolicy", "metadata": {"name": name},
+            "spec": {"store": {"type": "redis", "redis": redis}}}
+
+
+def reachable(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any]:
+    return condition(get(kubectl, "statepolicy", name, namespace), "StoreReachable")
+
+
+def test_external_redis_reachability_is_checked_and_reaches_the_agents(
+        operator: OperatorProcess, kubectl: Kubectl, namespace: str, redis_with_password: Redis) -> None:
+    url = f"redis://127.0.0.1:{redis_with_password.port}/0"
+    apply(kubectl, namespace, secret("redis-auth", password="s3cret"), store_policy("sessions", url, "redis-auth"),
+          rules_agent("bot", statePolicyRef={"name": "sessions"}))
+    ok = wait_for("Reachable", lambda: (c := reachable(kubectl, "sessions", namespace)).get("status") == "True" and c)
+    assert ok["reason"] == "Reachable"
+    agent = wait_for("Agent Ready", lambda: ready(kubectl, "bot", namespace))
+    assert condition(agent, "StateReady")["status"] == "True"
+
+    # On Secret change: a wrong password is AuthFailed, on the policy and on the Agent.
+    apply(kubectl, namespace, secret("redis-auth", password="wrong"))
+    failed = wait_for("AuthFailed", lambda: (c := reachable(kubectl, "sessions", namespace)).get("reason")
+                      == "AuthFailed" and c)
+    assert failed["status"] == "False" and "s3cret" not in failed["message"] and "wrong" not in failed["message"]
+    policy = get(kubectl, "statepolicy", "sessions", namespace)
+    assert condition(policy, "Ready")["status"] == "False"
+    agent = wait_for("Agent StateReady=False", lambda: (a := get(kubectl, "agent", "bot", namespace))
+                     and condition(a, "StateReady").get("status") == "False" and a)
+    state = condition(agent, "StateReady")
+    assert state["reason"] == "StateStoreNotReady" and "refused AUTH" in state["message"], state
+    apply(kubectl, namespace, secret("redis-auth", password="s3cret"))
+    wait_for("Reachable again", lambda: reachable(kubectl, "sessions", namespace).get("status") == "True")
+    wait_for("Agent Ready again", lambda: ready(kubectl, "bot", namespace))
+
+    # On the interval: the server going away changes no object, and is still noticed.
+    redis_with_password.stop()
+    refused = wait_for("ConnectionRefused", lambda: (c := reachable(kubectl, "sessions", namespace)).get("reason")
+                       == "ConnectionRefused" and c, timeout=60)
+    assert refused["status"] == "False"
+    wait_for("Agent StateReady=False", lambda: condition(get(kubectl, "agent", "bot", namespace),
+                                                         "StateReady").get("status") == "False")
+
+
+def test_unreachable_external_redis_reasons(operator: OperatorProcess, kubectl: Kubectl, namespace: str,
+                                            redis_with_password: Redis) -> None:
+    # Accepts connections (the kernel's backlog) and never answers: a firewall dropping replies, a hung host.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        apply(kubectl, namespace,
+              store_policy("nothing", f"redis://127.0.0.1:{free_port()}/0"),
+              store_policy("silent", f"redis://127.0.0.1:{silent.getsockname()[1]}/0"),
+              store_policy("no-password", f"redis://127.0.0.1:{redis_with_password.port}/0"))
+        expected = {"nothing": "ConnectionRefused", "silent": "Timeout", "no-password": "AuthFailed"}
+        for name, reason in expected.items():
+            cond = wait_for(f"{name} {reason}", lambda name=name: (c := reachable(kubectl, name, namespace))
+                            .get("status") == "False" and c)
+            assert cond["reason"] == reason, cond
+            assert condition(get(kubectl, "statepolicy", name, namespace), "Ready")["reason"] == reason
+    finally:
+        silent.close()

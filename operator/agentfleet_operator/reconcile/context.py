@@ -19,6 +19,9 @@ def rfc3339(moment: dt.datetime) -> str:
 class Settings:
     runtime_image: str = "ghcr.io/agentfleet/agentfleet-runtime:0.1.0"
     redis_image: str = "redis:7.2-alpine"
+    # An external Redis is dialled this often (and on every change of the policy or its Secret).
+    store_probe_seconds: float = 15.0
+    store_probe_timeout: float = 3.0
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets as random_secrets
 from typing import Any
 
@@ -15,6 +17,7 @@ from ..builders.drift import needs_apply
 from ..kube.client import ApiError
 from . import metrics
 from .context import Context, rfc3339
+from .store_probe import probe_redis
 
 
 def _child(ctx: Context, namespace: str, owner: str, kind: str, name: str) -> dict[str, Any] | None:
@@ -33,6 +36,25 @@ def _secret_problem(ctx: Context, namespace: str, secret: str, key: str, what: s
     return None
 
 
+async def _external_store(ctx: Context, namespace: str, url: str, ref: Any) -> Cond:
+    """StoreReachable of an external Redis, checked with the password the agents will use."""
+    password = None
+    if ref is not None:
+        try:
+            secret = await ctx.client.get("v1", "Secret", namespace, ref.name)
+        except ApiError as exc:
+            return Cond("StoreReachable", None, "NotChecked", f"could not read Secret {ref.name}: {exc.message}")
+        encoded = ((secret or {}).get("data") or {}).get(ref.key)
+        if encoded is None:  # gone since the index said it was there; its event brings us back
+            return Cond("StoreReachable", None, "NotChecked", f"Secret {ref.name} has no key {ref.key}")
+        try:
+            password = base64.b64decode(encoded).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return Cond("StoreReachable", False, "AuthFailed", f"Secret {ref.name} key {ref.key} is not UTF-8 text")
+    result = await probe_redis(url, password, ctx.settings.store_probe_timeout)
+    return Cond("StoreReachable", result.reachable, result.reason, result.message)
+
+
 async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> float | None:
     started = ctx.now()
     body = ctx.store.state_policy(namespace, name)
@@ -47,6 +69,7 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
         ready = Cond("Ready", False, "InvalidSpec", str(exc.errors()[0]["msg"]))
         reachable = Cond("StoreReachable", None, "InvalidSpec", ready.message)
     store_url = ""
+    requeue: float | None = None
     if spec is not None:
         problem = None
         if spec.encryption:
@@ -78,8 +101,12 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
             ref = spec.store.redis.password_secret_ref
             if ref and problem is None:
                 problem = _secret_problem(ctx, namespace, ref.name, ref.key, "Redis password")
-            # The operator does not dial external stores; agent pods report reachability in /readyz.
-            reachable = Cond("StoreReachable", None, "NotChecked", "external Redis; agent pods check it in /readyz")
+            if problem is None:
+                reachable = await _external_store(ctx, namespace, store_url, ref)
+            else:
+                reachable = Cond("StoreReachable", None, "NotChecked", "not checked until the Secrets resolve")
+            # A store that goes away (or comes back) changes no object we watch: look again.
+            requeue = ctx.settings.store_probe_seconds
         else:
             reachable = Cond("StoreReachable", True, "InMemory", "per-pod memory store (development only)")
         if problem is not None:
@@ -104,4 +131,4 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
             involved = {"apiVersion": API_VERSION, "kind": "StatePolicy", "metadata": meta}
             await ctx.event(involved, "Normal" if ready.status else "Warning", ready.reason, ready.message)
     metrics.observe_reconcile("StatePolicy", started, ctx.now(), None if ready.status else ready.reason)
-    return None
+    return requeue
