@@ -38,7 +38,8 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "tests/integration/runtime/test_runtime_tools.py::test_dead_crm*",
         "tests/integration/runtime/test_runtime_tools.py::test_wrong_credentials*",
         "tests/integration/runtime/test_runtime_tools.py::test_retries_do_not_hide*"),
-    "Runtime faults: Redis unreachable makes /readyz false and requests a quick 503, nothing half-written": (
+    "Runtime faults: Redis unreachable makes /readyz false and requests a 503 before the model is asked, "
+    "nothing half-written": (
         "tests/integration/runtime/test_runtime_redis.py::test_unreachable_redis*",
         "tests/integration/runtime/test_runtime_faults.py::*redis_down*"),
     "Runtime faults: Redis (AOF) restarted mid-conversation, the next turn still has the history": (

@@ -144,8 +144,9 @@ def test_history_survives_a_redis_kill_and_restart_with_aof(durable_redis: Durab
     assert_clean_log(runtime)
 
 
-def test_redis_down_is_a_quick_503_and_no_turn_is_half_written(durable_redis: DurableRedis, fake_llm: FakeLLM,
-                                                               spawn_runtime: Any) -> None:
+def test_redis_down_is_a_503_before_the_model_is_asked_and_no_turn_is_half_written(
+        durable_redis: DurableRedis, fake_llm: FakeLLM, spawn_runtime: Any) -> None:
+    # "Quick" is not claimed: how soon the 503 comes is a timing, for bench/, not an assertion here.
     runtime = spawn_runtime(llm_config(fake_llm, state=redis_state(durable_redis.url)))
     assert chat(runtime, "conv-down", "first question").status_code == 200
     assert httpx.get(f"{runtime.url}/readyz", timeout=CLIENT_TIMEOUT).status_code == 200

@@ -152,7 +152,8 @@ async def test_llm_tool_loop_and_streamed_tool_calls(fake_llm: FakeLLM, fake_crm
 
 async def test_tool_step_limit_forces_an_answer(fake_llm: FakeLLM, fake_crm: FakeCRM) -> None:
     fake_llm.respond_with_tool_call(r"customer (?P<email>\S+@\S+)", "lookup_customer", {"email": "{email}"})
-    # The fake asks for the tool whenever the last *user* message matches, i.e. forever.
+    # The fake asks for the tool whenever it is offered and the user message matches; with no step left
+    # it must not be offered, and the model's text is the answer.
     config = llm_config(fake_llm, connectors=[crm_connector(fake_crm)])
     config["model"]["maxToolSteps"] = 0
     async with runtime_client(config) as client:
@@ -160,6 +161,11 @@ async def test_tool_step_limit_forces_an_answer(fake_llm: FakeLLM, fake_crm: Fak
     assert response.status_code == 200
     assert "tools" not in fake_llm.requests[0]
     assert fake_crm.hits["/customers"] == 0
+    # The answer is forced: one model call without tools, and its text (the fake echoes) is the reply.
+    choice = response.json()["choices"][0]
+    assert len(fake_llm.requests) == 1
+    assert choice["message"]["content"] == f"Echo: {ASK}" and not choice["message"].get("tool_calls"), choice
+    assert choice["finish_reason"] == "stop", choice
 
 
 async def test_webhook_posts_the_arguments_as_json(fake_crm: FakeCRM) -> None:
