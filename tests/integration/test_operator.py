@@ -239,15 +239,28 @@ def test_drift_is_restored_and_foreign_fields_kept(operator: OperatorProcess, ku
 
 def test_deleting_the_agent_removes_every_child(operator: OperatorProcess, kubectl: Kubectl, namespace: str) -> None:
     apply(kubectl, namespace, rules_agent("bot", replicas=2))
-    wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
+    agent = wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
+    kinds = "deploy,svc,sa,cm,secret,pdb,networkpolicy,hpa"
+
+    def owned() -> set[str]:
+        # By ownerReference, not by our label: a child that lost its label must be collected all the same.
+        items = json.loads(kubectl("get", kinds, "-n", namespace, "-o", "json", check=True).stdout)["items"]
+        return {f"{i['kind']}/{i['metadata']['name']}" for i in items
+                if any(r["uid"] == agent["metadata"]["uid"] for r in i["metadata"].get("ownerReferences", []))}
+
+    # The children shared/API.md names, by name: one that lost both label and owner would escape any search.
+    named = {"Deployment/bot", "Service/bot", "ServiceAccount/bot", "Secret/bot-access", "PodDisruptionBudget/bot",
+             "NetworkPolicy/bot", f"ConfigMap/bot-config-{agent['status']['revision']['stable']}"}
+    children = owned() | named
     kubectl("delete", "agt", "bot", "-n", namespace, "--timeout=30s", check=True)  # no finalizer keeps it
-    selector = "agentfleet.dev/agent=bot"
 
-    def leftovers() -> str:
-        return kubectl("get", "deploy,svc,sa,cm,secret,pdb,networkpolicy,hpa", "-n", namespace, "-l", selector,
-                       "-o", "name").stdout.strip()
+    def leftovers() -> list[str]:
+        # Each child by kind and name (kubectl takes deployment/bot; names are lower case already).
+        found = kubectl("get", *[child.lower() for child in sorted(children)], "-n", namespace, "-o", "name",
+                        "--ignore-not-found")
+        return found.stdout.split()
 
-    wait_for("garbage collection", lambda: leftovers() == "", timeout=60)
+    wait_for("garbage collection", lambda: leftovers() == [] and owned() == set(), timeout=60)
 
 
 def test_no_op_resync_writes_nothing_and_restart_converges(operator: OperatorProcess, kubectl: Kubectl,
