@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -174,8 +175,10 @@ def test_there_are_at_least_25_distinct_invalid_cases() -> None:
 
 @pytest.fixture(scope="module")
 def invalid_ns(crds: str) -> Callable[[], str]:
-    name = "af-invalid"
-    run_kubectl(crds, "create", "namespace", name)
+    # Fresh each run: one left terminating by the last run would refuse every create as Forbidden.
+    name = f"af-invalid-{uuid.uuid4().hex[:8]}"
+    created = run_kubectl(crds, "create", "namespace", name)
+    assert created.returncode == 0, created.stderr
     yield name
     run_kubectl(crds, "delete", "namespace", name, "--wait=false")
 
