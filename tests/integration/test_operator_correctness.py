@@ -8,6 +8,7 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -328,3 +329,65 @@ def test_unreachable_external_redis_reasons(operator: OperatorProcess, kubectl: 
             assert condition(get(kubectl, "statepolicy", name, namespace), "Ready")["reason"] == reason
     finally:
         silent.close()
+
+
+# 6. Small things a user sees ---------------------------------------------------------------------------------
+def test_pending_agent_fills_the_ready_and_endpoint_columns(operator: OperatorProcess, kubectl: Kubectl,
+                                                           namespace: str) -> None:
+    apply(kubectl, namespace, rules_agent("bot", replicas=2, connectors=[{"name": "missing"}]))
+    agent = wait_for("Pending", lambda: (a := get(kubectl, "agent", "bot", namespace))
+                     and (a.get("status") or {}).get("phase") == "Pending" and a)
+    assert agent["status"]["ready"] == "0/2"
+    assert agent["status"]["endpoint"] == f"http://bot.{namespace}.svc:8080"
+    wide = kubectl("get", "agt", "bot", "-n", namespace, "-o", "wide", "--no-headers", check=True).stdout.split()
+    assert "0/2" in wide and f"http://bot.{namespace}.svc:8080" in wide and "ConnectorNotFound" in wide
+
+
+def test_too_long_agent_name_is_refused_naming_metadata_name(operator: OperatorProcess, kubectl: Kubectl,
+                                                             namespace: str) -> None:
+    refused = kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(rules_agent("a" * 48)))
+    assert refused.returncode != 0
+    assert "metadata.name: Invalid value" in refused.stderr and "<nil>" not in refused.stderr, refused.stderr
+    assert "at most 47 characters" in refused.stderr
+
+
+def test_deleting_a_namespace_logs_no_event_warnings(operator: OperatorProcess, kubectl: Kubectl,
+                                                     namespace: str) -> None:
+    # A Connector held by someone else's finalizer outlives its Secret while the namespace goes: its
+    # reconcile reports SecretNotFound, and the Event for it is refused (the namespace is terminating).
+    conn = {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "Connector",
+            "metadata": {"name": "crm", "finalizers": ["example.com/hold"]},
+            "spec": {"type": "http", "endpoint": "https://crm.example.com/api",
+                     "auth": {"type": "bearer", "secretRef": {"name": "crm-token"}},
+                     "tools": [{"name": "lookup", "method": "GET", "path": "/c"}]}}
+    apply(kubectl, namespace, secret("crm-token", token="t"), conn)
+    wait_for("Connector Ready", lambda: condition(get(kubectl, "connector", "crm", namespace), "Ready")
+             .get("status") == "True")
+
+    def event_posts() -> int:
+        return sum(1 for line in operator.writes_in(namespace) if f"/namespaces/{namespace}/events" in line)
+
+    before = event_posts()
+    kubectl("delete", "namespace", namespace, "--wait=false", check=True)
+    try:
+        wait_for("SecretNotFound while terminating", lambda: condition(
+            get(kubectl, "connector", "crm", namespace), "SecretResolved").get("reason") == "SecretNotFound")
+        wait_for("the Event posted (and refused)", lambda: event_posts() > before)
+        time.sleep(1)  # the refusal is logged when the response arrives, right after the request line
+    finally:
+        kubectl("patch", "connector", "crm", "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    warnings = [r["message"] for r in _log_records(operator) if r.get("level") in ("warning", "error")
+                and f"{namespace}/" in str(r.get("message"))]
+    assert warnings == [], "\n".join(warnings)
+
+
+def _log_records(operator: OperatorProcess) -> list[dict[str, Any]]:
+    records = []
+    for line in operator.log_path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # kopf's own lines before logging is configured
+        if isinstance(record, dict):
+            records.append(record)
+    return records

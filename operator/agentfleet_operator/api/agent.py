@@ -376,6 +376,8 @@ class Agent(ApiModel):
 
 
 AGENT_ROOT_VALIDATIONS = [
+    # A rule on the root object; fieldPath makes the refusal name metadata.name instead of "<nil>".
     cel("self.metadata.name.size() <= 47 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
-        "metadata.name must be a DNS-1035 label of at most 47 characters (it prefixes child names)"),
+        "must be a DNS-1035 label of at most 47 characters (it prefixes child names)",
+        field_path=".metadata.name"),
 ]

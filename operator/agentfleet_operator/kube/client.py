@@ -353,4 +353,6 @@ async def post_event(client: KubeClient, involved: dict[str, Any], type_: str, r
         response = await client._request("create", "POST", path_for("v1", "Event", meta["namespace"]), json=event)
         client._raise_for(response)
     except ApiError as exc:
-        log.warning("could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
+        # Expected while a namespace is deleted (its Agents' last reconciles still report): not a warning.
+        level = logging.DEBUG if exc.namespace_terminating else logging.WARNING
+        log.log(level, "could not post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], exc)

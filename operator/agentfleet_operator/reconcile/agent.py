@@ -133,6 +133,15 @@ def _agent_object(namespace: str, name: str, uid: str) -> dict[str, Any]:
     return {"apiVersion": API_VERSION, "kind": "Agent", "metadata": {"name": name, "namespace": namespace, "uid": uid}}
 
 
+def _columns(ctx: Context, namespace: str, name: str, desired: int) -> dict[str, Any]:
+    """The printer columns (READY, ENDPOINT) and scale fields from what runs now. Every status write
+    carries them, so an Agent that is Pending or Failed shows 0/2 and its endpoint, not blanks."""
+    status = (_child(ctx, namespace, name, "Deployment", name) or {}).get("status", {})
+    ready = status.get("readyReplicas", 0)
+    return {"replicas": status.get("replicas", 0), "readyReplicas": ready, "ready": f"{ready}/{desired}",
+            "selector": f"{names.LABEL_AGENT}={name}", "endpoint": names.endpoint(name, namespace)}
+
+
 def _problem_conditions(res: Resolution) -> tuple[Cond, Cond]:
     conn = res.first("connectors")
     state = res.first("state") or next(iter(res.degraded), None)
@@ -161,7 +170,9 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     except ValidationError as exc:
         # The CRD schema refuses this at admission; reaching here means a schema older than the operator.
         message = "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
-        await _write_status(ctx, agent_obj, old_status, generation, {"phase": "Failed"}, [
+        live = (_child(ctx, namespace, name, "Deployment", name) or {}).get("spec", {}).get("replicas", 0)
+        await _write_status(ctx, agent_obj, old_status, generation,
+                            {"phase": "Failed", **_columns(ctx, namespace, name, live)}, [
             Cond("Ready", False, "InvalidSpec", message), Cond("Reconciling", False, "InvalidSpec"),
             Cond("Stalled", True, "InvalidSpec", message)])
         return None
@@ -174,7 +185,9 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
         first = res.problems[0]
         deployed = _child(ctx, namespace, name, "Deployment", name) is not None
         # Keep whatever runs (the last good revision) and say why nothing new can roll out.
-        await _write_status(ctx, agent_obj, old_status, generation, {"phase": "Degraded" if deployed else "Pending"}, [
+        columns = _columns(ctx, namespace, name, children.desired_stable_replicas(spec))
+        await _write_status(ctx, agent_obj, old_status, generation,
+                            {"phase": "Degraded" if deployed else "Pending", **columns}, [
             Cond("Ready", False, first.reason, first.message),
             Cond("Reconciling", False, first.reason, "waiting for the reference to be fixed"),
             Cond("Stalled", True, first.reason, first.message),
@@ -235,7 +248,8 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
         if exc.namespace_terminating:
             return None
         reason = "Forbidden" if exc.status == 403 else "ApplyFailed"
-        await _write_status(ctx, agent_obj, old_status, generation, {"phase": "Failed"}, [
+        columns = _columns(ctx, namespace, name, children.desired_stable_replicas(spec))
+        await _write_status(ctx, agent_obj, old_status, generation, {"phase": "Failed", **columns}, [
             Cond("Ready", False, reason, str(exc)), Cond("Reconciling", True, reason, str(exc)),
             Cond("Stalled", exc.status in (400, 403, 422), reason, str(exc)), connectors_cond, state_cond,
             Cond("RolloutHealthy", None, reason, "children could not be applied")])
