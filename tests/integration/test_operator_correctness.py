@@ -116,6 +116,12 @@ def test_new_autoscaled_deployment_starts_at_min_replicas(operator: OperatorProc
     assert dep["spec"]["replicas"] == 3 and dep["metadata"]["generation"] == 1
     assert agent["status"]["ready"] == "3/3"
     assert managers_of_replicas(kubectl, "bot", namespace) == {"agentfleet-replicas-handover"}
+    # Re-created (deleted by hand) under the existing HPA: again at the minimum, not at 1.
+    uid = dep["metadata"]["uid"]
+    kubectl("delete", "deployment", "bot", "-n", namespace, check=True)
+    again = wait_for("re-created", lambda: (d := get(kubectl, "deployment", "bot", namespace))
+                     and d["metadata"]["uid"] != uid and d)
+    assert again["spec"]["replicas"] == 3 and again["metadata"]["generation"] == 1
 
 
 def test_autoscaled_to_fixed_keeps_the_count_until_a_new_explicit_value(
@@ -141,6 +147,7 @@ def test_autoscaled_to_fixed_keeps_the_count_until_a_new_explicit_value(
     agent = get(kubectl, "agent", "bot", namespace)
     assert agent["status"]["scaling"] == {"owner": "Deployment", "specReplicas": 1}
     assert agent["status"]["ready"] == "4/4"
+    assert get(kubectl, "pdb", "bot", namespace) is not None  # 4 pods run: spec.replicas 1 is not the count
     # A new explicit value is the Agent's again.
     kubectl("scale", "agt/bot", "-n", namespace, "--replicas=2", check=True)
     agent = wait_for("2 pods", lambda: (a := ready(kubectl, "bot", namespace)) and a["status"]["ready"] == "2/2"

@@ -45,6 +45,12 @@ def test_new_autoscaled_deployment_starts_at_min_replicas() -> None:
     assert plan.apply == 2 and plan.hand_over == 2
 
 
+def test_a_deployment_recreated_under_an_existing_hpa_starts_at_min_replicas() -> None:
+    plan = plan_replicas(_spec(1, AUTO), live_replicas=None, hpa_exists=True,
+                         previous=ScalingStatus(owner="HorizontalPodAutoscaler", spec_replicas=1))
+    assert plan.apply == 2 and plan.hand_over == 2
+
+
 def test_once_the_hpa_exists_the_operator_leaves_the_count_alone() -> None:
     plan = plan_replicas(_spec(1, AUTO), live_replicas=4, hpa_exists=True,
                          previous=ScalingStatus(owner="HorizontalPodAutoscaler", spec_replicas=1))
@@ -90,7 +96,7 @@ def test_the_count_never_goes_unowned(replicas: int, live: int | None, hpa: bool
         if spec.autoscaling is None and plan.apply is None:
             assert live is not None
             assert previous.owner != "Agent" if previous is not None else hpa
-        if spec.autoscaling is not None and not hpa:
+        if spec.autoscaling is not None and (not hpa or live is None):
             assert plan.hand_over is not None and low <= plan.hand_over <= low + span
         if plan.apply is None and plan.hand_over is None:
             assert hpa or (previous is not None and previous.owner != "Agent")

@@ -218,8 +218,9 @@ def desired_stable_replicas(spec: AgentSpec) -> int:
     return spec.autoscaling.min_replicas if spec.autoscaling else spec.replicas
 
 
-def pod_disruption_budget(agent: ResolvedAgent) -> dict[str, Any] | None:
-    if desired_stable_replicas(agent.spec) <= 1:
+def pod_disruption_budget(agent: ResolvedAgent, replicas: int | None = None) -> dict[str, Any] | None:
+    """replicas: the stable count when it is not the spec's (kept after autoscaling was removed)."""
+    if (desired_stable_replicas(agent.spec) if replicas is None else replicas) <= 1:
         return None  # a PDB on a single pod would block node drains forever
     return {
         "apiVersion": "policy/v1",

@@ -45,13 +45,14 @@ def plan_replicas(spec: AgentSpec, live_replicas: int | None, hpa_exists: bool,
     """
     if spec.autoscaling is not None:
         status = ScalingStatus(owner="HorizontalPodAutoscaler", spec_replicas=spec.replicas)
-        if hpa_exists:
-            return ReplicaPlan(apply=None, status=status)
         low, high = spec.autoscaling.min_replicas, spec.autoscaling.max_replicas
         if live_replicas is None:
-            # Created at the autoscaler's minimum, so the Agent is Ready without waiting for the HPA's
-            # first sync; the hand-over then keeps that count once the operator stops sending it.
+            # Created at the autoscaler's minimum (also when re-created under an existing HPA), so the
+            # Agent is Ready without waiting for the HPA's next sync; the hand-over then keeps that
+            # count once the operator stops sending it.
             return ReplicaPlan(apply=low, hand_over=low, status=status)
+        if hpa_exists:
+            return ReplicaPlan(apply=None, status=status)
         # Within the bounds the HPA would enforce anyway, so its first sync changes nothing.
         return ReplicaPlan(apply=None, hand_over=min(max(live_replicas, low), high), status=status)
 

@@ -235,7 +235,10 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     if plan.split_services:
         desired.append(children.service(resolved, names.stable(name), "stable"))
         desired.append(children.service(resolved, names.canary(name), "canary"))
-    for optional in (children.horizontal_pod_autoscaler(resolved), children.pod_disruption_budget(resolved)):
+    # While the count is kept as the HPA left it, the PDB follows the pods that run, not spec.replicas.
+    held = live_stable.get("spec", {}).get("replicas") if live_stable and replica_plan.status.owner == "Deployment" \
+        else None
+    for optional in (children.horizontal_pod_autoscaler(resolved), children.pod_disruption_budget(resolved, held)):
         if optional is not None:
             desired.append(optional)
     desired.append(children.network_policy(resolved))
