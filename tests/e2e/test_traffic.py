@@ -1,0 +1,137 @@
+"""What users rely on, shown with requests served by real pods through real Services.
+
+Each test makes an Agent in its own e2e-* namespace, waits for its pods to run on the real node,
+and sends requests from a client pod (tests/e2e/traffic.py): the caller key is enforced, rollouts
+lose no request, and a canary's traffic share is the weight its status reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import yaml
+
+from tests.e2e.traffic import TrafficClient, access_key, condition, get_json, rules_agent, wait_for
+from tests.integration.conftest import Kubectl
+
+READY_TIMEOUT = 180
+
+
+def apply(kubectl: Kubectl, doc: dict) -> None:
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(doc), check=True)
+
+
+def wait_ready(kubectl: Kubectl, namespace: str, name: str, timeout: float = READY_TIMEOUT) -> dict:
+    def ready() -> dict | None:
+        agent = get_json(kubectl, "agent", name, "-n", namespace)
+        generation_seen = agent.get("status", {}).get("observedGeneration") == agent["metadata"]["generation"]
+        return agent if generation_seen and condition(agent, "Ready").get("status") == "True" else None
+
+    try:
+        return wait_for(ready, timeout, f"Agent {namespace}/{name} Ready")
+    except AssertionError:
+        pods = kubectl("get", "pods", "-n", namespace, "-o", "wide").stdout
+        status = json.dumps(get_json(kubectl, "agent", name, "-n", namespace).get("status"), indent=1)
+        raise AssertionError(f"Agent {name} not Ready within {timeout}s\nstatus: {status}\npods:\n{pods}") from None
+
+
+def running_revisions(kubectl: Kubectl, namespace: str, agent: str) -> set[str]:
+    pods = get_json(kubectl, "pods", "-n", namespace, "-l", f"agentfleet.dev/agent={agent}")["items"]
+    return {p["metadata"]["labels"]["agentfleet.dev/revision"] for p in pods
+            if p["status"].get("phase") == "Running" and p["metadata"].get("deletionTimestamp") is None}
+
+
+def test_rules_agent_answers_through_its_service_only_with_its_key(
+        kubectl: Kubectl, e2e_namespace: str, images: dict[str, str]) -> None:
+    ns = e2e_namespace
+    apply(kubectl, rules_agent("hello", ns, reply="hi from a real pod"))
+    agent = wait_ready(kubectl, ns, "hello")
+    key = access_key(kubectl, ns, "hello")
+
+    with_key = TrafficClient(kubectl, ns, images["RUNTIME_IMAGE"], "hello", api_key=key, count=20).run()
+    without = TrafficClient(kubectl, ns, images["RUNTIME_IMAGE"], "hello", count=5).run()
+    wrong = TrafficClient(kubectl, ns, images["RUNTIME_IMAGE"], "hello", api_key=key + "x", count=5).run()
+
+    assert with_key.codes == {"200": 20}, with_key
+    # The answer came from the pods of the revision the status reports.
+    assert with_key.revisions == {agent["status"]["revision"]["stable"]: 20}
+    assert without.codes == {"401": 5}, without
+    assert wrong.codes == {"401": 5}, wrong
+    logs = kubectl("logs", "deploy/hello", "-n", ns, check=True).stdout
+    assert '"status": 200' in logs and '"status": 401' in logs, "the runtime's access log shows both answers"
+
+
+def test_rolling_update_under_steady_load_loses_no_request(
+        kubectl: Kubectl, e2e_namespace: str, images: dict[str, str]) -> None:
+    ns = e2e_namespace
+    apply(kubectl, rules_agent("steady", ns, reply="one", replicas=2))
+    old = wait_ready(kubectl, ns, "steady")["status"]["revision"]["stable"]
+    key = access_key(kubectl, ns, "steady")
+    client = TrafficClient(kubectl, ns, images["RUNTIME_IMAGE"], "steady", api_key=key,
+                           until_revision="changed", max_seconds=300).start().wait_started()
+
+    apply(kubectl, rules_agent("steady", ns, reply="two", replicas=2))
+    new = wait_ready(kubectl, ns, "steady")["status"]["revision"]["stable"]
+    result = client.result(timeout=360)
+
+    assert new != old
+    assert result.failed() == 0, result
+    assert set(result.revisions) == {old, new}, "the load spanned the rollout"
+    assert running_revisions(kubectl, ns, "steady") == {new}
+
+
+def binomial_bound(p: float, n: int, sigmas: float = 4.0) -> float:
+    return sigmas * math.sqrt(max(p * (1 - p), 1e-9) / n)
+
+
+@pytest.mark.parametrize("finish", ["promote", "abort"])
+def test_canary_share_is_the_reported_weight_and_finishing_loses_no_request(
+        kubectl: Kubectl, e2e_namespace: str, images: dict[str, str], finish: str) -> None:
+    ns = e2e_namespace
+    rollout = {"strategy": "Canary", "canary": {"steps": [{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}]}}
+    apply(kubectl, rules_agent("bot", ns, reply="stable", replicas=2, rollout=rollout))
+    stable = wait_ready(kubectl, ns, "bot")["status"]["revision"]["stable"]
+    key = access_key(kubectl, ns, "bot")
+
+    apply(kubectl, rules_agent("bot", ns, reply="canary", replicas=2, rollout=rollout))
+
+    def paused() -> dict | None:
+        agent = get_json(kubectl, "agent", "bot", "-n", ns)
+        ro = agent.get("status", {}).get("rollout", {})
+        canary = agent.get("status", {}).get("revision", {}).get("canary")
+        if ro.get("phase") == "Paused" and canary and running_revisions(kubectl, ns, "bot") == {stable, canary}:
+            return agent
+        return None
+
+    agent = wait_for(paused, READY_TIMEOUT, "the canary paused at setWeight 10 with both tracks running")
+    canary = agent["status"]["revision"]["canary"]
+    status_rollout = agent["status"]["rollout"]
+    assert status_rollout["weight"] == 10
+    # No traffic router: the weight is a replica ratio, 1 canary pod beside 2 stable ones, and the
+    # status says what is achieved rather than what was asked.
+    actual = status_rollout["actualWeight"]
+    assert actual == 33, status_rollout
+
+    n = 400
+    shares = TrafficClient(kubectl, ns, images["RUNTIME_IMAGE"], "bot", api_key=key, count=n, threads=4).run()
+    assert shares.codes == {"200": n}, shares
+    observed = shares.revisions.get(canary, 0) / n
+    assert abs(observed - actual / 100) <= binomial_bound(actual / 100, n), (observed, actual, shares)
+    assert set(shares.revisions) == {stable, canary}
+
+    target = canary if finish == "promote" else stable
+    client = TrafficClient(kubectl, ns, images["RUNTIME_IMAGE"], "bot", api_key=key,
+                           until_revision=target, max_seconds=300).start().wait_started()
+    if finish == "promote":
+        kubectl("annotate", "agent", "bot", "-n", ns, "agentfleet.dev/promote=full", "--overwrite", check=True)
+    else:
+        kubectl("annotate", "agent", "bot", "-n", ns, "agentfleet.dev/abort=now", "--overwrite", check=True)
+    result = client.result(timeout=360)
+
+    assert result.failed() == 0, result
+    final = get_json(kubectl, "agent", "bot", "-n", ns)["status"]
+    assert final["revision"]["stable"] == target
+    assert running_revisions(kubectl, ns, "bot") == {target}
+    assert final["rollout"]["phase"] == ("Idle" if finish == "promote" else "Aborted"), final["rollout"]

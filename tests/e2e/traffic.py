@@ -1,0 +1,187 @@
+"""Traffic from inside the cluster: a client pod that calls an agent's Service and counts what came back.
+
+The client is a plain pod (the runtime image, whose Python is all it needs) in the test's namespace,
+so requests take the path a caller's take: cluster DNS, the Service's ClusterIP, kube-proxy's rules,
+a pod on the bridge. Each request opens a new connection and is never retried, so a refused or
+reset connection during a rollout is counted, not hidden. The pod prints one JSON line with the
+counts by status code, by the `X-Agent-Revision` header and by error, then exits.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from tests.integration.conftest import Kubectl
+
+CLIENT = r'''
+import http.client, json, os, sys, threading, time
+from collections import Counter
+host, port = os.environ["TARGET_HOST"], int(os.environ.get("TARGET_PORT", "8080"))
+key, count = os.environ.get("API_KEY", ""), int(os.environ.get("COUNT", "0"))
+until_rev, settle = os.environ.get("UNTIL_REVISION", ""), float(os.environ.get("SETTLE_SECONDS", "10"))
+max_s, threads = float(os.environ.get("MAX_SECONDS", "240")), int(os.environ.get("THREADS", "2"))
+pause = float(os.environ.get("PAUSE_SECONDS", "0.02"))
+body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hello"}]})
+lock, codes, revisions, errors = threading.Lock(), Counter(), Counter(), Counter()
+state = {"sent": 0, "last_other": time.monotonic(), "stop": False}
+start = time.monotonic()
+def one():
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = "Bearer " + key
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.request("POST", "/v1/chat/completions", body, headers)
+        resp = conn.getresponse()
+        resp.read()
+        return str(resp.status), resp.getheader("X-Agent-Revision") or "", None
+    except Exception as exc:
+        return None, "", type(exc).__name__
+    finally:
+        conn.close()
+def worker():
+    while True:
+        with lock:
+            if state["stop"] or (count and state["sent"] >= count) or time.monotonic() - start > max_s:
+                return
+            state["sent"] += 1
+        code, rev, err = one()
+        with lock:
+            if err:
+                errors[err] += 1
+            else:
+                codes[code] += 1
+                revisions[rev] += 1
+            now = time.monotonic()
+            # UNTIL_REVISION=changed: until only revisions other than the first one seen answer.
+            state.setdefault("first", rev)
+            wanted = rev != state["first"] if until_rev == "changed" else rev == until_rev
+            if until_rev and not wanted:
+                state["last_other"] = now
+            if until_rev and now - state["last_other"] >= settle:
+                state["stop"] = True
+        time.sleep(pause)
+print("client started", flush=True)
+pool = [threading.Thread(target=worker) for _ in range(threads)]
+for t in pool:
+    t.start()
+for t in pool:
+    t.join()
+print(json.dumps({"codes": codes, "revisions": revisions, "errors": errors,
+                  "seconds": round(time.monotonic() - start, 1)}), flush=True)
+'''
+
+
+@dataclass
+class TrafficResult:
+    codes: dict[str, int]
+    revisions: dict[str, int]
+    errors: dict[str, int]
+    seconds: float
+    total: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.total = sum(self.codes.values()) + sum(self.errors.values())
+
+    def failed(self) -> int:
+        """Requests that did not get a 200: other codes and connection errors."""
+        return self.total - self.codes.get("200", 0)
+
+
+class TrafficClient:
+    """start() the client pod, wait_started(), change something, then result() waits for its report.
+
+    count: stop after that many requests; until_revision: stop once only that revision (or, with
+    "changed", only revisions other than the first one answered) has answered for 10 s.
+    """
+
+    def __init__(self, kubectl: Kubectl, namespace: str, image: str, service: str, *, api_key: str = "",
+                 count: int = 0, until_revision: str = "", max_seconds: float = 240, threads: int = 2,
+                 pause_seconds: float = 0.02) -> None:
+        self.kubectl, self.namespace = kubectl, namespace
+        self.name = f"traffic-{uuid.uuid4().hex[:6]}"
+        env = {"TARGET_HOST": f"{service}.{namespace}.svc.cluster.local", "API_KEY": api_key, "COUNT": str(count),
+               "UNTIL_REVISION": until_revision, "MAX_SECONDS": str(max_seconds), "THREADS": str(threads),
+               "PAUSE_SECONDS": str(pause_seconds)}
+        self.pod = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": self.name, "namespace": namespace, "labels": {"app": "traffic"}},
+            "spec": {
+                "restartPolicy": "Never", "automountServiceAccountToken": False,
+                "securityContext": {"runAsNonRoot": True, "runAsUser": 65532,
+                                    "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{
+                    "name": "client", "image": image, "imagePullPolicy": "IfNotPresent",
+                    "command": ["python", "-c", CLIENT],
+                    "env": [{"name": k, "value": v} for k, v in env.items()],
+                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                        "capabilities": {"drop": ["ALL"]}},
+                }],
+            },
+        }
+
+    def start(self) -> TrafficClient:
+        self.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(self.pod), check=True)
+        return self
+
+    def wait_started(self, timeout: float = 120) -> TrafficClient:
+        wait_for(lambda: "client started" in self.logs(), timeout, f"traffic pod {self.name} to start")
+        return self
+
+    def logs(self) -> str:
+        return self.kubectl("logs", self.name, "-n", self.namespace).stdout
+
+    def result(self, timeout: float = 300) -> TrafficResult:
+        def finished() -> bool:
+            phase = self.kubectl("get", "pod", self.name, "-n", self.namespace, "-o", "jsonpath={.status.phase}").stdout
+            assert phase != "Failed", f"traffic pod failed:\n{self.logs()}"
+            return phase == "Succeeded"
+
+        wait_for(finished, timeout, f"traffic pod {self.name} to finish")
+        report = json.loads(self.logs().strip().splitlines()[-1])
+        return TrafficResult(report["codes"], report["revisions"], report["errors"], report["seconds"])
+
+    def run(self, timeout: float = 300) -> TrafficResult:
+        return self.start().result(timeout)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def get_json(kubectl: Kubectl, *args: str) -> dict[str, Any]:
+    return json.loads(kubectl("get", *args, "-o", "json", check=True).stdout)
+
+
+def condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
+
+
+def access_key(kubectl: Kubectl, namespace: str, agent: str) -> str:
+    import base64
+
+    secret = get_json(kubectl, "secret", f"{agent}-access", "-n", namespace)
+    return base64.b64decode(secret["data"]["apiKey"]).decode()
+
+
+def rules_agent(name: str, namespace: str, reply: str = "hi from a real pod", **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "Agent",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"model": {"provider": "rules", "name": "greeter", "rules": [{"pattern": ".*", "reply": reply}]},
+                     "prompt": {"system": "You greet people."},
+                     "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                     **spec}}
