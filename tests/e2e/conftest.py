@@ -32,6 +32,10 @@ from tests.integration.operator_harness import OperatorProcess, install_crds_and
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE = "agentfleet-node"
+# The tier's namespaces share this prefix and its operator serves exactly them. Two runs of the tier
+# at once on one cluster must use different prefixes (AGENTFLEET_E2E_PREFIX), or their operators
+# would both reconcile every Agent. The integration tier's operator leaves e2e-* alone.
+PREFIX = os.environ.get("AGENTFLEET_E2E_PREFIX", "e2e-")
 # A cold image build takes minutes; a warm one about a second.
 IMAGES_TIMEOUT = 1800
 
@@ -89,9 +93,9 @@ def e2e_operator(kubectl: Kubectl, images: dict[str, str],
     # The operator reports ready once its indexes saw a first event; scoped to a pattern no
     # namespace matches yet it never would (noted as an operator limitation), so one namespace
     # of the pattern exists for the whole session.
-    anchor = f"e2e-session-{uuid.uuid4().hex[:6]}"
+    anchor = f"{PREFIX}session-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", anchor, check=True)
-    process = OperatorProcess(config, log, scope=("--namespace=e2e-*",), env={
+    process = OperatorProcess(config, log, scope=(f"--namespace={PREFIX}*",), env={
         "AGENTFLEET_RUNTIME_IMAGE": images["RUNTIME_IMAGE"],
         "AGENTFLEET_REDIS_IMAGE": images["REDIS_IMAGE"],
     }).start()
@@ -103,7 +107,7 @@ def e2e_operator(kubectl: Kubectl, images: dict[str, str],
 @pytest.fixture
 def e2e_namespace(kubectl: Kubectl, e2e_operator: OperatorProcess) -> Iterator[str]:
     """A fresh namespace whose pods run on the real node, enforcing restricted Pod Security."""
-    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    name = f"{PREFIX}{uuid.uuid4().hex[:8]}"
     doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {
         "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}}}
     kubectl("create", "-f", "-", stdin=yaml.safe_dump(doc), check=True)
