@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE = "agentfleet-node"
 # The tier's namespaces share this prefix and its operator serves exactly them. Two runs of the tier
 # at once on one cluster must use different prefixes (AGENTFLEET_E2E_PREFIX), or their operators
-# would both reconcile every Agent. The integration tier's operator leaves e2e-* alone.
+# would both reconcile every Agent. The integration tier's operator leaves every e2?- prefix alone.
 PREFIX = os.environ.get("AGENTFLEET_E2E_PREFIX", "e2e-")
 # A cold image build takes minutes; a warm one about a second.
 IMAGES_TIMEOUT = 1800

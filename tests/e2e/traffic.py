@@ -28,8 +28,9 @@ key, count = os.environ.get("API_KEY", ""), int(os.environ.get("COUNT", "0"))
 until_rev, settle = os.environ.get("UNTIL_REVISION", ""), float(os.environ.get("SETTLE_SECONDS", "10"))
 max_s, threads = float(os.environ.get("MAX_SECONDS", "240")), int(os.environ.get("THREADS", "2"))
 pause = float(os.environ.get("PAUSE_SECONDS", "0.02"))
-body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hello"}]})
-lock, codes, revisions, errors = threading.Lock(), Counter(), Counter(), Counter()
+message = os.environ.get("MESSAGE", "hello")
+body = json.dumps({"model": "m", "messages": [{"role": "user", "content": message}]})
+lock, codes, revisions, errors, replies = threading.Lock(), Counter(), Counter(), Counter(), Counter()
 state = {"sent": 0, "last_other": time.monotonic(), "stop": False}
 start = time.monotonic()
 def one():
@@ -40,10 +41,14 @@ def one():
     try:
         conn.request("POST", "/v1/chat/completions", body, headers)
         resp = conn.getresponse()
-        resp.read()
-        return str(resp.status), resp.getheader("X-Agent-Revision") or "", None
+        data = resp.read()
+        try:
+            reply = json.loads(data)["choices"][0]["message"]["content"][:160]
+        except Exception:
+            reply = ""
+        return str(resp.status), resp.getheader("X-Agent-Revision") or "", None, reply
     except Exception as exc:
-        return None, "", type(exc).__name__
+        return None, "", type(exc).__name__, ""
     finally:
         conn.close()
 def worker():
@@ -52,13 +57,14 @@ def worker():
             if state["stop"] or (count and state["sent"] >= count) or time.monotonic() - start > max_s:
                 return
             state["sent"] += 1
-        code, rev, err = one()
+        code, rev, err, reply = one()
         with lock:
             if err:
                 errors[err] += 1
             else:
                 codes[code] += 1
                 revisions[rev] += 1
+                replies[reply] += 1
             now = time.monotonic()
             # UNTIL_REVISION=changed: until only revisions other than the first one seen answer.
             state.setdefault("first", rev)
@@ -74,7 +80,7 @@ for t in pool:
     t.start()
 for t in pool:
     t.join()
-print(json.dumps({"codes": codes, "revisions": revisions, "errors": errors,
+print(json.dumps({"codes": codes, "revisions": revisions, "errors": errors, "replies": replies,
                   "seconds": round(time.monotonic() - start, 1)}), flush=True)
 '''
 
@@ -84,6 +90,7 @@ class TrafficResult:
     codes: dict[str, int]
     revisions: dict[str, int]
     errors: dict[str, int]
+    replies: dict[str, int]
     seconds: float
     total: int = field(init=False)
 
@@ -104,12 +111,12 @@ class TrafficClient:
 
     def __init__(self, kubectl: Kubectl, namespace: str, image: str, service: str, *, api_key: str = "",
                  count: int = 0, until_revision: str = "", max_seconds: float = 240, threads: int = 2,
-                 pause_seconds: float = 0.02) -> None:
+                 pause_seconds: float = 0.02, message: str = "hello") -> None:
         self.kubectl, self.namespace = kubectl, namespace
         self.name = f"traffic-{uuid.uuid4().hex[:6]}"
         env = {"TARGET_HOST": f"{service}.{namespace}.svc.cluster.local", "API_KEY": api_key, "COUNT": str(count),
                "UNTIL_REVISION": until_revision, "MAX_SECONDS": str(max_seconds), "THREADS": str(threads),
-               "PAUSE_SECONDS": str(pause_seconds)}
+               "PAUSE_SECONDS": str(pause_seconds), "MESSAGE": message}
         self.pod = {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": self.name, "namespace": namespace, "labels": {"app": "traffic"}},
@@ -146,7 +153,8 @@ class TrafficClient:
 
         wait_for(finished, timeout, f"traffic pod {self.name} to finish")
         report = json.loads(self.logs().strip().splitlines()[-1])
-        return TrafficResult(report["codes"], report["revisions"], report["errors"], report["seconds"])
+        return TrafficResult(report["codes"], report["revisions"], report["errors"], report["replies"],
+                             report["seconds"])
 
     def run(self, timeout: float = 300) -> TrafficResult:
         return self.start().result(timeout)

@@ -169,7 +169,7 @@ def serviceaccount_kubeconfig(kubeconfig: str, kubectl: Kubectl, tmp_path: Path)
 # Every namespace but the end-to-end tier's own (tests/e2e runs an operator of its own there, with
 # the locally built images) and those `make dev` installs the samples in (its in-cluster operator
 # owns them): two operators reconciling one Agent would fight. One kopf pattern, globs negated.
-SESSION_OPERATOR_SCOPE = "--namespace=!e2e-*,!agentfleet-demo,!monitoring"
+SESSION_OPERATOR_SCOPE = "--namespace=!e2?-*,!agentfleet-demo,!monitoring"
 from tests.integration.operator_harness import OperatorProcess, install_crds_and_rbac  # noqa: E402
 
 
