@@ -271,3 +271,17 @@ def test_route_patch_rewrites_only_our_rules() -> None:
     assert route_patch(route, "bot", 30, has_canary=True) == []  # already there: no write
     back = route_patch(route, "bot", 0, has_canary=False)
     assert back[0]["value"] == [{"group": "", "kind": "Service", "name": "bot-stable", "port": 8080, "weight": 100}]
+
+
+@pytest.mark.parametrize(("pattern", "accepted"), [("^hello (?P<name>\\w+)", True), ("([unclosed", False),
+                                                   ("(?<=a+)b", False)])
+def test_a_rule_pattern_the_runtime_cannot_compile_is_refused_by_the_model(pattern: str, accepted: bool) -> None:
+    # The runtime compiles each rule at start; a pattern it cannot compile must be InvalidSpec (the
+    # reconciler's answer to a model error), not a runtime config that fails to build on every reconcile.
+    spec = {"model": {"provider": "rules", "name": "r", "rules": [{"pattern": pattern, "reply": "x"}]},
+            "prompt": {"system": "s"}}
+    if accepted:
+        AgentSpec.model_validate(spec)
+    else:
+        with pytest.raises(ValueError, match="not a valid regular expression"):
+            AgentSpec.model_validate(spec)

@@ -77,6 +77,7 @@ EXPECTED_RBAC: dict[tuple[str, str], set[str]] = {
     ("agentfleet.dev", "statepolicies/finalizers"): {"update"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
+    ("", "pods"): {"get", "list"},
     ("", "configmaps"): {"get", "list", "watch", "create", "patch", "update", "delete"},
     ("", "secrets"): {"get", "list", "watch", "create", "patch"},
     ("", "serviceaccounts"): {"get", "list", "watch", "create", "patch", "delete"},

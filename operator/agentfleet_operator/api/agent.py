@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .base import (
     CONDITIONS_EXTRA,
@@ -41,6 +42,19 @@ class ModelRule(ApiModel):
         default=None, max_length=4096,
         description="Reply template; `{tool_result}` is replaced by the tool's answer.",
     )
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        # The CRD cannot check this (CEL has no Python regular expressions); without it the runtime
+        # config built from the Agent fails to validate, and its reconcile failed on every retry while
+        # the Agent showed no status at all (found by tests/e2e/test_failures.py). Refused here, it is
+        # InvalidSpec with this message.
+        try:
+            re.compile(value, re.IGNORECASE)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
 
 
 class ModelSpec(ApiModel):

@@ -37,6 +37,7 @@ PLURALS: dict[tuple[str, str], str] = {
     ("v1", "Service"): "services",
     ("v1", "ServiceAccount"): "serviceaccounts",
     ("v1", "Event"): "events",
+    ("v1", "Pod"): "pods",  # read only: why an Agent's pods cannot start (builders/pod_health.py)
     ("apps/v1", "Deployment"): "deployments",
     ("apps/v1", "StatefulSet"): "statefulsets",
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
@@ -257,6 +258,10 @@ class KubeClient:
         response = await self._request("list", "GET", path_for(api_version, kind, namespace), params=params)
         self._raise_for(response)
         return response.json().get("items", [])
+
+    async def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """Pods by label, only ever read: the operator never creates, changes or deletes a pod."""
+        return await self.list("v1", "Pod", namespace, label_selector)
 
     async def apply(self, obj: dict[str, Any], *, manager: str = MANAGER) -> dict[str, Any]:
         """Server-side apply with the operator's one field manager; force, because the operator is

@@ -17,6 +17,7 @@ from ..builders import names, traffic_route
 from ..builders.conditions import Cond, merge_conditions, status_patch
 from ..builders.drift import needs_apply
 from ..builders.inputs import ResolvedAgent
+from ..builders.pod_health import PodFailure, pod_failure
 from ..builders.replicas import HANDOVER_MANAGER, ReplicaPlan, plan_replicas
 from ..builders.revision import revision_hash
 from ..builders.runtime_config import build_runtime_config, revision_inputs, secret_mounts
@@ -27,6 +28,13 @@ from .resolve import Resolution, resolve
 from .rollout_plan import RolloutPlan, plan_rollout
 
 log = logging.getLogger(__name__)
+
+# While a track is not available, its pods are looked at this often even if no event arrives: a crash
+# loop or a failed pull changes nothing in the Deployment's status, so no watch event would come.
+UNAVAILABLE_RECHECK_SECONDS = 10.0
+# Once a reason is reported, re-checks only refresh its message (restart counts); a fix arrives as an
+# event (the spec, or the Deployment becoming available).
+FAILING_RECHECK_SECONDS = 30.0
 
 PRUNABLE_KINDS = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
                   "ConfigMap"}
@@ -72,6 +80,22 @@ def _deadline_exceeded(deployment: dict[str, Any] | None) -> str | None:
         if cond.get("type") == "Progressing" and cond.get("status") == "False":
             return cond.get("message") or cond.get("reason", "")
     return None
+
+
+async def _pod_failures(ctx: Context, namespace: str, agent: str,
+                        tracks: list[tuple[str, str]]) -> dict[str, PodFailure]:
+    """track -> why its pods at that revision cannot start, for the (track, revision) pairs not available.
+    One list for both tracks, and only while something is unavailable: a fleet at rest reads no pods."""
+    if not tracks:
+        return {}
+    try:
+        pods = await ctx.client.list_pods(namespace, f"{names.LABEL_AGENT}={agent}")
+    except ApiError as exc:
+        # Without the pods the Agent still reports what its Deployment says; e.g. an older ClusterRole.
+        log.warning("cannot list the pods of Agent %s/%s: %s", namespace, agent, exc)
+        return {}
+    found = {track: pod_failure(pods, track, revision) for track, revision in tracks}
+    return {track: failure for track, failure in found.items() if failure is not None}
 
 
 async def _apply_all(ctx: Context, resolved: ResolvedAgent, desired: list[dict[str, Any]],
@@ -274,6 +298,14 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
         # Until the autoscaler has scaled to its minimum, fewer pods than the Agent asks for are running.
         desired_count = max(desired_count, spec.autoscaling.min_replicas)
 
+    stable_available = complete and ready >= desired_count
+    unavailable = [] if stable_available else [("stable", stable_track.revision)]
+    for track in plan.tracks[1:]:
+        if track.replicas and not _rolled_out(_child(ctx, namespace, name, "Deployment", names.canary(name)),
+                                              track.revision, track.replicas)[0]:
+            unavailable.append((track.name, track.revision))
+    failures = await _pod_failures(ctx, namespace, name, unavailable)
+
     if stuck and not complete:
         ready_cond = Cond("Ready", False, "DeploymentUnavailable", f"Deployment {name}: {stuck}")
         reconciling = Cond("Reconciling", False, "DeploymentUnavailable", stuck)
@@ -293,6 +325,16 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
         reconciling = Cond("Reconciling", True, "RolloutInProgress", ready_cond.message)
         stalled = Cond("Stalled", False, "Progressing")
         phase = plan.phase or ("Progressing" if old_status.get("phase") not in (None, "Pending") else "Pending")
+    failure = failures.get("stable") or failures.get("canary")
+    if failure is not None:
+        # kstatus: the rollout cannot progress without a change (image, spec, config), so Stalled, not
+        # Reconciling. A failing canary leaves the stable pods serving: Degraded rather than Failed.
+        ready_cond = Cond("Ready", False, failure.reason, failure.message)
+        reconciling = Cond("Reconciling", False, failure.reason, "the pods cannot start until the Agent changes")
+        stalled = Cond("Stalled", True, failure.reason, failure.message)
+        phase = "Failed" if "stable" in failures and ready == 0 else "Degraded"
+        if "stable" not in failures:
+            plan.health = Cond("RolloutHealthy", False, failure.reason, failure.message)
     if plan.degraded_reason:
         ready_cond = Cond("Ready", False, plan.degraded_reason, plan.message)
         phase = "Degraded"
@@ -319,11 +361,16 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     if old_status.get("revision", {}).get("stable") not in (None, "", stable_track.revision):
         events.append(("Normal", "RevisionRolledOut", f"revision {stable_track.revision} is now stable"))
     events += plan.events
+    if failure is not None:
+        events.append(("Warning", failure.reason, failure.message))  # once per reason (_write_status)
     await _write_status(ctx, agent_obj, old_status, generation, fields, [
         ready_cond, reconciling, stalled, connectors_cond, state_cond, plan.health], events=events)
     metrics.observe_reconcile("Agent", started, ctx.now(), error=None)
     metrics.set_agent_phase((namespace, name), phase)
-    return plan.requeue_after
+    if not unavailable:
+        return plan.requeue_after
+    recheck = FAILING_RECHECK_SECONDS if failure is not None else UNAVAILABLE_RECHECK_SECONDS
+    return recheck if plan.requeue_after is None else min(plan.requeue_after, recheck)
 
 
 ROUTE_API = "gateway.networking.k8s.io/v1"
