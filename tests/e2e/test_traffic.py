@@ -135,3 +135,37 @@ def test_canary_share_is_the_reported_weight_and_finishing_loses_no_request(
     assert final["revision"]["stable"] == target
     assert running_revisions(kubectl, ns, "bot") == {target}
     assert final["rollout"]["phase"] == ("Idle" if finish == "promote" else "Aborted"), final["rollout"]
+
+
+@pytest.mark.timeout(1200)  # the scale-down alone waits out the HPA's five-minute stabilization
+def test_autoscaled_agent_scales_up_under_cpu_load_and_back_down(
+        kubectl: Kubectl, e2e_namespace: str, images: dict[str, str]) -> None:
+    """The HPA reads real CPU from the kubelet through metrics-server: load raises the replica
+    count, and after the load stops the count returns to the minimum (the HPA's default scale-down
+    stabilization is five minutes, so this test waits that long)."""
+    ns = e2e_namespace
+    apply(kubectl, rules_agent("busy", ns, autoscaling={"minReplicas": 1, "maxReplicas": 3,
+                                                         "targetCPUUtilization": 20}))
+    wait_ready(kubectl, ns, "busy")
+    key = access_key(kubectl, ns, "busy")
+
+    def hpa() -> dict:
+        return get_json(kubectl, "hpa", "busy", "-n", ns)
+
+    # The HPA has read a real utilisation before the load starts: metrics flow from the kubelet.
+    wait_for(lambda: hpa().get("status", {}).get("currentMetrics"), 120, "the HPA to read CPU from metrics-server")
+    # A few hundred requests a second: enough CPU for the target, few enough new connections that
+    # the client's own ephemeral ports (TIME_WAIT) do not run out.
+    load = TrafficClient(kubectl, ns, images["RUNTIME_IMAGE"], "busy", api_key=key, threads=4, pause_seconds=0.01,
+                         max_seconds=150).start().wait_started()
+    wait_for(lambda: hpa()["status"].get("desiredReplicas", 1) > 1, 150, "the HPA to scale up under load")
+    wait_for(lambda: get_json(kubectl, "deploy", "busy", "-n", ns)["status"].get("readyReplicas", 0) > 1, 120,
+             "a second ready pod")
+    agent = get_json(kubectl, "agent", "busy", "-n", ns)
+    result = load.result(timeout=240)
+    assert result.failed() == 0, result
+    assert agent["status"]["replicas"] > 1, "the Agent's status follows the autoscaler"
+
+    wait_for(lambda: hpa()["status"].get("desiredReplicas") == 1
+             and get_json(kubectl, "deploy", "busy", "-n", ns)["spec"]["replicas"] == 1,
+             480, "the HPA to scale back to the minimum", interval=5)

@@ -48,7 +48,7 @@ def one():
             reply = ""
         return str(resp.status), resp.getheader("X-Agent-Revision") or "", None, reply
     except Exception as exc:
-        return None, "", type(exc).__name__, ""
+        return None, "", f"{type(exc).__name__}({getattr(exc, 'errno', None) or ''})", ""
     finally:
         conn.close()
 def worker():
