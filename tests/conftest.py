@@ -76,6 +76,13 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "tests/unit/test_manifests_render.py::test_cluster_role*",
         "tests/unit/test_manifests_render.py::test_every_rbac_rule*",
         "tests/unit/test_manifests_render.py::test_binding_grants*"),
+    "Real node: a rolling update and a canary's promote or abort under steady load lose no request": (
+        "tests/e2e/test_traffic.py::test_rolling_update_under_steady_load_loses_no_request*",
+        "tests/e2e/test_traffic.py::test_canary_share_is_the_reported_weight_and_finishing_loses_no_request*"),
+    "Real node: a runtime that cannot start (image missing, crash, OOM) is Ready=False with the pod's reason": (
+        "tests/e2e/test_failures.py::*",),
+    "Real node: the operator in-cluster loses its leader pod and the standby reconciles the next change": (
+        "tests/e2e/test_in_cluster.py::test_operator_runs_in_cluster*",),
     "Pod Security: restricted is enforced in test namespaces and agent/Redis pods pass it": (
         "tests/integration/test_operator.py::test_*pod_security*",),
 }
