@@ -483,10 +483,14 @@ def test_every_intent_in_every_phase(phase: str, intent: tuple[str, str]) -> Non
         assert r.step == 1
         assert (r.phase, r.weight) == (("Paused", 10) if phase == "waiting-pods" else ("Progressing", 50))
         assert not decision.promoted and not decision.rolled_back
-    # acted on once: the same value again changes nothing
-    again = d.step(decision.revisions.canary or decision.revisions.stable, after=1)
-    assert "PromoteRequested" not in [reason for _, reason, _ in again.events]
-    assert not again.rolled_back or kind != "abort"
+    # Acted on once, for each of the three intents: the driver keeps the annotation, so the next
+    # reconcile sees the same value again and must neither act on it nor undo what it did.
+    again = d.step(desired, after=1)  # the spec still asks for the same revision
+    acted = {"PromoteRequested", "AbortRequested", "RetryRequested"}
+    assert acted.isdisjoint(reason for _, reason, _ in again.events), again.events
+    assert not again.rolled_back and not again.promoted
+    assert again.revisions == decision.revisions
+    assert (again.rollout.phase, again.rollout.step) == (r.phase, r.step)
 
 
 def test_intents_act_once_per_distinct_value() -> None:
