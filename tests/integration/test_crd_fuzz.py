@@ -84,9 +84,15 @@ def _field(path: tuple[Any, ...]) -> str:
 
 def _related(named: str, mutated: str) -> bool:
     """One contains the other: a rule on a parent object (spec.prompt: exactly one of ...) or a field
-    below a replaced one (spec.model replaced, spec.model.provider: Required value) both count."""
-    return any(longer == shorter or longer.startswith((shorter + ".", shorter + "["))
-               for longer, shorter in ((named, mutated), (mutated, named)))
+    below a replaced one (spec.model replaced, spec.model.provider: Required value) both count. So
+    does a sibling: a cross-field rule of the parent names the field it constrains, which need not
+    be the one that changed (spec.auth.type changed to none, spec.auth.secretRef: must not be set)."""
+    def contains(longer: str, shorter: str) -> bool:
+        return longer == shorter or longer.startswith((shorter + ".", shorter + "["))
+
+    parent = mutated.rsplit(".", 1)[0] if "." in mutated else mutated
+    return (any(contains(a, b) for a, b in ((named, mutated), (mutated, named)))
+            or (parent != "spec" and contains(named, parent)))
 
 
 @pytest.fixture(scope="module")
