@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[2]
 NODE = "agentfleet-node"
 # The tier's namespaces share this prefix and its operator serves exactly them. Two runs of the tier
 # at once on one cluster must use different prefixes (AGENTFLEET_E2E_PREFIX), or their operators
-# would both reconcile every Agent. The integration tier's operator leaves every e2?- prefix alone.
+# would both reconcile every Agent. The integration tier's operator leaves every e2?- prefix alone;
+# this tier's own operator leaves <prefix>incluster-* to the in-cluster operator test_in_cluster.py deploys.
 PREFIX = os.environ.get("AGENTFLEET_E2E_PREFIX", "e2e-")
 # A cold image build takes minutes; a warm one about a second.
 IMAGES_TIMEOUT = 1800
@@ -95,7 +96,7 @@ def e2e_operator(kubectl: Kubectl, images: dict[str, str],
     # of the pattern exists for the whole session.
     anchor = f"{PREFIX}session-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", anchor, check=True)
-    process = OperatorProcess(config, log, scope=(f"--namespace={PREFIX}*",), env={
+    process = OperatorProcess(config, log, scope=(f"--namespace={PREFIX}*,!{PREFIX}incluster-*",), env={
         "AGENTFLEET_RUNTIME_IMAGE": images["RUNTIME_IMAGE"],
         "AGENTFLEET_REDIS_IMAGE": images["REDIS_IMAGE"],
     }).start()
