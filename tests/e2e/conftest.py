@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.e2e.traffic import restricted_namespace
 from tests.integration.conftest import (  # noqa: F401  (fixtures shared with the integration tier)
     Kubectl,
     kubeconfig,
@@ -108,12 +108,5 @@ def e2e_operator(kubectl: Kubectl, images: dict[str, str],
 @pytest.fixture
 def e2e_namespace(kubectl: Kubectl, e2e_operator: OperatorProcess) -> Iterator[str]:
     """A fresh namespace whose pods run on the real node, enforcing restricted Pod Security."""
-    name = f"{PREFIX}{uuid.uuid4().hex[:8]}"
-    doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {
-        "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}}}
-    kubectl("create", "-f", "-", stdin=yaml.safe_dump(doc), check=True)
-    try:
+    with restricted_namespace(kubectl, f"{PREFIX}{uuid.uuid4().hex[:8]}") as name:
         yield name
-    finally:
-        # Waiting keeps the node's two cores for the next test instead of tearing pods down under it.
-        kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s", "--ignore-not-found", timeout=180)

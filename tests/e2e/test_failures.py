@@ -13,9 +13,7 @@ import json
 import re
 from typing import Any
 
-import yaml
-
-from tests.e2e.traffic import condition, get_json, rules_agent, wait_for
+from tests.e2e.traffic import apply, condition, get_json, rules_agent, wait_for
 from tests.integration.conftest import Kubectl
 
 # Pulls fail at once on this node (registries resolve to a closed local port), a crash at start
@@ -23,10 +21,6 @@ from tests.integration.conftest import Kubectl
 FAILURE_TIMEOUT = 120
 READY_TIMEOUT = 180
 PULL_REASONS = {"ImagePullBackOff", "ErrImagePull"}
-
-
-def apply(kubectl: Kubectl, doc: dict[str, Any]) -> None:
-    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(doc), check=True)
 
 
 def _dump(kubectl: Kubectl, namespace: str, name: str) -> str:

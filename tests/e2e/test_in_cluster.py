@@ -21,8 +21,17 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import PREFIX, ROOT
-from tests.e2e.test_traffic import apply, running_revisions, wait_ready
-from tests.e2e.traffic import TrafficClient, access_key, get_json, rules_agent, wait_for
+from tests.e2e.traffic import (
+    TrafficClient,
+    access_key,
+    apply,
+    get_json,
+    restricted_namespace,
+    rules_agent,
+    running_revisions,
+    wait_for,
+    wait_ready,
+)
 from tests.integration.conftest import Kubectl
 
 DEMO = ROOT / "manifests" / "samples" / "demo"
@@ -32,13 +41,10 @@ DEMO = ROOT / "manifests" / "samples" / "demo"
 def own_namespace(kubectl: Kubectl) -> Iterator[str]:
     """A namespace outside the tier's operator: `<prefix>incluster-*` is excluded from its scope."""
     name = f"{PREFIX}incluster-{uuid.uuid4().hex[:6]}"
-    doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {
-        "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}}}
-    kubectl("create", "-f", "-", stdin=yaml.safe_dump(doc), check=True)
     try:
-        yield name
+        with restricted_namespace(kubectl, name):
+            yield name
     finally:
-        kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s", timeout=180)
         for kind in ("clusterrolebinding", "clusterrole"):
             kubectl("delete", kind, f"{name}-agentfleet-operator", "--ignore-not-found")
 

@@ -7,40 +7,23 @@ lose no request, and a canary's traffic share is the weight its status reports.
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
-import yaml
 
-from tests.e2e.traffic import TrafficClient, access_key, condition, get_json, rules_agent, wait_for
+from tests.e2e.traffic import (
+    TrafficClient,
+    access_key,
+    apply,
+    get_json,
+    rules_agent,
+    running_revisions,
+    wait_for,
+    wait_ready,
+)
 from tests.integration.conftest import Kubectl
 
 READY_TIMEOUT = 180
-
-
-def apply(kubectl: Kubectl, doc: dict) -> None:
-    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(doc), check=True)
-
-
-def wait_ready(kubectl: Kubectl, namespace: str, name: str, timeout: float = READY_TIMEOUT) -> dict:
-    def ready() -> dict | None:
-        agent = get_json(kubectl, "agent", name, "-n", namespace)
-        generation_seen = agent.get("status", {}).get("observedGeneration") == agent["metadata"]["generation"]
-        return agent if generation_seen and condition(agent, "Ready").get("status") == "True" else None
-
-    try:
-        return wait_for(ready, timeout, f"Agent {namespace}/{name} Ready")
-    except AssertionError:
-        pods = kubectl("get", "pods", "-n", namespace, "-o", "wide").stdout
-        status = json.dumps(get_json(kubectl, "agent", name, "-n", namespace).get("status"), indent=1)
-        raise AssertionError(f"Agent {name} not Ready within {timeout}s\nstatus: {status}\npods:\n{pods}") from None
-
-
-def running_revisions(kubectl: Kubectl, namespace: str, agent: str) -> set[str]:
-    pods = get_json(kubectl, "pods", "-n", namespace, "-l", f"agentfleet.dev/agent={agent}")["items"]
-    return {p["metadata"]["labels"]["agentfleet.dev/revision"] for p in pods
-            if p["status"].get("phase") == "Running" and p["metadata"].get("deletionTimestamp") is None}
 
 
 def test_rules_agent_answers_through_its_service_only_with_its_key(

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,3 +194,42 @@ def rules_agent(name: str, namespace: str, reply: str = "hi from a real pod", **
                      "prompt": {"system": "You greet people."},
                      "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
                      **spec}}
+
+
+@contextmanager
+def restricted_namespace(kubectl: Kubectl, name: str) -> Iterator[str]:
+    """A namespace enforcing restricted Pod Security, deleted (and waited for) afterwards: waiting
+    keeps the node's two cores for the next test instead of tearing pods down under it."""
+    doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}}}
+    kubectl("create", "-f", "-", stdin=yaml.safe_dump(doc), check=True)
+    try:
+        yield name
+    finally:
+        kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s", "--ignore-not-found", timeout=180)
+
+
+def apply(kubectl: Kubectl, doc: dict[str, Any]) -> None:
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump(doc), check=True)
+
+
+def wait_ready(kubectl: Kubectl, namespace: str, name: str, timeout: float = 180) -> dict[str, Any]:
+    """The Agent once Ready at its current generation; on timeout the error shows its status and pods."""
+    def ready() -> dict[str, Any] | None:
+        agent = get_json(kubectl, "agent", name, "-n", namespace)
+        generation_seen = agent.get("status", {}).get("observedGeneration") == agent["metadata"]["generation"]
+        return agent if generation_seen and condition(agent, "Ready").get("status") == "True" else None
+
+    try:
+        return wait_for(ready, timeout, f"Agent {namespace}/{name} Ready")
+    except AssertionError:
+        pods = kubectl("get", "pods", "-n", namespace, "-o", "wide").stdout
+        status = json.dumps(get_json(kubectl, "agent", name, "-n", namespace).get("status"), indent=1)
+        raise AssertionError(f"Agent {name} not Ready within {timeout}s\nstatus: {status}\npods:\n{pods}") from None
+
+
+def running_revisions(kubectl: Kubectl, namespace: str, agent: str) -> set[str]:
+    """Revisions of the Agent's pods that run and are not being deleted."""
+    pods = get_json(kubectl, "pods", "-n", namespace, "-l", f"agentfleet.dev/agent={agent}")["items"]
+    return {p["metadata"]["labels"]["agentfleet.dev/revision"] for p in pods
+            if p["status"].get("phase") == "Running" and p["metadata"].get("deletionTimestamp") is None}
