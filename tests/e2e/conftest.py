@@ -85,10 +85,15 @@ def images(kubectl: Kubectl) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def e2e_operator(kubectl: Kubectl, images: dict[str, str],
+def crds(kubectl: Kubectl) -> None:
+    """The project's CRDs Established and the operator's RBAC in place, once per session."""
+    install_crds_and_rbac(kubectl)
+
+
+@pytest.fixture(scope="session")
+def e2e_operator(kubectl: Kubectl, images: dict[str, str], crds: None,
                  session_serviceaccount_kubeconfig: Callable[[str, str], str],  # noqa: F811
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    install_crds_and_rbac(kubectl)
     config = session_serviceaccount_kubeconfig("agentfleet-system", "agentfleet-operator")
     log = tmp_path_factory.mktemp("e2e-operator") / "operator.log"
     # The operator reports ready once its indexes saw a first event; scoped to a pattern no

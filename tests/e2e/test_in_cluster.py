@@ -26,9 +26,9 @@ from tests.e2e.traffic import (
     access_key,
     apply,
     get_json,
+    present_revisions,
     restricted_namespace,
     rules_agent,
-    running_revisions,
     wait_for,
     wait_ready,
 )
@@ -38,8 +38,10 @@ DEMO = ROOT / "manifests" / "samples" / "demo"
 
 
 @pytest.fixture
-def own_namespace(kubectl: Kubectl) -> Iterator[str]:
-    """A namespace outside the tier's operator: `<prefix>incluster-*` is excluded from its scope."""
+def own_namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
+    """A namespace outside the tier's operator: `<prefix>incluster-*` is excluded from its scope.
+    The operator under test brings no CRDs (they are installed apart, as in manifests/), so the
+    session's are needed even when this test runs first or alone."""
     name = f"{PREFIX}incluster-{uuid.uuid4().hex[:6]}"
     try:
         with restricted_namespace(kubectl, name):
@@ -113,7 +115,7 @@ def test_operator_runs_in_cluster_with_two_replicas_and_fails_over(
     second = wait_ready(kubectl, ns, "hello")["status"]["revision"]["stable"]
     assert second != first
     # Ready comes as the new pod is available; the old one still drains (preStop) a moment longer.
-    wait_for(lambda: running_revisions(kubectl, ns, "hello") == {second}, 120, "the old pod gone")
+    wait_for(lambda: present_revisions(kubectl, ns, "hello") == {second}, 120, "the old pod gone")
     answered = TrafficClient(kubectl, ns, images["RUNTIME_IMAGE"], "hello", api_key=key, count=3).run()
     assert answered.replies == {"second": 3}, answered
     # The standby became the leader in its own words, and the old leader's pod is gone.
@@ -183,13 +185,16 @@ def test_rotated_connector_secret_rolls_the_pods_and_the_crm_sees_the_new_creden
     kubectl("patch", "secret", "crm-creds", "-n", ns, "--type=merge", "-p", json.dumps(patch), check=True)
     kubectl("rollout", "restart", "deploy/demo-crm", "-n", ns, check=True)
     kubectl("rollout", "status", "deploy/demo-crm", "-n", ns, "--timeout=120s", check=True, timeout=150)
+    # rollout status does not wait for the old CRM pod to exit; until it has, it may still answer.
+    wait_for(lambda: len(get_json(kubectl, "pods", "-n", ns, "-l", "app.kubernetes.io/name=demo-crm")["items"]) == 1,
+             60, "the old CRM pod gone")
 
     wait_for(lambda: get_json(kubectl, "connector", "crm", "-n", ns)["status"].get("secretHash") != secret_hash,
              60, "the Connector to see the new Secret")
     after = wait_for(lambda: (r := get_json(kubectl, "agent", "support", "-n", ns)["status"]["revision"]["stable"])
                      != before and r, 120, "a new revision")
     wait_ready(kubectl, ns, "support")
-    wait_for(lambda: running_revisions(kubectl, ns, "support") == {after}, 120, "the old pod gone")
+    wait_for(lambda: present_revisions(kubectl, ns, "support") == {after}, 120, "the old pod gone")
     replies = ask()
     assert all('"tier": "gold"' in reply for reply in replies), replies
     # The answer really needed the new credential: the CRM log shows a token issued after the

@@ -233,3 +233,13 @@ def running_revisions(kubectl: Kubectl, namespace: str, agent: str) -> set[str]:
     pods = get_json(kubectl, "pods", "-n", namespace, "-l", f"agentfleet.dev/agent={agent}")["items"]
     return {p["metadata"]["labels"]["agentfleet.dev/revision"] for p in pods
             if p["status"].get("phase") == "Running" and p["metadata"].get("deletionTimestamp") is None}
+
+
+def present_revisions(kubectl: Kubectl, namespace: str, agent: str) -> set[str]:
+    """Revisions of every pod of the Agent that still exists, draining ones included.
+
+    A pod being deleted keeps answering through its preStop drain while kube-proxy catches up
+    (that is what the drain is for), so "only the new revision answers" holds once the old pods
+    are gone, not once they are marked for deletion."""
+    pods = get_json(kubectl, "pods", "-n", namespace, "-l", f"agentfleet.dev/agent={agent}")["items"]
+    return {p["metadata"]["labels"]["agentfleet.dev/revision"] for p in pods}

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -190,6 +191,8 @@ def main() -> None:
         CRMHandler.client_secret = os.environ.get("DEMO_CLIENT_SECRET", "")
         handler = CRMHandler
     server = ThreadingHTTPServer(("0.0.0.0", args.port), handler)
+    # As a container's PID 1 the program would otherwise ignore SIGTERM and live out the grace period.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(f"demo {args.role} listening on :{args.port}", flush=True)
     server.serve_forever()
 
