@@ -5,6 +5,8 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
+# The project's own builds (prometheus, promtool: hack/build-prometheus.sh) before the machine's.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: help deps crds crds-check images cluster cluster-down dev dev-down test test-unit test-integration test-e2e lint bench kind-deploy
 

@@ -6,7 +6,7 @@
 #   runtime     `buildah bud --target runtime` of the project's Dockerfile, unchanged
 #   operator    `buildah bud --target operator` of the same Dockerfile
 #   redis       Debian's redis-server, for StatePolicies with a provisioned Redis
-#   prometheus  Debian's prometheus, the in-cluster Prometheus of `make dev`
+#   prometheus  Prometheus compiled by hack/build-prometheus.sh, the in-cluster Prometheus of `make dev`
 #   pause       the pod sandbox process, a tiny static Go program (hack/pause)
 #
 #   hack/images.sh build           build what is missing (cached; a warm call takes about a second)
@@ -76,7 +76,8 @@ APP_HASH=$(hash_of "@$PYTHON_TAG" "${APP_INPUTS[@]}")
 RUNTIME_TAG="localhost/agentfleet-runtime:$APP_HASH"
 OPERATOR_TAG="localhost/agentfleet-operator:$APP_HASH"
 REDIS_TAG="localhost/agentfleet-redis:7.0-$(hash_of "@$SCRIPT_HASH" "@redis-server")"
-PROMETHEUS_TAG="localhost/agentfleet-prometheus:2.42-$(hash_of "@$SCRIPT_HASH" "@prometheus")"
+PROMETHEUS_VERSION=$("$HACK_DIR/build-prometheus.sh" --print-version)
+PROMETHEUS_TAG="localhost/agentfleet-prometheus:$PROMETHEUS_VERSION-$(hash_of "@$SCRIPT_HASH" hack/build-prometheus.sh)"
 PAUSE_TAG="localhost/agentfleet-pause:$(hash_of "@$SCRIPT_HASH" hack/pause)"
 ALL_TAGS=("$PYTHON_TAG" "$RUNTIME_TAG" "$OPERATOR_TAG" "$REDIS_TAG" "$PROMETHEUS_TAG" "$PAUSE_TAG")
 
@@ -153,10 +154,19 @@ build_redis() {
   save "$REDIS_TAG"
 }
 
+# The same static Prometheus the tests run (hack/build-prometheus.sh), alone in the image: it talks
+# only to the API server (service account CA) and to pods over plain HTTP, so it needs no CA bundle.
 build_prometheus() {
   cached "$PROMETHEUS_TAG" && return 0
-  rootfs_image "$PROMETHEUS_TAG" prometheus,ca-certificates --user 65534:65534 \
-    --entrypoint '["/usr/bin/prometheus"]' --port 9090
+  local bin ctr
+  bin=$("$HACK_DIR/build-prometheus.sh")
+  log "prometheus $PROMETHEUS_VERSION"
+  ctr=$("${BUILDAH[@]}" from scratch)
+  "${BUILDAH[@]}" copy -q "$ctr" "$bin/prometheus" /bin/prometheus >/dev/null
+  "${BUILDAH[@]}" config --entrypoint '["/bin/prometheus"]' --user 65534:65534 --port 9090 \
+    --workingdir /prometheus "$ctr"
+  "${BUILDAH[@]}" commit -q "$ctr" "$PROMETHEUS_TAG" >/dev/null
+  "${BUILDAH[@]}" rm "$ctr" >/dev/null
   save "$PROMETHEUS_TAG"
 }
 

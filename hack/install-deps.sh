@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install what a fresh machine lacks for the main job and the tests: Debian's redis-server and
-# prometheus (real servers the tests start), containerd, runc, buildah, debootstrap and the CNI
-# plugins (the real node and its images), and the project's Python environment in .venv.
+# Install what a fresh machine lacks for the main job and the tests: Debian's redis-server (a real
+# server the tests start), containerd, runc, buildah, debootstrap and the CNI plugins (the real
+# node and its images), the project's Python environment in .venv, and Prometheus and promtool
+# compiled from their Go module (hack/build-prometheus.sh), linked into .venv/bin.
 # Idempotent and quick when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,8 +11,6 @@ log() { printf '[install-deps] %s\n' "$*" >&2; }
 
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
-command -v prometheus >/dev/null || need_apt+=(prometheus)
-command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v wrk >/dev/null || need_apt+=(wrk)  # the runtime benchmark's load generator
 # The real node (hack/lib/node.sh) and its images (hack/images.sh): no Docker engine needed.
 command -v containerd >/dev/null || need_apt+=(containerd)
@@ -29,7 +28,7 @@ if ((${#need_apt[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   # The Debian packages start system services; the tests run their own instances on free ports.
-  for svc in redis-server prometheus containerd; do
+  for svc in redis-server containerd; do
     $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || $sudo service "$svc" stop >/dev/null 2>&1 || true
   done
 fi
@@ -43,3 +42,10 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   .venv/bin/pip install -q -e '.[dev]'
   touch "$stamp"
 fi
+
+# The tests and `make` put .venv/bin first on PATH, so these are the prometheus and promtool
+# they run, whatever else the machine has.
+prometheus_bin=$(hack/build-prometheus.sh)
+for tool in prometheus promtool; do
+  ln -sfn "$prometheus_bin/$tool" ".venv/bin/$tool"
+done

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -28,6 +26,7 @@ import yaml
 
 from tests.fakes.runtime import RuntimeProcess, free_port
 from tests.integration.operator_harness import OperatorProcess
+from tests.tools import tool
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -37,13 +36,7 @@ READY_WITHIN = 60.0
 
 
 def prometheus_binary() -> str:
-    found = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
-    if found is None:
-        reason = "the prometheus binary is not installed (apt-get install prometheus)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    return found
+    return tool("prometheus", "make deps builds it")
 
 
 def _stop_process(process: subprocess.Popen[Any] | None, timeout: float = 20) -> None:

@@ -7,8 +7,6 @@ is a failure: CI must not go green by skipping the real thing.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -23,6 +21,8 @@ import pytest
 from agentfleet_operator.api.agent import AnalysisMeasurement, AnalysisSpec
 from agentfleet_operator.rollout.analysis import PrometheusProvider
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+from tests.integration.canary_support import prometheus_binary
 
 AGENT = "support-bot"
 STABLE = "stable-1"
@@ -41,16 +41,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _prometheus_binary() -> str:
-    found = shutil.which("prometheus") or (
-        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
-    )
-    if found is None:
-        reason = "the prometheus binary is not installed (apt-get install prometheus)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    return found
 
 
 class Traffic:
@@ -156,7 +146,7 @@ StartPrometheus = Callable[..., Prometheus]
 @pytest.fixture(scope="module")
 def start_prometheus(traffic: Traffic, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StartPrometheus]:
     """start_prometheus(target_labels={}) -> a real Prometheus scraping the exporter every second."""
-    binary = _prometheus_binary()
+    binary = prometheus_binary()
     started: list[Prometheus] = []
 
     def start(target_labels: dict[str, str] | None = None) -> Prometheus:

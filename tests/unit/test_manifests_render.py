@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
-import shutil
 import subprocess
 import tomllib
 from collections.abc import Iterator
@@ -23,6 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.tools import tool
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / "manifests"
@@ -103,16 +103,6 @@ REQUIRED_ALERTS = {
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
-    if path is None:
-        # CI must not go green by skipping the render checks (tests/unit/test_ci_guards.py).
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{name} is not installed; CI must provide it", pytrace=False)
-        pytest.skip(f"{name} is not installed")
-    return path
 
 
 def kustomize(directory: Path) -> list[dict[str, Any]]:
