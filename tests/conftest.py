@@ -83,6 +83,8 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "tests/e2e/test_failures.py::*",),
     "Real node: the operator in-cluster loses its leader pod and the standby reconciles the next change": (
         "tests/e2e/test_in_cluster.py::test_operator_runs_in_cluster*",),
+    "Real node: a canary answering 5xx is rolled back on the error ratio an in-cluster Prometheus scraped": (
+        "tests/e2e/test_analysis.py::test_canary_answering_5xx*",),
     "Pod Security: restricted is enforced in test namespaces and agent/Redis pods pass it": (
         "tests/integration/test_operator.py::test_*pod_security*",),
 }

@@ -115,3 +115,17 @@ def e2e_namespace(kubectl: Kubectl, e2e_operator: OperatorProcess) -> Iterator[s
     """A fresh namespace whose pods run on the real node, enforcing restricted Pod Security."""
     with restricted_namespace(kubectl, f"{PREFIX}{uuid.uuid4().hex[:8]}") as name:
         yield name
+
+
+@pytest.fixture
+def own_namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
+    """A namespace outside the tier's operator: `<prefix>incluster-*` is excluded from its scope.
+    The operator under test brings no CRDs (they are installed apart, as in manifests/), so the
+    session's are needed even when this test runs first or alone."""
+    name = f"{PREFIX}incluster-{uuid.uuid4().hex[:6]}"
+    try:
+        with restricted_namespace(kubectl, name):
+            yield name
+    finally:
+        for kind in ("clusterrolebinding", "clusterrole"):
+            kubectl("delete", kind, f"{name}-agentfleet-operator", "--ignore-not-found")

@@ -12,89 +12,31 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 
-from tests.e2e.conftest import PREFIX, ROOT
+from tests.e2e.demo import demo_backends
+from tests.e2e.in_cluster import deploy_operator, lease_holder
 from tests.e2e.traffic import (
     TrafficClient,
     access_key,
     apply,
     get_json,
     present_revisions,
-    restricted_namespace,
     rules_agent,
     wait_for,
     wait_ready,
 )
 from tests.integration.conftest import Kubectl
 
-DEMO = ROOT / "manifests" / "samples" / "demo"
-
-
-@pytest.fixture
-def own_namespace(kubectl: Kubectl, crds: None) -> Iterator[str]:
-    """A namespace outside the tier's operator: `<prefix>incluster-*` is excluded from its scope.
-    The operator under test brings no CRDs (they are installed apart, as in manifests/), so the
-    session's are needed even when this test runs first or alone."""
-    name = f"{PREFIX}incluster-{uuid.uuid4().hex[:6]}"
-    try:
-        with restricted_namespace(kubectl, name):
-            yield name
-    finally:
-        for kind in ("clusterrolebinding", "clusterrole"):
-            kubectl("delete", kind, f"{name}-agentfleet-operator", "--ignore-not-found")
-
-
-def render_operator(kubectl: Kubectl, tmp: Path, namespace: str, images: dict[str, str]) -> str:
-    """manifests/base/operator as shipped, moved into one namespace: its cluster-scoped RBAC gets a
-    name prefix (the shipped one is left as it is for the other operators), its watch is that
-    namespace, and it runs the images built here."""
-    # kustomize takes only relative paths to other kustomizations.
-    base = os.path.relpath(ROOT / "manifests" / "base" / "operator", tmp)
-    kustomization = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [str(base)], "namespace": namespace, "namePrefix": f"{namespace}-",
-        "images": [{"name": "ghcr.io/agentfleet/agentfleet-operator",
-                    "newName": images["OPERATOR_IMAGE"].rsplit(":", 1)[0],
-                    "newTag": images["OPERATOR_IMAGE"].rsplit(":", 1)[1]}],
-        "patches": [
-            {"patch": yaml.safe_dump({"$patch": "delete", "apiVersion": "v1", "kind": "Namespace",
-                                      "metadata": {"name": "agentfleet-system"}})},
-            {"target": {"kind": "Deployment"}, "patch": yaml.safe_dump([
-                {"op": "replace", "path": "/spec/template/spec/containers/0/args/0",
-                 "value": f"--namespace={namespace}"},
-                {"op": "replace", "path": "/spec/template/spec/containers/0/env/1",
-                 "value": {"name": "AGENTFLEET_RUNTIME_IMAGE", "value": images["RUNTIME_IMAGE"]}},
-            ])},
-        ],
-    }
-    (tmp / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-    return kubectl("kustomize", str(tmp), check=True).stdout
-
-
-def lease_holder(kubectl: Kubectl, namespace: str) -> str:
-    result = kubectl("get", "lease", "-n", namespace, "-o", "json", check=True)
-    leases = json.loads(result.stdout)["items"]
-    return leases[0]["spec"].get("holderIdentity", "") if leases else ""
-
 
 def test_operator_runs_in_cluster_with_two_replicas_and_fails_over(
         kubectl: Kubectl, own_namespace: str, images: dict[str, str], tmp_path: Path) -> None:
     ns = own_namespace
-    rendered = render_operator(kubectl, tmp_path, ns, images)
-    docs = [d for d in yaml.safe_load_all(rendered) if d]
-    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    deployment = deploy_operator(kubectl, tmp_path, ns, images)
     assert deployment["spec"]["replicas"] == 2 and "--leader-elect" in deployment["spec"]["template"]["spec"][
         "containers"][0]["args"], "the shipped Deployment is what runs here"
-    kubectl("apply", "--server-side", "-f", "-", stdin=rendered, check=True)
-    name = deployment["metadata"]["name"]
-    kubectl("rollout", "status", f"deploy/{name}", "-n", ns, "--timeout=180s", check=True, timeout=200)
 
     apply(kubectl, rules_agent("hello", ns, reply="first"))
     first = wait_ready(kubectl, ns, "hello")["status"]["revision"]["stable"]
@@ -125,29 +67,11 @@ def test_operator_runs_in_cluster_with_two_replicas_and_fails_over(
     assert f"became the leader ({new_leader})" in kubectl("logs", new_pod, "-n", ns, check=True).stdout
 
 
-def demo_backends(kubectl: Kubectl, namespace: str, image: str, client_secret: str) -> list[dict]:
-    """The samples' demo model and CRM (manifests/samples/demo), moved into the test's namespace."""
-    docs = [d for d in yaml.safe_load_all((DEMO / "backends.yaml").read_text()) if d]
-    for doc in docs:
-        doc["metadata"]["namespace"] = namespace
-        if doc["kind"] == "Deployment":
-            doc["spec"]["template"]["spec"]["containers"][0]["image"] = image
-    program = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "demo-backends", "namespace": namespace},
-               "data": {"demo_backends.py": (DEMO / "demo_backends.py").read_text()}}
-    secrets = [
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "crm-creds", "namespace": namespace},
-         "stringData": {"clientId": "support-bot", "clientSecret": client_secret}},
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "llm-key", "namespace": namespace},
-         "stringData": {"apiKey": "e2e-llm-key"}},
-    ]
-    return [program, *secrets, *docs]
-
-
 def test_rotated_connector_secret_rolls_the_pods_and_the_crm_sees_the_new_credential(
         kubectl: Kubectl, e2e_namespace: str, images: dict[str, str]) -> None:
     ns = e2e_namespace
     crm = f"http://demo-crm.{ns}.svc:8080"
-    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(demo_backends(kubectl, ns, images["RUNTIME_IMAGE"], "old-1")),
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(demo_backends(ns, images["RUNTIME_IMAGE"], "old-1")),
             check=True)
     kubectl("rollout", "status", "deploy/demo-crm", "deploy/demo-llm", "-n", ns, "--timeout=120s", check=True,
             timeout=150)
