@@ -8,7 +8,7 @@ KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 # The project's own builds (prometheus, promtool: hack/build-prometheus.sh) before the machine's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help deps crds crds-check images cluster cluster-down dev dev-down test test-unit test-integration test-e2e lint bench kind-deploy
+.PHONY: help deps crds crds-check images cluster cluster-down dev dev-down test reliability-doc test-unit test-integration test-e2e lint bench kind-deploy
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -41,11 +41,16 @@ lint: deps ## ruff and the layer contracts
 	@$(BIN)/ruff check .
 	@$(BIN)/lint-imports
 
-test: deps ## every test: lint, unit and integration tiers (starts the cluster, Redis, Prometheus itself)
+test: deps ## every test: lint, unit, integration and e2e tiers (starts the cluster, Redis, Prometheus itself)
 	@$(MAKE) --no-print-directory lint
 	@# The tests run their own operator; one left by `make dev` would reconcile their objects too.
 	@hack/dev.sh down
 	@$(BIN)/pytest tests -ra
+
+reliability-doc: ## copy the last full run's reliability summary to docs/reliability.md (a green run only)
+	@grep -q 'exit status 0\.' .artifacts/reliability.md 2>/dev/null || \
+	  { echo "no green full run in .artifacts/reliability.md: run 'make test' first" >&2; exit 1; }
+	@cp .artifacts/reliability.md docs/reliability.md && echo "docs/reliability.md updated; commit it"
 
 test-unit: deps ## the fast tier only
 	@$(BIN)/pytest tests/unit -q
