@@ -22,8 +22,8 @@ from agentfleet_operator.builders.conditions import Cond, merge_conditions
 from agentfleet_operator.builders.inputs import ResolvedAgent
 from agentfleet_operator.builders.revision import revision_hash, secret_hash
 from agentfleet_operator.builders.runtime_config import build_runtime_config, revision_inputs, secret_mounts
+from agentfleet_operator.config import DEFAULT_RUNTIME_IMAGE
 from agentfleet_operator.kube.client import path_for
-from agentfleet_operator.reconcile.context import Settings
 from agentfleet_operator.reconcile.resolve import resolve
 from agentfleet_operator.reconcile.store import Store
 
@@ -51,7 +51,7 @@ async def _store_for(admin: httpx.AsyncClient, fleet: Fleet) -> Store:
 
 
 def desired_for(base: Store, agent: dict[str, Any], access_key: str,
-                image: str = Settings.runtime_image) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+                image: str = DEFAULT_RUNTIME_IMAGE) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """(access Secret, children to apply, status) exactly as reconcile_agent builds them."""
     meta = agent["metadata"]
     ns, name, uid = meta["namespace"], meta["name"], meta["uid"]

@@ -154,7 +154,8 @@ def retry_wait(delay: float, retry_after: float | None) -> float:
 class KubeClient:
     """Counts its requests by verb, so tests and benchmarks can prove a no-op reconcile writes nothing."""
 
-    def __init__(self, credentials: Credentials, *, max_retries: int = 5, max_connections: int = 32) -> None:
+    def __init__(self, credentials: Credentials, *, max_retries: int = 5, max_connections: int = 32,
+                 log_writes: bool = False) -> None:
         self._credentials = credentials
         self._base = credentials.host.rstrip("/")
         self._headers = dict(credentials.headers)
@@ -163,12 +164,12 @@ class KubeClient:
         self._max_retries = max_retries
         self.requests: Counter[str] = Counter()
         self._token_mtime = 0.0
-        # Troubleshooting aid: log every write request (AGENTFLEET_LOG_WRITES=1); never bodies.
-        self.log_writes = os.environ.get("AGENTFLEET_LOG_WRITES") == "1"
+        # Troubleshooting aid: log every write request (OperatorConfig.log_writes); never bodies.
+        self.log_writes = log_writes
 
     @classmethod
-    def from_environment(cls) -> KubeClient:
-        return cls(load_credentials())
+    def from_environment(cls, *, log_writes: bool = False) -> KubeClient:
+        return cls(load_credentials(), log_writes=log_writes)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -335,7 +336,7 @@ class KubeClient:
 
 
 async def post_event(client: KubeClient, involved: dict[str, Any], type_: str, reason: str, message: str,
-                     now: str) -> None:
+                     now: str, *, instance: str) -> None:
     """A core/v1 Event about one of our objects. Best effort: a lost event must not fail a reconcile."""
     meta = involved["metadata"]
     event = {
@@ -349,7 +350,7 @@ async def post_event(client: KubeClient, involved: dict[str, Any], type_: str, r
         "message": message[:1024],
         "source": {"component": MANAGER},
         "reportingComponent": "agentfleet.dev/operator",
-        "reportingInstance": os.environ.get("HOSTNAME", "agentfleet-operator"),
+        "reportingInstance": instance,
         "firstTimestamp": now,
         "lastTimestamp": now,
         "count": 1,

@@ -26,6 +26,7 @@ from . import metrics
 from .context import Context, rfc3339
 from .resolve import Resolution, resolve
 from .rollout_plan import RolloutPlan, plan_rollout
+from .store import usage_changed
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,8 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     started = ctx.now()
     body = ctx.store.agent(namespace, name)
     if body is None:
-        ctx.store.forget((namespace, name))
+        for dependency in usage_changed(ctx.store.forget((namespace, name))):
+            ctx.enqueue(dependency)
         return None
     meta = body["metadata"]
     uid, generation = meta["uid"], meta.get("generation")
@@ -202,7 +204,8 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
         return None
 
     res = resolve(ctx.store, namespace, name, spec)
-    ctx.store.record_dependencies((namespace, name), res.dependencies)
+    for dependency in usage_changed(ctx.store.record_dependencies((namespace, name), res.dependencies)):
+        ctx.enqueue(dependency)
     connectors_cond, state_cond = _problem_conditions(res)
 
     if res.problems:
@@ -234,7 +237,7 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
 
     resolved = ResolvedAgent(
         name=name, namespace=namespace, uid=uid, spec=spec,
-        image=spec.image or ctx.settings.runtime_image, prompt_text=res.prompt_text,
+        image=spec.image or ctx.config.runtime_image, prompt_text=res.prompt_text,
         connectors=tuple(res.connectors), state=res.state, access_secret=res.access_secret,
         secret_hashes=dict(res.secret_hashes),
     )

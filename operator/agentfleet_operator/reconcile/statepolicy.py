@@ -51,7 +51,7 @@ async def _external_store(ctx: Context, namespace: str, url: str, ref: Any) -> C
             password = base64.b64decode(encoded).decode()
         except (binascii.Error, UnicodeDecodeError):
             return Cond("StoreReachable", False, "AuthFailed", f"Secret {ref.name} key {ref.key} is not UTF-8 text")
-    result = await probe_redis(url, password, ctx.settings.store_probe_timeout)
+    result = await probe_redis(url, password, ctx.config.store_probe_timeout)
     return Cond("StoreReachable", result.reachable, result.reason, result.message)
 
 
@@ -83,7 +83,7 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
                     await ctx.client.create(state_store.password_secret(name, namespace, uid,
                                                                         random_secrets.token_urlsafe(24)))
                 for obj in (state_store.service(name, namespace, uid),
-                            state_store.stateful_set(name, namespace, uid, spec, ctx.settings.redis_image)):
+                            state_store.stateful_set(name, namespace, uid, spec, ctx.config.redis_image)):
                     live = _child(ctx, namespace, name, obj["kind"], obj["metadata"]["name"])
                     if needs_apply(obj, live):
                         await ctx.client.apply(obj)
@@ -106,7 +106,7 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
             else:
                 reachable = Cond("StoreReachable", None, "NotChecked", "not checked until the Secrets resolve")
             # A store that goes away (or comes back) changes no object we watch: look again.
-            requeue = ctx.settings.store_probe_seconds
+            requeue = ctx.config.store_probe_seconds
         else:
             reachable = Cond("StoreReachable", True, "InMemory", "per-pod memory store (development only)")
         if problem is not None:
