@@ -10,6 +10,7 @@ from typing import Any
 
 import kopf
 
+from ..api.identity import FINALIZER, GROUP
 from ..kube.client import KubeClient
 from ..kube.leader import LeaderElector
 from ..kube.probes import serve_probes
@@ -23,9 +24,9 @@ log = logging.getLogger("agentfleet")
 
 def _configure_kopf(settings: kopf.OperatorSettings) -> None:
     # Our own prefixes: nothing of kopf's default (kopf.zalando.org) lands on user objects.
-    settings.persistence.finalizer = "agentfleet.dev/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="agentfleet.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="agentfleet.dev")
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30

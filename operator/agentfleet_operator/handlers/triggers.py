@@ -14,8 +14,9 @@ from typing import Any
 
 import kopf
 
+from ..api.identity import GROUP, PLURAL_AGENTS, PLURAL_CONNECTORS, PLURAL_STATE_POLICIES, VERSION
 from ..reconcile.store import Store, usage_changed
-from .indexes import CHILD_KINDS, GROUP, INTENT_PREFIX, MANAGED, VERSION, made_by_us
+from .indexes import CHILD_KINDS, INTENT_PREFIX, MANAGED, made_by_us
 from .memo import OperatorMemo
 
 Trigger = Callable[..., Awaitable[None]]
@@ -40,7 +41,7 @@ def _fingerprint(body: kopf.Body) -> tuple[Any, ...]:
     return (meta.get("generation"), meta.get("uid"), meta.get("deletionTimestamp"), intents)
 
 
-@kopf.on.event(GROUP, VERSION, "agents")
+@kopf.on.event(GROUP, VERSION, PLURAL_AGENTS)
 @_after_listing
 async def agent_event(event: dict[str, Any], namespace: str, name: str, body: kopf.Body, memo: OperatorMemo,
                       **_: Any) -> None:
@@ -63,14 +64,14 @@ def _dependents(memo: OperatorMemo, kind: str, namespace: str, name: str) -> Non
         memo.queue.add(("Agent", ns, agent))
 
 
-@kopf.on.event(GROUP, VERSION, "connectors")
+@kopf.on.event(GROUP, VERSION, PLURAL_CONNECTORS)
 @_after_listing
 async def connector_event(namespace: str, name: str, memo: OperatorMemo, **_: Any) -> None:
     memo.queue.add(("Connector", namespace, name))
     _dependents(memo, "Connector", namespace, name)
 
 
-@kopf.on.event(GROUP, VERSION, "statepolicies")
+@kopf.on.event(GROUP, VERSION, PLURAL_STATE_POLICIES)
 @_after_listing
 async def state_policy_event(namespace: str, name: str, memo: OperatorMemo, **_: Any) -> None:
     memo.queue.add(("StatePolicy", namespace, name))

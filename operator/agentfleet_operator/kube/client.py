@@ -26,7 +26,14 @@ import aiohttp
 from kubernetes import config as kube_config
 from kubernetes.client import Configuration
 
-from ..builders.names import MANAGER
+from ..api.identity import (
+    API_VERSION,
+    EVENT_REPORTING_COMPONENT,
+    MANAGER,
+    PLURAL_AGENTS,
+    PLURAL_CONNECTORS,
+    PLURAL_STATE_POLICIES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +50,9 @@ PLURALS: dict[tuple[str, str], str] = {
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
-    ("agentfleet.dev/v1alpha1", "Agent"): "agents",
-    ("agentfleet.dev/v1alpha1", "Connector"): "connectors",
-    ("agentfleet.dev/v1alpha1", "StatePolicy"): "statepolicies",
+    (API_VERSION, "Agent"): PLURAL_AGENTS,
+    (API_VERSION, "Connector"): PLURAL_CONNECTORS,
+    (API_VERSION, "StatePolicy"): PLURAL_STATE_POLICIES,
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproutes",
 }
 
@@ -349,7 +356,7 @@ async def post_event(client: KubeClient, involved: dict[str, Any], type_: str, r
         "reason": reason,
         "message": message[:1024],
         "source": {"component": MANAGER},
-        "reportingComponent": "agentfleet.dev/operator",
+        "reportingComponent": EVENT_REPORTING_COMPONENT,
         "reportingInstance": instance,
         "firstTimestamp": now,
         "lastTimestamp": now,

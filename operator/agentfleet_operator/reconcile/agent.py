@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..api import reasons
 from ..api.agent import AgentSpec, AgentStatus, ScalingStatus
 from ..api.base import API_VERSION
 from ..builders import agent_children as children
@@ -171,9 +172,9 @@ def _problem_conditions(res: Resolution) -> tuple[Cond, Cond]:
     conn = res.first("connectors")
     state = res.first("state") or next(iter(res.degraded), None)
     connectors = Cond("ConnectorsReady", False, conn.reason, conn.message) if conn else Cond(
-        "ConnectorsReady", True, "Resolved", f"{len(res.connectors)} connector(s) resolved")
+        "ConnectorsReady", True, reasons.RESOLVED, f"{len(res.connectors)} connector(s) resolved")
     state_cond = Cond("StateReady", False, state.reason, state.message) if state else Cond(
-        "StateReady", True, "Resolved" if res.state else "Stateless",
+        "StateReady", True, reasons.RESOLVED if res.state else reasons.STATELESS,
         f"StatePolicy {res.state.name} resolved" if res.state else "no StatePolicy: each request stands alone")
     return connectors, state_cond
 
@@ -199,8 +200,8 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
         live = (_child(ctx, namespace, name, "Deployment", name) or {}).get("spec", {}).get("replicas", 0)
         await _write_status(ctx, agent_obj, old_status, generation,
                             {"phase": "Failed", **_columns(ctx, namespace, name, live)}, [
-            Cond("Ready", False, "InvalidSpec", message), Cond("Reconciling", False, "InvalidSpec"),
-            Cond("Stalled", True, "InvalidSpec", message)])
+            Cond("Ready", False, reasons.INVALID_SPEC, message), Cond("Reconciling", False, reasons.INVALID_SPEC),
+            Cond("Stalled", True, reasons.INVALID_SPEC, message)])
         return None
 
     res = resolve(ctx.store, namespace, name, spec)
@@ -277,7 +278,7 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     except ApiError as exc:
         if exc.namespace_terminating:
             return None
-        reason = "Forbidden" if exc.status == 403 else "ApplyFailed"
+        reason = reasons.FORBIDDEN if exc.status == 403 else reasons.APPLY_FAILED
         columns = _columns(ctx, namespace, name, children.desired_stable_replicas(spec))
         await _write_status(ctx, agent_obj, old_status, generation, {"phase": "Failed", **columns}, [
             Cond("Ready", False, reason, str(exc)), Cond("Reconciling", True, reason, str(exc)),
@@ -310,23 +311,23 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     failures = await _pod_failures(ctx, namespace, name, unavailable)
 
     if stuck and not complete:
-        ready_cond = Cond("Ready", False, "DeploymentUnavailable", f"Deployment {name}: {stuck}")
-        reconciling = Cond("Reconciling", False, "DeploymentUnavailable", stuck)
-        stalled = Cond("Stalled", True, "DeploymentUnavailable", stuck)
+        ready_cond = Cond("Ready", False, reasons.DEPLOYMENT_UNAVAILABLE, f"Deployment {name}: {stuck}")
+        reconciling = Cond("Reconciling", False, reasons.DEPLOYMENT_UNAVAILABLE, stuck)
+        stalled = Cond("Stalled", True, reasons.DEPLOYMENT_UNAVAILABLE, stuck)
         phase = "Failed"
     elif complete and ready >= desired_count:
-        ready_cond = Cond("Ready", True, "AgentReady", f"{ready}/{desired_count} pods ready at revision "
+        ready_cond = Cond("Ready", True, reasons.AGENT_READY, f"{ready}/{desired_count} pods ready at revision "
                           f"{stable_track.revision}")
-        reconciling = Cond("Reconciling", plan.in_progress, plan.reason if plan.in_progress else "Idle",
+        reconciling = Cond("Reconciling", plan.in_progress, plan.reason if plan.in_progress else reasons.IDLE,
                            plan.message)
-        stalled = Cond("Stalled", False, "Healthy")
+        stalled = Cond("Stalled", False, reasons.HEALTHY)
         phase = plan.phase or "Ready"
     else:
         what = "rolling out" if stable_dep else "creating the Deployment"
-        ready_cond = Cond("Ready", False, "RolloutInProgress",
+        ready_cond = Cond("Ready", False, reasons.ROLLOUT_IN_PROGRESS,
                           f"{what}: {ready}/{desired_count} pods ready at revision {stable_track.revision}")
-        reconciling = Cond("Reconciling", True, "RolloutInProgress", ready_cond.message)
-        stalled = Cond("Stalled", False, "Progressing")
+        reconciling = Cond("Reconciling", True, reasons.ROLLOUT_IN_PROGRESS, ready_cond.message)
+        stalled = Cond("Stalled", False, reasons.PROGRESSING)
         phase = plan.phase or ("Progressing" if old_status.get("phase") not in (None, "Pending") else "Pending")
     failure = failures.get("stable") or failures.get("canary")
     if failure is not None:
@@ -360,9 +361,9 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     events = []
     old_ready = next((c for c in old_status.get("conditions", []) if c.get("type") == "Ready"), None)
     if ready_cond.status and (old_ready is None or old_ready.get("status") != "True"):
-        events.append(("Normal", "AgentReady", ready_cond.message))
+        events.append(("Normal", reasons.AGENT_READY, ready_cond.message))
     if old_status.get("revision", {}).get("stable") not in (None, "", stable_track.revision):
-        events.append(("Normal", "RevisionRolledOut", f"revision {stable_track.revision} is now stable"))
+        events.append(("Normal", reasons.REVISION_ROLLED_OUT, f"revision {stable_track.revision} is now stable"))
     events += plan.events
     if failure is not None:
         events.append(("Warning", failure.reason, failure.message))  # once per reason (_write_status)
@@ -384,12 +385,12 @@ async def _route_traffic(ctx: Context, namespace: str, agent: str, route_name: s
     try:
         route = await ctx.client.get(ROUTE_API, "HTTPRoute", namespace, route_name)
     except ApiError as exc:
-        return Cond("RolloutHealthy", False, "HTTPRouteUnavailable", f"HTTPRoute {route_name}: {exc.message}")
+        return Cond("RolloutHealthy", False, reasons.HTTP_ROUTE_UNAVAILABLE, f"HTTPRoute {route_name}: {exc.message}")
     if route is None:
-        return Cond("RolloutHealthy", False, "HTTPRouteNotFound",
+        return Cond("RolloutHealthy", False, reasons.HTTP_ROUTE_NOT_FOUND,
                     f"HTTPRoute {route_name} not found (is the Gateway API installed?); weights are replica ratios")
     if not traffic_route.routed_rules(route, agent):
-        return Cond("RolloutHealthy", False, "HTTPRouteNotRouted",
+        return Cond("RolloutHealthy", False, reasons.HTTP_ROUTE_NOT_ROUTED,
                     f"no rule of HTTPRoute {route_name} routes only to Service {agent}, "
                     f"{agent}-stable or {agent}-canary")
     weight = int(plan.rollout_status.get("weight", 0)) if plan.canary_revision else 0
