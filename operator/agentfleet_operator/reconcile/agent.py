@@ -16,6 +16,7 @@ from ..api.base import API_VERSION
 from ..builders import agent_children as children
 from ..builders import names, traffic_route
 from ..builders.conditions import Cond, merge_conditions, status_patch
+from ..builders.desired_children import ChildrenPlan, desired_children
 from ..builders.drift import needs_apply
 from ..builders.inputs import ResolvedAgent
 from ..builders.pod_health import PodFailure, pod_failure
@@ -51,10 +52,7 @@ class Observed:
 
 
 def _child(ctx: Context, namespace: str, agent: str, kind: str, name: str) -> dict[str, Any] | None:
-    for obj in ctx.store.children(namespace, "Agent", agent):
-        if obj["kind"] == kind and obj["metadata"]["name"] == name:
-            return obj
-    return None
+    return ctx.store.child(namespace, "Agent", agent, kind, name)
 
 
 def _rolled_out(deployment: dict[str, Any] | None, revision: str, want: int | None) -> tuple[bool, int, int]:
@@ -256,20 +254,11 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     plan: RolloutPlan = await plan_rollout(
         ctx, resolved, old_status, current, lambda kind, child: _child(ctx, namespace, name, kind, child),
         meta.get("annotations") or {}, replica_plan.apply)
-    desired: list[dict[str, Any]] = [children.service_account(resolved)]
-    desired.append(children.revision_config_map(resolved, current, config))
-    desired += [children.deployment(resolved, track) for track in plan.tracks]
-    desired.append(children.service(resolved, name, None))
-    if plan.split_services:
-        desired.append(children.service(resolved, names.stable(name), "stable"))
-        desired.append(children.service(resolved, names.canary(name), "canary"))
     # While the count is kept as the HPA left it, the PDB follows the pods that run, not spec.replicas.
     held = live_stable.get("spec", {}).get("replicas") if live_stable and replica_plan.status.owner == "Deployment" \
         else None
-    for optional in (children.horizontal_pod_autoscaler(resolved), children.pod_disruption_budget(resolved, held)):
-        if optional is not None:
-            desired.append(optional)
-    desired.append(children.network_policy(resolved))
+    desired = desired_children(resolved, ChildrenPlan(current=current, config=config, tracks=plan.tracks,
+                                                      split_services=plan.split_services, held_replicas=held))
 
     try:
         await _apply_all(ctx, resolved, desired, replica_plan)

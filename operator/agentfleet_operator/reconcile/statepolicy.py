@@ -21,13 +21,6 @@ from .context import Context, rfc3339
 from .store_probe import probe_redis
 
 
-def _child(ctx: Context, namespace: str, owner: str, kind: str, name: str) -> dict[str, Any] | None:
-    for obj in ctx.store.children(namespace, "StatePolicy", owner):
-        if obj["kind"] == kind and obj["metadata"]["name"] == name:
-            return obj
-    return None
-
-
 def _secret_problem(ctx: Context, namespace: str, secret: str, key: str, what: str) -> Cond | None:
     found = ctx.store.secret(namespace, secret)
     if found is None:
@@ -87,14 +80,14 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
                                                                         random_secrets.token_urlsafe(24)))
                 for obj in (state_store.service(name, namespace, uid),
                             state_store.stateful_set(name, namespace, uid, spec, ctx.config.redis_image)):
-                    live = _child(ctx, namespace, name, obj["kind"], obj["metadata"]["name"])
+                    live = ctx.store.child(namespace, "StatePolicy", name, obj["kind"], obj["metadata"]["name"])
                     if needs_apply(obj, live):
                         await ctx.client.apply(obj)
             except ApiError as exc:
                 if exc.namespace_terminating:
                     return None
                 raise
-            sts = _child(ctx, namespace, name, "StatefulSet", names.redis(name)) or {}
+            sts = ctx.store.child(namespace, "StatePolicy", name, "StatefulSet", names.redis(name)) or {}
             ready_pods = sts.get("status", {}).get("readyReplicas", 0)
             reachable = (Cond("StoreReachable", True, reasons.REDIS_READY, f"Redis {names.redis(name)} has a ready pod")
                          if ready_pods else Cond("StoreReachable", False, reasons.REDIS_NOT_READY,

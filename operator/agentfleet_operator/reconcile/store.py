@@ -82,6 +82,13 @@ class Store:
         return [obj for name, idx in self.indexes.items() if name.startswith("children_")
                 for obj in (idx.get(key) or ())]
 
+    def child(self, namespace: str, owner_kind: str, owner: str, kind: str, name: str) -> dict[str, Any] | None:
+        """One managed object of an owner, by kind and name."""
+        for obj in self.children(namespace, owner_kind, owner):
+            if obj["kind"] == kind and obj["metadata"]["name"] == name:
+                return obj
+        return None
+
     def agents_in(self, namespace: str) -> list[Key]:
         idx = self.indexes.get("agents_idx") or {}
         return [key for key in idx if key[0] == namespace]
