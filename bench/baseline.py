@@ -19,11 +19,12 @@ from agentfleet_operator.api.agent import AgentSpec
 from agentfleet_operator.builders import agent_children as children
 from agentfleet_operator.builders import names
 from agentfleet_operator.builders.conditions import Cond, merge_conditions
+from agentfleet_operator.builders.desired_children import ChildrenPlan, desired_children
 from agentfleet_operator.builders.inputs import ResolvedAgent
 from agentfleet_operator.builders.revision import revision_hash, secret_hash
 from agentfleet_operator.builders.runtime_config import build_runtime_config, revision_inputs, secret_mounts
+from agentfleet_operator.config import DEFAULT_RUNTIME_IMAGE
 from agentfleet_operator.kube.client import path_for
-from agentfleet_operator.reconcile.context import Settings
 from agentfleet_operator.reconcile.resolve import resolve
 from agentfleet_operator.reconcile.store import Store
 
@@ -51,7 +52,7 @@ async def _store_for(admin: httpx.AsyncClient, fleet: Fleet) -> Store:
 
 
 def desired_for(base: Store, agent: dict[str, Any], access_key: str,
-                image: str = Settings.runtime_image) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+                image: str = DEFAULT_RUNTIME_IMAGE) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """(access Secret, children to apply, status) exactly as reconcile_agent builds them."""
     meta = agent["metadata"]
     ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
@@ -72,9 +73,7 @@ def desired_for(base: Store, agent: dict[str, Any], access_key: str,
     config = build_runtime_config(resolved, revision)
     mounts = {k: tuple(sorted(v)) for k, v in secret_mounts(resolved).items()}
     track = children.Track("stable", revision, resolved.image, mounts, replicas=children.desired_stable_replicas(spec))
-    desired = [children.service_account(resolved), children.revision_config_map(resolved, track, config),
-               children.deployment(resolved, track), children.service(resolved, name, None),
-               children.network_policy(resolved)]
+    desired = desired_children(resolved, ChildrenPlan(current=track, config=config, tracks=(track,)))
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     generation = meta.get("generation")
     status = {"phase": "Pending", "replicas": 0, "readyReplicas": 0, "ready": "0/1",

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import socket
 import sys
 from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
+
+from .config import OperatorConfig
 
 
 class JsonFormatter(logging.Formatter):
@@ -60,15 +60,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _configure_logging(args.log_format, args.verbose)
-    os.environ["AGENTFLEET_HEALTH_PORT"] = str(args.health_port)
-    if args.leader_elect:
-        os.environ["AGENTFLEET_LEADER_ELECT"] = "1"
-        os.environ["AGENTFLEET_LEASE_SECONDS"] = str(args.lease_seconds)
-    if args.runtime_image:
-        os.environ["AGENTFLEET_RUNTIME_IMAGE"] = args.runtime_image
+    config = OperatorConfig.parse(health_port=args.health_port, leader_elect=args.leader_elect,
+                                  lease_seconds=args.lease_seconds, runtime_image=args.runtime_image)
     if args.metrics_port:
         start_http_server(args.metrics_port)
     from .handlers import indexes, lifecycle, triggers, watch_transform  # noqa: F401  (registers the handlers)
+    from .handlers.memo import OperatorMemo
 
     watch_transform.install()
 
@@ -79,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         standalone=True,
         # kopf's default identity calls getpass.getuser(), which raises for a uid with no passwd
         # entry: the image's numeric non-root user 65532 has none (found running the image for real).
-        identity=f"{os.environ.get('HOSTNAME') or socket.gethostname()}-{os.getpid()}",
+        identity=config.identity,
+        memo=OperatorMemo.wired(config),
     )
     return 0
 

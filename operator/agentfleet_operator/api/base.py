@@ -12,9 +12,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-GROUP = "agentfleet.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+from .identity import API_VERSION as API_VERSION
+from .identity import GROUP as GROUP
+from .identity import VERSION as VERSION
 
 # Names that end up inside other objects' names or in label values must stay short and DNS-safe.
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from .agent import AGENT_ROOT_VALIDATIONS, AgentSpec, AgentStatus
 from .connector import ConnectorSpec, ConnectorStatus
+from .identity import PLURAL_AGENTS, PLURAL_CONNECTORS, PLURAL_STATE_POLICIES
 from .statepolicy import StatePolicySpec, StatePolicyStatus
 
 CATEGORY = "agentfleet"
@@ -46,7 +47,7 @@ def _condition(type_: str, what: str) -> str:
 
 AGENT = KindInfo(
     kind="Agent",
-    plural="agents",
+    plural=PLURAL_AGENTS,
     singular="agent",
     short_names=("agt",),
     description="An AI agent: model, prompt, tools from Connectors, state policy, scaling and rollout strategy.",
@@ -71,7 +72,7 @@ AGENT = KindInfo(
 
 CONNECTOR = KindInfo(
     kind="Connector",
-    plural="connectors",
+    plural=PLURAL_CONNECTORS,
     singular="connector",
     short_names=("conn",),
     description="A link to an enterprise system whose credentials live in a Kubernetes Secret.",
@@ -88,7 +89,7 @@ CONNECTOR = KindInfo(
 
 STATE_POLICY = KindInfo(
     kind="StatePolicy",
-    plural="statepolicies",
+    plural=PLURAL_STATE_POLICIES,
     singular="statepolicy",
     short_names=("stp",),
     description="How conversations are kept: store, TTL, history length, encryption, PII redaction.",

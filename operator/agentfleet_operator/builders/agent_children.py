@@ -9,11 +9,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..api.agent import AgentSpec
+from ..api.identity import ANNOTATION_IMAGE, ANNOTATION_MOUNTS
 from . import names
 from .inputs import ResolvedAgent
 
-ANNOTATION_IMAGE = "agentfleet.dev/image"
-ANNOTATION_MOUNTS = "agentfleet.dev/secret-mounts"
 REVISION_HISTORY = 3  # revision ConfigMaps kept beyond the ones in use (rollback and `history`)
 
 

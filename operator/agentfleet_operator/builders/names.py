@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from ..api.base import API_VERSION
-
-MANAGER = "agentfleet"  # server-side apply field manager and managed-by label value
-LABEL_AGENT = "agentfleet.dev/agent"
-LABEL_REVISION = "agentfleet.dev/revision"
-LABEL_TRACK = "agentfleet.dev/track"
-LABEL_STATE_POLICY = "agentfleet.dev/statepolicy"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-ANNOTATION_PROMOTE = "agentfleet.dev/promote"
-ANNOTATION_ABORT = "agentfleet.dev/abort"
-ANNOTATION_RETRY = "agentfleet.dev/retry"
-INTENT_ANNOTATIONS = {"promote": ANNOTATION_PROMOTE, "abort": ANNOTATION_ABORT, "retry": ANNOTATION_RETRY}
+# The labels, annotations and field manager are the API's (api/identity.py); the builders read them here.
+from ..api.identity import ANNOTATION_ABORT as ANNOTATION_ABORT
+from ..api.identity import ANNOTATION_PROMOTE as ANNOTATION_PROMOTE
+from ..api.identity import ANNOTATION_RETRY as ANNOTATION_RETRY
+from ..api.identity import API_VERSION
+from ..api.identity import INTENT_ANNOTATIONS as INTENT_ANNOTATIONS
+from ..api.identity import LABEL_AGENT as LABEL_AGENT
+from ..api.identity import LABEL_MANAGED_BY as LABEL_MANAGED_BY
+from ..api.identity import LABEL_REVISION as LABEL_REVISION
+from ..api.identity import LABEL_STATE_POLICY as LABEL_STATE_POLICY
+from ..api.identity import LABEL_TRACK as LABEL_TRACK
+from ..api.identity import MANAGER as MANAGER
 
 CONFIG_DIR = "/etc/agentfleet"
 CONFIG_FILE = f"{CONFIG_DIR}/config.json"

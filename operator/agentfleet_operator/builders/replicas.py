@@ -19,10 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..api.agent import AgentSpec, ScalingStatus
-from .names import MANAGER
+from ..api.identity import HANDOVER_MANAGER as HANDOVER_MANAGER
 
 # The field manager that holds spec.replicas between the operator letting go and the HPA taking over.
-HANDOVER_MANAGER = f"{MANAGER}-replicas-handover"
 
 
 @dataclass(frozen=True)

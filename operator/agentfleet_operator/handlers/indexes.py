@@ -9,11 +9,17 @@ from typing import Any
 
 import kopf
 
-from ..builders.names import LABEL_MANAGED_BY, MANAGER
+from ..api.identity import (
+    GROUP,
+    LABEL_MANAGED_BY,
+    MANAGER,
+    PLURAL_AGENTS,
+    PLURAL_CONNECTORS,
+    PLURAL_STATE_POLICIES,
+    VERSION,
+)
+from ..api.identity import PREFIX as INTENT_PREFIX
 from ..builders.revision import secret_hash
-
-GROUP, VERSION = "agentfleet.dev", "v1alpha1"
-INTENT_PREFIX = "agentfleet.dev/"
 
 # Kinds the operator creates, watched (by label) to see drift and readiness.
 CHILD_KINDS: tuple[tuple[str, str, str, str], ...] = (
@@ -55,17 +61,17 @@ def _own(body: Mapping[str, Any]) -> dict[str, Any]:
             "status": plain(body.get("status") or {})}
 
 
-@kopf.index(GROUP, VERSION, "agents")
+@kopf.index(GROUP, VERSION, PLURAL_AGENTS)
 async def agents_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): _own(body)}
 
 
-@kopf.index(GROUP, VERSION, "connectors")
+@kopf.index(GROUP, VERSION, PLURAL_CONNECTORS)
 async def connectors_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): _own(body)}
 
 
-@kopf.index(GROUP, VERSION, "statepolicies")
+@kopf.index(GROUP, VERSION, PLURAL_STATE_POLICIES)
 async def statepolicies_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     return {(namespace, name): _own(body)}
 

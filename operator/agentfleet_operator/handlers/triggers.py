@@ -8,58 +8,74 @@ objects (a diff for Argo CD) and need finalizers; plain event handlers need neit
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
 
-from ..reconcile.store import STORE
-from .indexes import CHILD_KINDS, GROUP, INTENT_PREFIX, MANAGED, VERSION, made_by_us
-from .queue_ref import enqueue
+from ..api.identity import GROUP, PLURAL_AGENTS, PLURAL_CONNECTORS, PLURAL_STATE_POLICIES, VERSION
+from ..reconcile.store import Store, usage_changed
+from .indexes import CHILD_KINDS, INTENT_PREFIX, MANAGED, made_by_us
+from .memo import OperatorMemo
+
+Trigger = Callable[..., Awaitable[None]]
+
+
+def _after_listing(handler: Trigger) -> Trigger:
+    """kopf calls no event handler before every index is fully listed, so the first call of any of
+    them is when the operator's view is complete (what /readyz waits for)."""
+
+    @functools.wraps(handler)  # keeps the name, from which kopf derives the handler's id
+    async def marked(*, memo: OperatorMemo, **kwargs: Any) -> None:
+        memo.store.mark_listed()
+        await handler(memo=memo, **kwargs)
+
+    return marked
+
 
 # What an Agent event must differ in to deserve a reconcile: status-only events are our own writes.
-_seen_agents: dict[tuple[str, str], tuple[Any, ...]] = {}
-
-
 def _fingerprint(body: kopf.Body) -> tuple[Any, ...]:
     meta = body.get("metadata", {})
     intents = tuple(sorted((k, v) for k, v in (meta.get("annotations") or {}).items() if k.startswith(INTENT_PREFIX)))
     return (meta.get("generation"), meta.get("uid"), meta.get("deletionTimestamp"), intents)
 
 
-@kopf.on.event(GROUP, VERSION, "agents")
-async def agent_event(event: dict[str, Any], namespace: str, name: str, body: kopf.Body, **kwargs: Any) -> None:
-    STORE.bind(kwargs)
+@kopf.on.event(GROUP, VERSION, PLURAL_AGENTS)
+@_after_listing
+async def agent_event(event: dict[str, Any], namespace: str, name: str, body: kopf.Body, memo: OperatorMemo,
+                      **_: Any) -> None:
     key = (namespace, name)
+    seen = memo.agent_fingerprints
     if event.get("type") == "DELETED":
-        _seen_agents.pop(key, None)
-        for kind, ns, dep in STORE.forget(key):
-            if kind in ("Connector", "StatePolicy"):
-                enqueue((kind, ns, dep))
+        seen.pop(key, None)
+        for dependency in usage_changed(memo.store.forget(key)):
+            memo.queue.add(dependency)
         return
     fingerprint = _fingerprint(body)
-    if _seen_agents.get(key) == fingerprint:
+    if seen.get(key) == fingerprint:
         return
-    _seen_agents[key] = fingerprint
-    enqueue(("Agent", namespace, name))
+    seen[key] = fingerprint
+    memo.queue.add(("Agent", namespace, name))
 
 
-def _dependents(kind: str, namespace: str, name: str) -> None:
-    for ns, agent in STORE.dependents(kind, namespace, name):
-        enqueue(("Agent", ns, agent))
+def _dependents(memo: OperatorMemo, kind: str, namespace: str, name: str) -> None:
+    for ns, agent in memo.store.dependents(kind, namespace, name):
+        memo.queue.add(("Agent", ns, agent))
 
 
-@kopf.on.event(GROUP, VERSION, "connectors")
-async def connector_event(namespace: str, name: str, **kwargs: Any) -> None:
-    STORE.bind(kwargs)
-    enqueue(("Connector", namespace, name))
-    _dependents("Connector", namespace, name)
+@kopf.on.event(GROUP, VERSION, PLURAL_CONNECTORS)
+@_after_listing
+async def connector_event(namespace: str, name: str, memo: OperatorMemo, **_: Any) -> None:
+    memo.queue.add(("Connector", namespace, name))
+    _dependents(memo, "Connector", namespace, name)
 
 
-@kopf.on.event(GROUP, VERSION, "statepolicies")
-async def state_policy_event(namespace: str, name: str, **kwargs: Any) -> None:
-    STORE.bind(kwargs)
-    enqueue(("StatePolicy", namespace, name))
-    _dependents("StatePolicy", namespace, name)
+@kopf.on.event(GROUP, VERSION, PLURAL_STATE_POLICIES)
+@_after_listing
+async def state_policy_event(namespace: str, name: str, memo: OperatorMemo, **_: Any) -> None:
+    memo.queue.add(("StatePolicy", namespace, name))
+    _dependents(memo, "StatePolicy", namespace, name)
 
 
 def _secrets_named(kind: str, name: str, spec: dict[str, Any]) -> set[str]:
@@ -74,21 +90,24 @@ def _secrets_named(kind: str, name: str, spec: dict[str, Any]) -> set[str]:
     return named
 
 
-def _secret_users(namespace: str, secret: str) -> None:
+def _secret_users(store: Store, namespace: str, secret: str) -> list[tuple[str, str, str]]:
     """Connectors and StatePolicies report on the Secrets they name; a namespace holds few of them."""
+    users = []
     for kind, index in (("Connector", "connectors_idx"), ("StatePolicy", "statepolicies_idx")):
-        idx = STORE.indexes.get(index) or {}
+        idx = store.indexes.get(index) or {}
         for key in [k for k in idx if k[0] == namespace]:
             for body in idx[key]:
                 if secret in _secrets_named(kind, key[1], body.get("spec") or {}):
-                    enqueue((kind, key[0], key[1]))
+                    users.append((kind, key[0], key[1]))
+    return users
 
 
 @kopf.on.event("", "v1", "secrets")
-async def secret_event(namespace: str, name: str, **kwargs: Any) -> None:
-    STORE.bind(kwargs)
-    _dependents("Secret", namespace, name)
-    _secret_users(namespace, name)
+@_after_listing
+async def secret_event(namespace: str, name: str, memo: OperatorMemo, **_: Any) -> None:
+    _dependents(memo, "Secret", namespace, name)
+    for user in _secret_users(memo.store, namespace, name):
+        memo.queue.add(user)
 
 
 def _users_config_map(body: kopf.Body, **_: Any) -> bool:
@@ -96,16 +115,16 @@ def _users_config_map(body: kopf.Body, **_: Any) -> bool:
 
 
 @kopf.on.event("", "v1", "configmaps", when=_users_config_map)
-async def config_map_event(namespace: str, name: str, **kwargs: Any) -> None:
-    STORE.bind(kwargs)
-    _dependents("ConfigMap", namespace, name)
+@_after_listing
+async def config_map_event(namespace: str, name: str, memo: OperatorMemo, **_: Any) -> None:
+    _dependents(memo, "ConfigMap", namespace, name)
 
 
-async def _owner_event(namespace: str, body: kopf.Body, **kwargs: Any) -> None:
-    STORE.bind(kwargs)
+@_after_listing
+async def _owner_event(namespace: str, body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
     for ref in body.get("metadata", {}).get("ownerReferences") or []:
         if ref.get("controller") and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/"):
-            enqueue((ref["kind"], namespace, ref["name"]))
+            memo.queue.add((ref["kind"], namespace, ref["name"]))
 
 
 for _group, _version, _plural, _kind in CHILD_KINDS:

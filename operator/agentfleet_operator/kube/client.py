@@ -26,7 +26,14 @@ import aiohttp
 from kubernetes import config as kube_config
 from kubernetes.client import Configuration
 
-from ..builders.names import MANAGER
+from ..api.identity import (
+    API_VERSION,
+    EVENT_REPORTING_COMPONENT,
+    MANAGER,
+    PLURAL_AGENTS,
+    PLURAL_CONNECTORS,
+    PLURAL_STATE_POLICIES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +50,9 @@ PLURALS: dict[tuple[str, str], str] = {
     ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
     ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
-    ("agentfleet.dev/v1alpha1", "Agent"): "agents",
-    ("agentfleet.dev/v1alpha1", "Connector"): "connectors",
-    ("agentfleet.dev/v1alpha1", "StatePolicy"): "statepolicies",
+    (API_VERSION, "Agent"): PLURAL_AGENTS,
+    (API_VERSION, "Connector"): PLURAL_CONNECTORS,
+    (API_VERSION, "StatePolicy"): PLURAL_STATE_POLICIES,
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproutes",
 }
 
@@ -154,7 +161,8 @@ def retry_wait(delay: float, retry_after: float | None) -> float:
 class KubeClient:
     """Counts its requests by verb, so tests and benchmarks can prove a no-op reconcile writes nothing."""
 
-    def __init__(self, credentials: Credentials, *, max_retries: int = 5, max_connections: int = 32) -> None:
+    def __init__(self, credentials: Credentials, *, max_retries: int = 5, max_connections: int = 32,
+                 log_writes: bool = False) -> None:
         self._credentials = credentials
         self._base = credentials.host.rstrip("/")
         self._headers = dict(credentials.headers)
@@ -163,12 +171,12 @@ class KubeClient:
         self._max_retries = max_retries
         self.requests: Counter[str] = Counter()
         self._token_mtime = 0.0
-        # Troubleshooting aid: log every write request (AGENTFLEET_LOG_WRITES=1); never bodies.
-        self.log_writes = os.environ.get("AGENTFLEET_LOG_WRITES") == "1"
+        # Troubleshooting aid: log every write request (OperatorConfig.log_writes); never bodies.
+        self.log_writes = log_writes
 
     @classmethod
-    def from_environment(cls) -> KubeClient:
-        return cls(load_credentials())
+    def from_environment(cls, *, log_writes: bool = False) -> KubeClient:
+        return cls(load_credentials(), log_writes=log_writes)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -335,7 +343,7 @@ class KubeClient:
 
 
 async def post_event(client: KubeClient, involved: dict[str, Any], type_: str, reason: str, message: str,
-                     now: str) -> None:
+                     now: str, *, instance: str) -> None:
     """A core/v1 Event about one of our objects. Best effort: a lost event must not fail a reconcile."""
     meta = involved["metadata"]
     event = {
@@ -348,8 +356,8 @@ async def post_event(client: KubeClient, involved: dict[str, Any], type_: str, r
         "reason": reason,
         "message": message[:1024],
         "source": {"component": MANAGER},
-        "reportingComponent": "agentfleet.dev/operator",
-        "reportingInstance": os.environ.get("HOSTNAME", "agentfleet-operator"),
+        "reportingComponent": EVENT_REPORTING_COMPONENT,
+        "reportingInstance": instance,
         "firstTimestamp": now,
         "lastTimestamp": now,
         "count": 1,

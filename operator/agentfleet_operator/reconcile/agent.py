@@ -10,11 +10,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..api import reasons
 from ..api.agent import AgentSpec, AgentStatus, ScalingStatus
 from ..api.base import API_VERSION
 from ..builders import agent_children as children
 from ..builders import names, traffic_route
 from ..builders.conditions import Cond, merge_conditions, status_patch
+from ..builders.desired_children import ChildrenPlan, desired_children
 from ..builders.drift import needs_apply
 from ..builders.inputs import ResolvedAgent
 from ..builders.pod_health import PodFailure, pod_failure
@@ -26,6 +28,7 @@ from . import metrics
 from .context import Context, rfc3339
 from .resolve import Resolution, resolve
 from .rollout_plan import RolloutPlan, plan_rollout
+from .store import usage_changed
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +52,7 @@ class Observed:
 
 
 def _child(ctx: Context, namespace: str, agent: str, kind: str, name: str) -> dict[str, Any] | None:
-    for obj in ctx.store.children(namespace, "Agent", agent):
-        if obj["kind"] == kind and obj["metadata"]["name"] == name:
-            return obj
-    return None
+    return ctx.store.child(namespace, "Agent", agent, kind, name)
 
 
 def _rolled_out(deployment: dict[str, Any] | None, revision: str, want: int | None) -> tuple[bool, int, int]:
@@ -170,9 +170,9 @@ def _problem_conditions(res: Resolution) -> tuple[Cond, Cond]:
     conn = res.first("connectors")
     state = res.first("state") or next(iter(res.degraded), None)
     connectors = Cond("ConnectorsReady", False, conn.reason, conn.message) if conn else Cond(
-        "ConnectorsReady", True, "Resolved", f"{len(res.connectors)} connector(s) resolved")
+        "ConnectorsReady", True, reasons.RESOLVED, f"{len(res.connectors)} connector(s) resolved")
     state_cond = Cond("StateReady", False, state.reason, state.message) if state else Cond(
-        "StateReady", True, "Resolved" if res.state else "Stateless",
+        "StateReady", True, reasons.RESOLVED if res.state else reasons.STATELESS,
         f"StatePolicy {res.state.name} resolved" if res.state else "no StatePolicy: each request stands alone")
     return connectors, state_cond
 
@@ -181,7 +181,8 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     started = ctx.now()
     body = ctx.store.agent(namespace, name)
     if body is None:
-        ctx.store.forget((namespace, name))
+        for dependency in usage_changed(ctx.store.forget((namespace, name))):
+            ctx.enqueue(dependency)
         return None
     meta = body["metadata"]
     uid, generation = meta["uid"], meta.get("generation")
@@ -197,12 +198,13 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
         live = (_child(ctx, namespace, name, "Deployment", name) or {}).get("spec", {}).get("replicas", 0)
         await _write_status(ctx, agent_obj, old_status, generation,
                             {"phase": "Failed", **_columns(ctx, namespace, name, live)}, [
-            Cond("Ready", False, "InvalidSpec", message), Cond("Reconciling", False, "InvalidSpec"),
-            Cond("Stalled", True, "InvalidSpec", message)])
+            Cond("Ready", False, reasons.INVALID_SPEC, message), Cond("Reconciling", False, reasons.INVALID_SPEC),
+            Cond("Stalled", True, reasons.INVALID_SPEC, message)])
         return None
 
     res = resolve(ctx.store, namespace, name, spec)
-    ctx.store.record_dependencies((namespace, name), res.dependencies)
+    for dependency in usage_changed(ctx.store.record_dependencies((namespace, name), res.dependencies)):
+        ctx.enqueue(dependency)
     connectors_cond, state_cond = _problem_conditions(res)
 
     if res.problems:
@@ -234,7 +236,7 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
 
     resolved = ResolvedAgent(
         name=name, namespace=namespace, uid=uid, spec=spec,
-        image=spec.image or ctx.settings.runtime_image, prompt_text=res.prompt_text,
+        image=spec.image or ctx.config.runtime_image, prompt_text=res.prompt_text,
         connectors=tuple(res.connectors), state=res.state, access_secret=res.access_secret,
         secret_hashes=dict(res.secret_hashes),
     )
@@ -252,20 +254,11 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     plan: RolloutPlan = await plan_rollout(
         ctx, resolved, old_status, current, lambda kind, child: _child(ctx, namespace, name, kind, child),
         meta.get("annotations") or {}, replica_plan.apply)
-    desired: list[dict[str, Any]] = [children.service_account(resolved)]
-    desired.append(children.revision_config_map(resolved, current, config))
-    desired += [children.deployment(resolved, track) for track in plan.tracks]
-    desired.append(children.service(resolved, name, None))
-    if plan.split_services:
-        desired.append(children.service(resolved, names.stable(name), "stable"))
-        desired.append(children.service(resolved, names.canary(name), "canary"))
     # While the count is kept as the HPA left it, the PDB follows the pods that run, not spec.replicas.
     held = live_stable.get("spec", {}).get("replicas") if live_stable and replica_plan.status.owner == "Deployment" \
         else None
-    for optional in (children.horizontal_pod_autoscaler(resolved), children.pod_disruption_budget(resolved, held)):
-        if optional is not None:
-            desired.append(optional)
-    desired.append(children.network_policy(resolved))
+    desired = desired_children(resolved, ChildrenPlan(current=current, config=config, tracks=plan.tracks,
+                                                      split_services=plan.split_services, held_replicas=held))
 
     try:
         await _apply_all(ctx, resolved, desired, replica_plan)
@@ -274,7 +267,7 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     except ApiError as exc:
         if exc.namespace_terminating:
             return None
-        reason = "Forbidden" if exc.status == 403 else "ApplyFailed"
+        reason = reasons.FORBIDDEN if exc.status == 403 else reasons.APPLY_FAILED
         columns = _columns(ctx, namespace, name, children.desired_stable_replicas(spec))
         await _write_status(ctx, agent_obj, old_status, generation, {"phase": "Failed", **columns}, [
             Cond("Ready", False, reason, str(exc)), Cond("Reconciling", True, reason, str(exc)),
@@ -307,23 +300,23 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     failures = await _pod_failures(ctx, namespace, name, unavailable)
 
     if stuck and not complete:
-        ready_cond = Cond("Ready", False, "DeploymentUnavailable", f"Deployment {name}: {stuck}")
-        reconciling = Cond("Reconciling", False, "DeploymentUnavailable", stuck)
-        stalled = Cond("Stalled", True, "DeploymentUnavailable", stuck)
+        ready_cond = Cond("Ready", False, reasons.DEPLOYMENT_UNAVAILABLE, f"Deployment {name}: {stuck}")
+        reconciling = Cond("Reconciling", False, reasons.DEPLOYMENT_UNAVAILABLE, stuck)
+        stalled = Cond("Stalled", True, reasons.DEPLOYMENT_UNAVAILABLE, stuck)
         phase = "Failed"
     elif complete and ready >= desired_count:
-        ready_cond = Cond("Ready", True, "AgentReady", f"{ready}/{desired_count} pods ready at revision "
+        ready_cond = Cond("Ready", True, reasons.AGENT_READY, f"{ready}/{desired_count} pods ready at revision "
                           f"{stable_track.revision}")
-        reconciling = Cond("Reconciling", plan.in_progress, plan.reason if plan.in_progress else "Idle",
+        reconciling = Cond("Reconciling", plan.in_progress, plan.reason if plan.in_progress else reasons.IDLE,
                            plan.message)
-        stalled = Cond("Stalled", False, "Healthy")
+        stalled = Cond("Stalled", False, reasons.HEALTHY)
         phase = plan.phase or "Ready"
     else:
         what = "rolling out" if stable_dep else "creating the Deployment"
-        ready_cond = Cond("Ready", False, "RolloutInProgress",
+        ready_cond = Cond("Ready", False, reasons.ROLLOUT_IN_PROGRESS,
                           f"{what}: {ready}/{desired_count} pods ready at revision {stable_track.revision}")
-        reconciling = Cond("Reconciling", True, "RolloutInProgress", ready_cond.message)
-        stalled = Cond("Stalled", False, "Progressing")
+        reconciling = Cond("Reconciling", True, reasons.ROLLOUT_IN_PROGRESS, ready_cond.message)
+        stalled = Cond("Stalled", False, reasons.PROGRESSING)
         phase = plan.phase or ("Progressing" if old_status.get("phase") not in (None, "Pending") else "Pending")
     failure = failures.get("stable") or failures.get("canary")
     if failure is not None:
@@ -357,9 +350,9 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     events = []
     old_ready = next((c for c in old_status.get("conditions", []) if c.get("type") == "Ready"), None)
     if ready_cond.status and (old_ready is None or old_ready.get("status") != "True"):
-        events.append(("Normal", "AgentReady", ready_cond.message))
+        events.append(("Normal", reasons.AGENT_READY, ready_cond.message))
     if old_status.get("revision", {}).get("stable") not in (None, "", stable_track.revision):
-        events.append(("Normal", "RevisionRolledOut", f"revision {stable_track.revision} is now stable"))
+        events.append(("Normal", reasons.REVISION_ROLLED_OUT, f"revision {stable_track.revision} is now stable"))
     events += plan.events
     if failure is not None:
         events.append(("Warning", failure.reason, failure.message))  # once per reason (_write_status)
@@ -381,12 +374,12 @@ async def _route_traffic(ctx: Context, namespace: str, agent: str, route_name: s
     try:
         route = await ctx.client.get(ROUTE_API, "HTTPRoute", namespace, route_name)
     except ApiError as exc:
-        return Cond("RolloutHealthy", False, "HTTPRouteUnavailable", f"HTTPRoute {route_name}: {exc.message}")
+        return Cond("RolloutHealthy", False, reasons.HTTP_ROUTE_UNAVAILABLE, f"HTTPRoute {route_name}: {exc.message}")
     if route is None:
-        return Cond("RolloutHealthy", False, "HTTPRouteNotFound",
+        return Cond("RolloutHealthy", False, reasons.HTTP_ROUTE_NOT_FOUND,
                     f"HTTPRoute {route_name} not found (is the Gateway API installed?); weights are replica ratios")
     if not traffic_route.routed_rules(route, agent):
-        return Cond("RolloutHealthy", False, "HTTPRouteNotRouted",
+        return Cond("RolloutHealthy", False, reasons.HTTP_ROUTE_NOT_ROUTED,
                     f"no rule of HTTPRoute {route_name} routes only to Service {agent}, "
                     f"{agent}-stable or {agent}-canary")
     weight = int(plan.rollout_status.get("weight", 0)) if plan.canary_revision else 0

@@ -1,14 +1,17 @@
-"""What every reconciler shares: the API client, operator settings, the queue and the clock."""
+"""What every reconciler shares: the API client, the operator's settings, its view of the cluster,
+the way to ask for another reconcile, and the clock."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
+from ..config import OperatorConfig
 from ..kube.client import KubeClient, post_event
 from ..rollout import AnalysisProvider
-from .store import STORE, Store
+from .store import Store
 
 
 def rfc3339(moment: dt.datetime) -> str:
@@ -16,23 +19,17 @@ def rfc3339(moment: dt.datetime) -> str:
 
 
 @dataclass
-class Settings:
-    runtime_image: str = "ghcr.io/agentfleet/agentfleet-runtime:0.1.0"
-    redis_image: str = "redis:7.2-alpine"
-    # An external Redis is dialled this often (and on every change of the policy or its Secret).
-    store_probe_seconds: float = 15.0
-    store_probe_timeout: float = 3.0
-
-
-@dataclass
 class Context:
     client: KubeClient
-    settings: Settings = field(default_factory=Settings)
-    store: Store = STORE
+    config: OperatorConfig
+    store: Store
+    # Queue a key (kind, namespace, name) for a reconcile of its own: the work queue's `add`.
+    enqueue: Callable[[Hashable], None]
     analysis: AnalysisProvider | None = None
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
 
     async def event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        await post_event(self.client, involved, type_, reason, message, rfc3339(self.now()))
+        await post_event(self.client, involved, type_, reason, message, rfc3339(self.now()),
+                         instance=self.config.reporting_instance)

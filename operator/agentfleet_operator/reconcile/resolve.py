@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from ..api import reasons
 from ..api.agent import AgentSpec
 from ..api.connector import SECRET_KEYS_BY_AUTH, ConnectorSpec
 from ..api.statepolicy import StatePolicySpec
@@ -49,11 +50,11 @@ def _need_secret(store: Store, res: Resolution, namespace: str, secret: str, key
     res.dependencies.add(("Secret", namespace, secret))
     found = store.secret(namespace, secret)
     if found is None:
-        res.problem(area, "SecretNotFound", f"Secret {secret} ({what}) not found in namespace {namespace}")
+        res.problem(area, reasons.SECRET_NOT_FOUND, f"Secret {secret} ({what}) not found in namespace {namespace}")
         return
     missing = [key for key in keys if key not in found["keys"]]
     if missing:
-        res.problem(area, "SecretKeyMissing", f"Secret {secret} ({what}) has no key {', '.join(missing)}")
+        res.problem(area, reasons.SECRET_KEY_MISSING, f"Secret {secret} ({what}) has no key {', '.join(missing)}")
         return
     res.secret_hashes[secret] = found["hash"]
 
@@ -66,9 +67,9 @@ def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolut
         res.dependencies.add(("ConfigMap", namespace, ref.name))
         cm = store.config_map(namespace, ref.name)
         if cm is None:
-            res.problem("prompt", "PromptNotFound", f"ConfigMap {ref.name} (prompt) not found")
+            res.problem("prompt", reasons.PROMPT_NOT_FOUND, f"ConfigMap {ref.name} (prompt) not found")
         elif ref.key not in cm.get("data", {}):
-            res.problem("prompt", "PromptKeyMissing", f"ConfigMap {ref.name} has no key {ref.key}")
+            res.problem("prompt", reasons.PROMPT_KEY_MISSING, f"ConfigMap {ref.name} has no key {ref.key}")
         else:
             res.prompt_text = cm["data"][ref.key]
     else:
@@ -82,16 +83,17 @@ def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolut
         res.dependencies.add(("Connector", namespace, ref.name))
         body = store.connector(namespace, ref.name)
         if body is None:
-            res.problem("connectors", "ConnectorNotFound", f"Connector {ref.name} not found in namespace {namespace}")
+            res.problem("connectors", reasons.CONNECTOR_NOT_FOUND,
+                        f"Connector {ref.name} not found in namespace {namespace}")
             continue
         try:
             connector = ConnectorSpec.model_validate(body["spec"])
         except ValidationError as exc:
-            res.problem("connectors", "ConnectorInvalid", f"Connector {ref.name}: {exc.errors()[0]['msg']}")
+            res.problem("connectors", reasons.CONNECTOR_INVALID, f"Connector {ref.name}: {exc.errors()[0]['msg']}")
             continue
         unknown = sorted(set(ref.tools) - {tool.name for tool in connector.tools})
         if unknown and connector.type != "mcp":
-            res.problem("connectors", "ToolNotFound", f"Connector {ref.name} has no tool {', '.join(unknown)}")
+            res.problem("connectors", reasons.TOOL_NOT_FOUND, f"Connector {ref.name} has no tool {', '.join(unknown)}")
             continue
         if connector.auth.secret_ref:
             before = len(res.problems)
@@ -106,13 +108,14 @@ def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolut
         res.dependencies.add(("StatePolicy", namespace, policy_name))
         body = store.state_policy(namespace, policy_name)
         if body is None:
-            res.problem("state", "StatePolicyNotFound", f"StatePolicy {policy_name} not found in namespace {namespace}")
+            res.problem("state", reasons.STATE_POLICY_NOT_FOUND,
+                        f"StatePolicy {policy_name} not found in namespace {namespace}")
         else:
             policy = StatePolicySpec.model_validate(body["spec"])
             policy_ready = next((c for c in (body.get("status") or {}).get("conditions", [])
                                  if c.get("type") == "Ready"), None)
             if policy_ready is not None and policy_ready.get("status") == "False":
-                res.degraded.append(Problem("state", "StateStoreNotReady",
+                res.degraded.append(Problem("state", reasons.STATE_STORE_NOT_READY,
                                             f"StatePolicy {policy_name}: {policy_ready.get('message', '')}"))
             redis_url: str | None = None
             password: tuple[str, str] | None = None

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..api import reasons
 from ..api.agent import RevisionStatus, RolloutStatus
 from ..builders import names
 from ..builders.agent_children import Track, desired_stable_replicas, track_from_config_map
@@ -34,10 +35,11 @@ class RolloutPlan:
     history: list[str] = field(default_factory=list)
     phase: str | None = None  # overrides the phase derived from the Deployment
     in_progress: bool = False
-    reason: str = "Idle"
+    reason: str = reasons.IDLE
     message: str = ""
     degraded_reason: str | None = None
-    health: Cond = field(default_factory=lambda: Cond("RolloutHealthy", True, "RolledOut", "no rollout in progress"))
+    health: Cond = field(
+        default_factory=lambda: Cond("RolloutHealthy", True, reasons.ROLLED_OUT, "no rollout in progress"))
     events: list[tuple[str, str, str]] = field(default_factory=list)
     requeue_after: float | None = None
 
@@ -154,18 +156,18 @@ async def plan_rollout(ctx: Context, agent: ResolvedAgent, old_status: dict[str,
         history=_history(old_status, canary_rev, stable_track.revision),
         phase=phase_of.get(decision.rollout.phase),
         in_progress=decision.rollout.phase in ("Progressing", "Promoting"),
-        reason="CanaryProgressing" if decision.rollout.phase != "Idle" else "Idle",
+        reason=reasons.CANARY_PROGRESSING if decision.rollout.phase != "Idle" else reasons.IDLE,
         message=decision.rollout.message,
         events=list(decision.events),
         requeue_after=decision.requeue_after,
     )
     if decision.rollout.phase == "Aborted":
-        plan.degraded_reason = "RolledBack"
-        plan.health = Cond("RolloutHealthy", False, "RolledBack", decision.rollout.message)
+        plan.degraded_reason = reasons.ROLLED_BACK
+        plan.health = Cond("RolloutHealthy", False, reasons.ROLLED_BACK, decision.rollout.message)
     elif decision.rollout.phase == "Paused":
-        plan.health = Cond("RolloutHealthy", True, "CanaryPaused", decision.rollout.message)
+        plan.health = Cond("RolloutHealthy", True, reasons.CANARY_PAUSED, decision.rollout.message)
     elif plan.in_progress:
-        plan.health = Cond("RolloutHealthy", True, "CanaryProgressing", decision.rollout.message)
+        plan.health = Cond("RolloutHealthy", True, reasons.CANARY_PROGRESSING, decision.rollout.message)
     metrics.ROLLOUT_WEIGHT.labels(agent.namespace, agent.name).set(weight)
     for phase in ("Idle", "Progressing", "Paused", "Promoting", "Aborted"):
         metrics.ROLLOUT_PHASE.labels(agent.namespace, agent.name, phase).set(int(phase == decision.rollout.phase))

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..api import reasons
 from ..api.base import API_VERSION
 from ..api.statepolicy import StatePolicySpec
 from ..builders import names, state_store
@@ -20,19 +21,13 @@ from .context import Context, rfc3339
 from .store_probe import probe_redis
 
 
-def _child(ctx: Context, namespace: str, owner: str, kind: str, name: str) -> dict[str, Any] | None:
-    for obj in ctx.store.children(namespace, "StatePolicy", owner):
-        if obj["kind"] == kind and obj["metadata"]["name"] == name:
-            return obj
-    return None
-
-
 def _secret_problem(ctx: Context, namespace: str, secret: str, key: str, what: str) -> Cond | None:
     found = ctx.store.secret(namespace, secret)
     if found is None:
-        return Cond("Ready", False, "SecretNotFound", f"Secret {secret} ({what}) not found in namespace {namespace}")
+        return Cond("Ready", False, reasons.SECRET_NOT_FOUND,
+                    f"Secret {secret} ({what}) not found in namespace {namespace}")
     if key not in found["keys"]:
-        return Cond("Ready", False, "SecretKeyMissing", f"Secret {secret} ({what}) has no key {key}")
+        return Cond("Ready", False, reasons.SECRET_KEY_MISSING, f"Secret {secret} ({what}) has no key {key}")
     return None
 
 
@@ -43,15 +38,16 @@ async def _external_store(ctx: Context, namespace: str, url: str, ref: Any) -> C
         try:
             secret = await ctx.client.get("v1", "Secret", namespace, ref.name)
         except ApiError as exc:
-            return Cond("StoreReachable", None, "NotChecked", f"could not read Secret {ref.name}: {exc.message}")
+            return Cond("StoreReachable", None, reasons.NOT_CHECKED, f"could not read Secret {ref.name}: {exc.message}")
         encoded = ((secret or {}).get("data") or {}).get(ref.key)
         if encoded is None:  # gone since the index said it was there; its event brings us back
-            return Cond("StoreReachable", None, "NotChecked", f"Secret {ref.name} has no key {ref.key}")
+            return Cond("StoreReachable", None, reasons.NOT_CHECKED, f"Secret {ref.name} has no key {ref.key}")
         try:
             password = base64.b64decode(encoded).decode()
         except (binascii.Error, UnicodeDecodeError):
-            return Cond("StoreReachable", False, "AuthFailed", f"Secret {ref.name} key {ref.key} is not UTF-8 text")
-    result = await probe_redis(url, password, ctx.settings.store_probe_timeout)
+            return Cond("StoreReachable", False, reasons.AUTH_FAILED,
+                        f"Secret {ref.name} key {ref.key} is not UTF-8 text")
+    result = await probe_redis(url, password, ctx.config.store_probe_timeout)
     return Cond("StoreReachable", result.reachable, result.reason, result.message)
 
 
@@ -66,8 +62,8 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
         spec = StatePolicySpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
         spec = None
-        ready = Cond("Ready", False, "InvalidSpec", str(exc.errors()[0]["msg"]))
-        reachable = Cond("StoreReachable", None, "InvalidSpec", ready.message)
+        ready = Cond("Ready", False, reasons.INVALID_SPEC, str(exc.errors()[0]["msg"]))
+        reachable = Cond("StoreReachable", None, reasons.INVALID_SPEC, ready.message)
     store_url = ""
     requeue: float | None = None
     if spec is not None:
@@ -83,18 +79,18 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
                     await ctx.client.create(state_store.password_secret(name, namespace, uid,
                                                                         random_secrets.token_urlsafe(24)))
                 for obj in (state_store.service(name, namespace, uid),
-                            state_store.stateful_set(name, namespace, uid, spec, ctx.settings.redis_image)):
-                    live = _child(ctx, namespace, name, obj["kind"], obj["metadata"]["name"])
+                            state_store.stateful_set(name, namespace, uid, spec, ctx.config.redis_image)):
+                    live = ctx.store.child(namespace, "StatePolicy", name, obj["kind"], obj["metadata"]["name"])
                     if needs_apply(obj, live):
                         await ctx.client.apply(obj)
             except ApiError as exc:
                 if exc.namespace_terminating:
                     return None
                 raise
-            sts = _child(ctx, namespace, name, "StatefulSet", names.redis(name)) or {}
+            sts = ctx.store.child(namespace, "StatePolicy", name, "StatefulSet", names.redis(name)) or {}
             ready_pods = sts.get("status", {}).get("readyReplicas", 0)
-            reachable = (Cond("StoreReachable", True, "RedisReady", f"Redis {names.redis(name)} has a ready pod")
-                         if ready_pods else Cond("StoreReachable", False, "RedisNotReady",
+            reachable = (Cond("StoreReachable", True, reasons.REDIS_READY, f"Redis {names.redis(name)} has a ready pod")
+                         if ready_pods else Cond("StoreReachable", False, reasons.REDIS_NOT_READY,
                                                  f"Redis StatefulSet {names.redis(name)} has no ready pod yet"))
         elif spec.store.type == "redis" and spec.store.redis:
             store_url = spec.store.redis.url or ""
@@ -104,17 +100,17 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
             if problem is None:
                 reachable = await _external_store(ctx, namespace, store_url, ref)
             else:
-                reachable = Cond("StoreReachable", None, "NotChecked", "not checked until the Secrets resolve")
+                reachable = Cond("StoreReachable", None, reasons.NOT_CHECKED, "not checked until the Secrets resolve")
             # A store that goes away (or comes back) changes no object we watch: look again.
-            requeue = ctx.settings.store_probe_seconds
+            requeue = ctx.config.store_probe_seconds
         else:
-            reachable = Cond("StoreReachable", True, "InMemory", "per-pod memory store (development only)")
+            reachable = Cond("StoreReachable", True, reasons.IN_MEMORY, "per-pod memory store (development only)")
         if problem is not None:
             ready = problem
         elif reachable.status is False:
             ready = Cond("Ready", False, reachable.reason, reachable.message)
         else:
-            ready = Cond("Ready", True, "Ready", f"{spec.store.type} store configured")
+            ready = Cond("Ready", True, reasons.READY, f"{spec.store.type} store configured")
     old = body.get("status") or {}
     new: dict[str, Any] = {
         "observedGeneration": meta.get("generation"),

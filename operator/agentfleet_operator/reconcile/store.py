@@ -3,6 +3,8 @@
 The view is kopf indexes (see handlers/indexes.py), which kopf fills from watch streams and fully
 populates before any handler runs, so a reconcile never sees a half-listed cluster. The indexes
 hold hashes for Secrets (never their values) and trimmed bodies for everything else.
+
+One Store per operator process, made in main.py and handed to the handlers through kopf's memo.
 """
 
 from __future__ import annotations
@@ -12,6 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 
 Key = tuple[str, str]  # (namespace, name)
+Dependency = tuple[str, str, str]  # (kind, namespace, name)
+
+
+def usage_changed(changed: set[Dependency]) -> list[Dependency]:
+    """Of the dependencies an Agent gained or dropped, those whose status counts their users
+    (`status.usedBy`): each needs a reconcile of its own."""
+    return sorted(dep for dep in changed if dep[0] in ("Connector", "StatePolicy"))
 
 
 class Store:
@@ -21,15 +30,19 @@ class Store:
         self._dependents: dict[tuple[str, str, str], set[Key]] = defaultdict(set)
         self._dependencies: dict[Key, set[tuple[str, str, str]]] = {}
         self._written: dict[Key, tuple[str, dict[str, Any]]] = {}
+        self._listed = False
 
-    def bind(self, kwargs: Mapping[str, Any]) -> None:
-        for name, value in kwargs.items():
-            if name.endswith("_idx") and name not in self.indexes:
-                self.indexes[name] = value
+    def attach(self, indexes: Mapping[str, Mapping[Any, Any]]) -> None:
+        """kopf's live indexes (the startup handler gets them all, still empty); kopf keeps them filled."""
+        self.indexes = {name: index for name, index in indexes.items() if name.endswith("_idx")}
+
+    def mark_listed(self) -> None:
+        """kopf runs no event handler before every index is fully listed; the first one calls this."""
+        self._listed = True
 
     @property
     def ready(self) -> bool:
-        return bool(self.indexes)
+        return self._listed and bool(self.indexes)
 
     def _one(self, index: str, key: Any) -> Any | None:
         idx = self.indexes.get(index)
@@ -68,6 +81,13 @@ class Store:
         key = (namespace, owner_kind, owner)
         return [obj for name, idx in self.indexes.items() if name.startswith("children_")
                 for obj in (idx.get(key) or ())]
+
+    def child(self, namespace: str, owner_kind: str, owner: str, kind: str, name: str) -> dict[str, Any] | None:
+        """One managed object of an owner, by kind and name."""
+        for obj in self.children(namespace, owner_kind, owner):
+            if obj["kind"] == kind and obj["metadata"]["name"] == name:
+                return obj
+        return None
 
     def agents_in(self, namespace: str) -> list[Key]:
         idx = self.indexes.get("agents_idx") or {}
@@ -136,6 +156,3 @@ class Store:
             elif kind == "StatePolicy":
                 count += (spec.get("statePolicyRef") or {}).get("name") == name
         return count
-
-
-STORE = Store()

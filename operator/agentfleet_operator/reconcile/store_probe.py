@@ -13,6 +13,8 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
+from ..api import reasons
+
 DEFAULT_PORT = 6379
 
 
@@ -53,15 +55,15 @@ async def _talk(host: str, port: int, tls: bool, username: str | None, password:
             await writer.drain()
             reply = await _reply(reader)
             if reply.startswith("-"):
-                return ProbeResult(False, "AuthFailed", f"Redis at {where} refused AUTH: {reply[1:]}")
+                return ProbeResult(False, reasons.AUTH_FAILED, f"Redis at {where} refused AUTH: {reply[1:]}")
         writer.write(_command("PING"))
         await writer.drain()
         reply = await _reply(reader)
         if reply == "+PONG":
-            return ProbeResult(True, "Reachable", f"Redis at {where} answered PING")
+            return ProbeResult(True, reasons.REACHABLE, f"Redis at {where} answered PING")
         if _auth_refused(reply):
-            return ProbeResult(False, "AuthFailed", f"Redis at {where} wants a password: {reply[1:]}")
-        return ProbeResult(False, "Unreachable", f"Redis at {where} answered PING with {reply[:200]!r}")
+            return ProbeResult(False, reasons.AUTH_FAILED, f"Redis at {where} wants a password: {reply[1:]}")
+        return ProbeResult(False, reasons.UNREACHABLE, f"Redis at {where} answered PING with {reply[:200]!r}")
     finally:
         writer.close()
         with contextlib.suppress(OSError):  # the answer is known; a failing close changes nothing
@@ -75,9 +77,9 @@ async def probe_redis(url: str, password: str | None, timeout: float) -> ProbeRe
     try:
         port = parsed.port or DEFAULT_PORT
     except ValueError:
-        return ProbeResult(False, "Unreachable", "the Redis URL has an invalid port")
+        return ProbeResult(False, reasons.UNREACHABLE, "the Redis URL has an invalid port")
     if parsed.scheme not in ("redis", "rediss") or not host:
-        return ProbeResult(False, "Unreachable", "the Redis URL is not redis://host:port or rediss://host:port")
+        return ProbeResult(False, reasons.UNREACHABLE, "the Redis URL is not redis://host:port or rediss://host:port")
     if password is None and parsed.password is not None:
         password = unquote(parsed.password)
     username = unquote(parsed.username) if parsed.username else None
@@ -85,8 +87,8 @@ async def probe_redis(url: str, password: str | None, timeout: float) -> ProbeRe
     try:
         return await asyncio.wait_for(_talk(host, port, parsed.scheme == "rediss", username, password), timeout)
     except TimeoutError:
-        return ProbeResult(False, "Timeout", f"Redis at {where} did not answer within {timeout:g}s")
+        return ProbeResult(False, reasons.TIMEOUT, f"Redis at {where} did not answer within {timeout:g}s")
     except ConnectionRefusedError:
-        return ProbeResult(False, "ConnectionRefused", f"nothing accepts connections at {where}")
+        return ProbeResult(False, reasons.CONNECTION_REFUSED, f"nothing accepts connections at {where}")
     except (OSError, ssl.SSLError) as exc:
-        return ProbeResult(False, "Unreachable", f"Redis at {where}: {exc.__class__.__name__}: {exc}"[:500])
+        return ProbeResult(False, reasons.UNREACHABLE, f"Redis at {where}: {exc.__class__.__name__}: {exc}"[:500])

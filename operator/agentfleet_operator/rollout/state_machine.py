@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from agentfleet_operator.api import reasons
 from agentfleet_operator.api.agent import (
     AgentSpec,
     AnalysisMeasurement,
@@ -35,15 +36,13 @@ from agentfleet_operator.api.agent import (
     RevisionStatus,
     RolloutStatus,
 )
+from agentfleet_operator.api.identity import INTENT_ABORT, INTENT_KINDS, INTENT_PROMOTE, INTENT_RETRY
+from agentfleet_operator.api.identity import INTENT_ANNOTATIONS as INTENT_ANNOTATIONS
 
 from .durations import as_utc, format_time, parse_duration, parse_time
 
-PROMOTE = "promote"
-ABORT = "abort"
-RETRY = "retry"
-INTENT_PREFIX = "agentfleet.dev/"
-INTENT_KINDS = (PROMOTE, ABORT, RETRY)
-INTENT_ANNOTATIONS = {kind: INTENT_PREFIX + kind for kind in INTENT_KINDS}
+# The intents are the API's (api/identity.py); the kubectl plugin reads them from here too.
+PROMOTE, ABORT, RETRY = INTENT_PROMOTE, INTENT_ABORT, INTENT_RETRY
 
 # While a setWeight step waits for canary pods, the machine asks to be called again this often so it
 # notices readiness even when the handler does not watch the canary Deployment.
@@ -187,9 +186,9 @@ class _Machine:
             retry = pending.pop(RETRY, None)
             if retry is not None:
                 self._ignore_all(pending, "a retry arrived at the same time")
-                self.events.append(("Normal", "RetryRequested", f"{INTENT_ANNOTATIONS[RETRY]}={retry}"))
+                self.events.append(("Normal", reasons.RETRY_REQUESTED, f"{INTENT_ANNOTATIONS[RETRY]}={retry}"))
                 self._start(
-                    desired, "CanaryRetried", f"retrying the canary of revision {desired} from step 1"
+                    desired, reasons.CANARY_RETRIED, f"retrying the canary of revision {desired} from step 1"
                 )
                 self._walk(cfg)
             else:
@@ -203,11 +202,11 @@ class _Machine:
             self._ignore_all(pending, f"it arrived together with the new revision {desired}")
             if superseded:
                 self._start(
-                    desired, "CanarySuperseded", f"canary {superseded} superseded by revision {desired}"
+                    desired, reasons.CANARY_SUPERSEDED, f"canary {superseded} superseded by revision {desired}"
                 )
             else:
                 self._start(
-                    desired, "CanaryStarted", f"canary of revision {desired} started (stable {self.stable})"
+                    desired, reasons.CANARY_STARTED, f"canary of revision {desired} started (stable {self.stable})"
                 )
             self._walk(cfg)
             return
@@ -260,7 +259,7 @@ class _Machine:
     def _ignore_all(self, pending: dict[str, str], why: str) -> None:
         for kind, value in pending.items():
             self.events.append(
-                ("Normal", "IntentIgnored", f"{INTENT_ANNOTATIONS[kind]}={value} ignored: {why}")
+                ("Normal", reasons.INTENT_IGNORED, f"{INTENT_ANNOTATIONS[kind]}={value} ignored: {why}")
             )
         pending.clear()
 
@@ -270,7 +269,7 @@ class _Machine:
         value = self.obs.intents.get(PROMOTE)
         if value is None:
             return
-        self.events.append(("Normal", "IntentIgnored", (
+        self.events.append(("Normal", reasons.INTENT_IGNORED, (
             f"{INTENT_ANNOTATIONS[PROMOTE]}={value} was acted on before and does not apply to canary {revision}; "
             f"to promote it set {INTENT_ANNOTATIONS[PROMOTE]}={self._fresh_intent(f'full:{revision}')}")))
 
@@ -298,8 +297,8 @@ class _Machine:
         abort = pending.pop(ABORT, None)
         if abort is not None:
             self._ignore_all(pending, "an abort arrived at the same time")
-            self.events.append(("Normal", "AbortRequested", f"{INTENT_ANNOTATIONS[ABORT]}={abort}"))
-            self._abort("AbortRequested", f"aborted by {INTENT_ANNOTATIONS[ABORT]}={abort}")
+            self.events.append(("Normal", reasons.ABORT_REQUESTED, f"{INTENT_ANNOTATIONS[ABORT]}={abort}"))
+            self._abort(reasons.ABORT_REQUESTED, f"aborted by {INTENT_ANNOTATIONS[ABORT]}={abort}")
             return True
         retry = pending.pop(RETRY, None)
         if retry is not None:
@@ -310,11 +309,11 @@ class _Machine:
         kind = _promote_kind(promote)
         annotation = f"{INTENT_ANNOTATIONS[PROMOTE]}={promote}"
         if kind is None:
-            self.events.append(("Warning", "IntentIgnored", f"{annotation} ignored: expected step or full"))
+            self.events.append(("Warning", reasons.INTENT_IGNORED, f"{annotation} ignored: expected step or full"))
             return False
         if kind == "full":
             self.events.append(
-                ("Normal", "PromoteRequested", f"{annotation}: promoting now, skipping the rest")
+                ("Normal", reasons.PROMOTE_REQUESTED, f"{annotation}: promoting now, skipping the rest")
             )
             self._promote()
             return True
@@ -325,7 +324,7 @@ class _Machine:
         self.events.append(
             (
                 "Normal",
-                "PromoteRequested",
+                reasons.PROMOTE_REQUESTED,
                 f"{annotation}: {self._label(cfg)} ({_step_kind(current)}) skipped",
             )
         )
@@ -343,13 +342,13 @@ class _Machine:
             self.events.append(
                 (
                     "Normal",
-                    "CanaryCancelled",
+                    reasons.CANARY_CANCELLED,
                     f"canary {self.canary} dropped: the rollout strategy is not Canary",
                 )
             )
         if not first and desired != self.stable:
             self.events.append(
-                ("Normal", "RollingUpdate", f"replacing revision {self.stable} with {desired} in place")
+                ("Normal", reasons.ROLLING_UPDATE, f"replacing revision {self.stable} with {desired} in place")
             )
             self.r.message = f"rolling update to revision {desired}"
         self.stable, self.canary = desired, ""
@@ -361,7 +360,7 @@ class _Machine:
             self.events.append(
                 (
                     "Normal",
-                    "CanaryCancelled",
+                    reasons.CANARY_CANCELLED,
                     f"canary {self.canary} dropped: the spec is back at stable {self.stable}",
                 )
             )
@@ -370,7 +369,7 @@ class _Machine:
             self.events.append(
                 (
                     "Normal",
-                    "AbortCleared",
+                    reasons.ABORT_CLEARED,
                     f"the spec is back at stable revision {self.stable}; rollback complete",
                 )
             )
@@ -412,7 +411,7 @@ class _Machine:
     def _promote(self) -> None:
         revision = self.canary
         self.events.append(
-            ("Normal", "Promoted", f"revision {revision} promoted to stable (was {self.stable})")
+            ("Normal", reasons.PROMOTED, f"revision {revision} promoted to stable (was {self.stable})")
         )
         self.stable, self.canary = revision, ""
         self._idle()
@@ -427,7 +426,7 @@ class _Machine:
             1000,
         )
         self.events.append(
-            ("Warning", "RolledBack", f"canary {revision} rolled back to {self.stable}: {why}")
+            ("Warning", reasons.ROLLED_BACK, f"canary {revision} rolled back to {self.stable}: {why}")
         )
         self.canary = ""
         self.r.phase = "Aborted"
@@ -598,12 +597,12 @@ class _Machine:
             self.events.append(
                 (
                     "Warning",
-                    "AnalysisFailed",
+                    reasons.ANALYSIS_FAILED,
                     f"{label}: failed ({self.r.failures}/{settings.failure_limit}): {why}",
                 )
             )
             if self.r.failures >= settings.failure_limit:
-                self._abort("AnalysisFailed", f"analysis failed {self.r.failures} times: {why}")
+                self._abort(reasons.ANALYSIS_FAILED, f"analysis failed {self.r.failures} times: {why}")
                 return _Outcome.WAIT
             self.r.phase = "Progressing"
             self.r.message = (
@@ -626,7 +625,7 @@ class _Machine:
                     f"{label}: analysis inconclusive {self.r.inconclusive} times in a row: {why}; "
                     "promote or abort"
                 )
-                self.events.append(("Warning", "AnalysisInconclusive", self.r.message))
+                self.events.append(("Warning", reasons.ANALYSIS_INCONCLUSIVE, self.r.message))
                 return _Outcome.WAIT
             self.r.phase = "Progressing"
             self.r.message = (
@@ -637,13 +636,13 @@ class _Machine:
             return _Outcome.WAIT
 
         self.r.inconclusive = 0
-        self.events.append(("Normal", "AnalysisPassed", f"{label}: every measurement passed"))
+        self.events.append(("Normal", reasons.ANALYSIS_PASSED, f"{label}: every measurement passed"))
         return _Outcome.ADVANCE
 
     def _deadline_exceeded(self, cfg: CanarySpec, what: str) -> None:
         why = f"no progress for {cfg.progress_deadline_seconds}s ({what})"
-        self.events.append(("Warning", "ProgressDeadlineExceeded", f"canary {self.canary}: {why}"))
-        self._abort("ProgressDeadlineExceeded", why)
+        self.events.append(("Warning", reasons.PROGRESS_DEADLINE_EXCEEDED, f"canary {self.canary}: {why}"))
+        self._abort(reasons.PROGRESS_DEADLINE_EXCEEDED, why)
 
     def _requeue(self, seconds: float) -> None:
         self.requeue_after = seconds if self.requeue_after is None else min(self.requeue_after, seconds)

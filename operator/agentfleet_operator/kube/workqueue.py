@@ -1,6 +1,10 @@
 """A work queue in the manner of client-go's: each key is queued at most once, processed by one
 worker at a time (a key that changes while being processed runs again afterwards), and can be
-re-queued after a delay. Bursts of events for one object collapse into one reconcile."""
+re-queued after a delay. Bursts of events for one object collapse into one reconcile.
+
+It knows nothing of our kinds: keys are opaque, and the reconciler is given when the workers start,
+so the queue can exist (and collect keys) before the API client does, and a standby replica can
+queue events while another holds the lease."""
 
 from __future__ import annotations
 
@@ -14,8 +18,8 @@ Reconciler = Callable[[Hashable], Awaitable[float | None]]
 
 
 class WorkQueue:
-    def __init__(self, reconcile: Reconciler, workers: int = 8) -> None:
-        self._reconcile = reconcile
+    def __init__(self, workers: int = 8) -> None:
+        self._reconcile: Reconciler | None = None
         self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
         self._queued: set[Hashable] = set()
         self._active: set[Hashable] = set()
@@ -25,7 +29,8 @@ class WorkQueue:
         self._tasks: list[asyncio.Task[None]] = []
         self._failures: dict[Hashable, int] = {}
 
-    def start(self) -> None:
+    def start(self, reconcile: Reconciler) -> None:
+        self._reconcile = reconcile
         if not self._tasks:
             self._tasks = [asyncio.create_task(self._worker(), name=f"reconcile-{i}")
                            for i in range(self._workers_count)]
@@ -63,12 +68,14 @@ class WorkQueue:
         return len(self._queued) + len(self._active)
 
     async def _worker(self) -> None:
+        reconcile = self._reconcile
+        assert reconcile is not None, "start() sets the reconciler before any worker runs"
         while True:
             key = await self._queue.get()
             self._queued.discard(key)
             self._active.add(key)
             try:
-                requeue = await self._reconcile(key)
+                requeue = await reconcile(key)
                 self._failures.pop(key, None)
             except asyncio.CancelledError:
                 raise
