@@ -38,3 +38,36 @@ class ResolvedAgent:
     access_secret: str = ""
     # Hash of each Secret the pods read (by Secret name); part of the revision.
     secret_hashes: dict[str, str] = field(default_factory=dict)
+
+
+Dependency = tuple[str, str, str]  # (kind, namespace, name)
+
+
+@dataclass
+class Problem:
+    area: str  # "connectors" | "state" | "prompt" | "secrets"
+    reason: str
+    message: str
+
+
+@dataclass
+class Resolution:
+    """What resolving an Agent's references found: the data the builders need, and the problems as
+    values (they become conditions, never exceptions). Plain data, so the status rules can take it."""
+
+    prompt_text: str = ""
+    connectors: list[ResolvedConnector] = field(default_factory=list)
+    state: ResolvedState | None = None
+    secret_hashes: dict[str, str] = field(default_factory=dict)
+    access_secret: str = ""
+    generate_access_secret: bool = False
+    problems: list[Problem] = field(default_factory=list)
+    # Not the spec's fault and no reason to hold a rollout back, but the Agent is not fully usable.
+    degraded: list[Problem] = field(default_factory=list)
+    dependencies: set[Dependency] = field(default_factory=set)
+
+    def problem(self, area: str, reason: str, message: str) -> None:
+        self.problems.append(Problem(area, reason, message))
+
+    def first(self, area: str) -> Problem | None:
+        return next((p for p in self.problems if p.area == area), None)

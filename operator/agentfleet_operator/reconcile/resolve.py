@@ -3,8 +3,6 @@ in-memory view. Problems are returned as conditions with a reason a user can act
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from pydantic import ValidationError
 
 from ..api import reasons
@@ -12,37 +10,10 @@ from ..api.agent import AgentSpec
 from ..api.connector import SECRET_KEYS_BY_AUTH, ConnectorSpec
 from ..api.statepolicy import StatePolicySpec
 from ..builders import names, state_store
-from ..builders.inputs import ResolvedConnector, ResolvedState
+from ..builders.inputs import Dependency, Problem, Resolution, ResolvedConnector, ResolvedState
 from .store import Store
 
-Dependency = tuple[str, str, str]  # (kind, namespace, name)
-
-
-@dataclass
-class Problem:
-    area: str  # "connectors" | "state" | "prompt" | "secrets"
-    reason: str
-    message: str
-
-
-@dataclass
-class Resolution:
-    prompt_text: str = ""
-    connectors: list[ResolvedConnector] = field(default_factory=list)
-    state: ResolvedState | None = None
-    secret_hashes: dict[str, str] = field(default_factory=dict)
-    access_secret: str = ""
-    generate_access_secret: bool = False
-    problems: list[Problem] = field(default_factory=list)
-    # Not the spec's fault and no reason to hold a rollout back, but the Agent is not fully usable.
-    degraded: list[Problem] = field(default_factory=list)
-    dependencies: set[Dependency] = field(default_factory=set)
-
-    def problem(self, area: str, reason: str, message: str) -> None:
-        self.problems.append(Problem(area, reason, message))
-
-    def first(self, area: str) -> Problem | None:
-        return next((p for p in self.problems if p.area == area), None)
+__all__ = ["Dependency", "Problem", "Resolution", "resolve"]
 
 
 def _need_secret(store: Store, res: Resolution, namespace: str, secret: str, keys: tuple[str, ...] | list[str],

@@ -9,14 +9,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..api import reasons
 from ..api.agent import RevisionStatus, RolloutStatus
 from ..builders import names
 from ..builders.agent_children import Track, desired_stable_replicas, track_from_config_map
-from ..builders.conditions import Cond
+from ..builders.agent_status import RolloutPlan
 from ..builders.inputs import ResolvedAgent
 from ..rollout import Observations, achieved_weight, decide, intents_from_annotations, replicas_for_weight
 from . import metrics
@@ -24,24 +22,6 @@ from .context import Context
 
 log = logging.getLogger(__name__)
 HISTORY = 10
-
-
-@dataclass
-class RolloutPlan:
-    tracks: list[Track]  # first: stable
-    canary_revision: str = ""
-    split_services: bool = False
-    rollout_status: dict[str, Any] = field(default_factory=lambda: RolloutStatus().to_wire())
-    history: list[str] = field(default_factory=list)
-    phase: str | None = None  # overrides the phase derived from the Deployment
-    in_progress: bool = False
-    reason: str = reasons.IDLE
-    message: str = ""
-    degraded_reason: str | None = None
-    health: Cond = field(
-        default_factory=lambda: Cond("RolloutHealthy", True, reasons.ROLLED_OUT, "no rollout in progress"))
-    events: list[tuple[str, str, str]] = field(default_factory=list)
-    requeue_after: float | None = None
 
 
 def _history(old_status: dict[str, Any], *revisions: str) -> list[str]:
@@ -147,27 +127,17 @@ async def plan_rollout(ctx: Context, agent: ResolvedAgent, old_status: dict[str,
 
     status = decision.rollout.to_wire()
     status["actualWeight"] = achieved_weight(_ready(stable_dep), _ready(canary_dep)) if canary_rev else 0
-    phase_of = {"Progressing": "Progressing", "Promoting": "Progressing", "Paused": "Paused", "Aborted": "Degraded"}
     plan = RolloutPlan(
         tracks=tracks,
         canary_revision=canary_rev,
         split_services=routed,
         rollout_status=status,
         history=_history(old_status, canary_rev, stable_track.revision),
-        phase=phase_of.get(decision.rollout.phase),
-        in_progress=decision.rollout.phase in ("Progressing", "Promoting"),
-        reason=reasons.CANARY_PROGRESSING if decision.rollout.phase != "Idle" else reasons.IDLE,
+        rollout_phase=decision.rollout.phase,  # builders/agent_status.py turns it into phase and health
         message=decision.rollout.message,
         events=list(decision.events),
         requeue_after=decision.requeue_after,
     )
-    if decision.rollout.phase == "Aborted":
-        plan.degraded_reason = reasons.ROLLED_BACK
-        plan.health = Cond("RolloutHealthy", False, reasons.ROLLED_BACK, decision.rollout.message)
-    elif decision.rollout.phase == "Paused":
-        plan.health = Cond("RolloutHealthy", True, reasons.CANARY_PAUSED, decision.rollout.message)
-    elif plan.in_progress:
-        plan.health = Cond("RolloutHealthy", True, reasons.CANARY_PROGRESSING, decision.rollout.message)
     metrics.ROLLOUT_WEIGHT.labels(agent.namespace, agent.name).set(weight)
     for phase in ("Idle", "Progressing", "Paused", "Promoting", "Aborted"):
         metrics.ROLLOUT_PHASE.labels(agent.namespace, agent.name, phase).set(int(phase == decision.rollout.phase))
