@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import ValidationError
 
 from ..api import reasons
 from ..api.base import API_VERSION
 from ..api.connector import SECRET_KEYS_BY_AUTH, ConnectorSpec
-from ..builders.conditions import Cond, merge_conditions, status_patch
+from ..builders.conditions import Cond
+from ..builders.secret_check import secret_problem
 from . import metrics
-from .context import Context, rfc3339
+from .context import Context
+from .status_writer import ready_change_events, write_status
 
 
 async def reconcile_connector(ctx: Context, namespace: str, name: str) -> float | None:
@@ -32,36 +32,23 @@ async def reconcile_connector(ctx: Context, namespace: str, name: str) -> float 
             secret_cond = Cond("SecretResolved", True, reasons.NO_CREDENTIALS, "auth type none needs no Secret")
         else:
             secret_name = spec.auth.secret_ref.name
+            keys = SECRET_KEYS_BY_AUTH[spec.auth.type]
             found = ctx.store.secret(namespace, secret_name)
-            missing = [k for k in SECRET_KEYS_BY_AUTH[spec.auth.type] if found and k not in found["keys"]]
-            if found is None:
-                secret_cond = Cond("SecretResolved", False, reasons.SECRET_NOT_FOUND,
-                                   f"Secret {secret_name} not found in namespace {namespace}")
-            elif missing:
-                secret_cond = Cond("SecretResolved", False, reasons.SECRET_KEY_MISSING,
-                                   f"Secret {secret_name} has no key {', '.join(missing)} "
-                                   f"(auth type {spec.auth.type} needs "
-                                   f"{', '.join(SECRET_KEYS_BY_AUTH[spec.auth.type])})")
+            problem = secret_problem(found, namespace, secret_name, keys,
+                                     needs=f"auth type {spec.auth.type} needs {', '.join(keys)}")
+            if problem is not None:
+                secret_cond = Cond("SecretResolved", False, *problem)
             else:
+                assert found is not None  # secret_problem reports an absent Secret
                 secret_cond = Cond("SecretResolved", True, reasons.SECRET_RESOLVED,
                                    f"Secret {secret_name} has every key")
                 secret_hash = found["hash"]
         ready = (Cond("Ready", True, reasons.READY, f"{len(spec.tools)} tool(s) available") if secret_cond.status
                  else Cond("Ready", False, secret_cond.reason, secret_cond.message))
     old = body.get("status") or {}
-    now = rfc3339(ctx.now())
-    new: dict[str, Any] = {
-        "observedGeneration": meta.get("generation"),
-        "conditions": merge_conditions(old.get("conditions", []), [ready, secret_cond], meta.get("generation"), now),
-        "secretHash": secret_hash,
-        "usedBy": ctx.store.used_by("Connector", namespace, name),
-    }
-    patch = status_patch(old, new)
-    if patch:
-        await ctx.client.patch_status(API_VERSION, "Connector", namespace, name, patch)
-        old_ready = next((c for c in old.get("conditions", []) if c.get("type") == "Ready"), {})
-        if (old_ready.get("status"), old_ready.get("reason")) != (new["conditions"][0]["status"], ready.reason):
-            involved = {"apiVersion": API_VERSION, "kind": "Connector", "metadata": meta}
-            await ctx.event(involved, "Normal" if ready.status else "Warning", ready.reason, ready.message)
+    await write_status(ctx, {"apiVersion": API_VERSION, "kind": "Connector", "metadata": meta}, old,
+                       meta.get("generation"), {"secretHash": secret_hash,
+                                                "usedBy": ctx.store.used_by("Connector", namespace, name)},
+                       [ready, secret_cond], ready_change_events(old, ready))
     metrics.observe_reconcile("Connector", started, ctx.now(), None if ready.status else ready.reason)
     return None

@@ -11,6 +11,7 @@ from ..api.connector import SECRET_KEYS_BY_AUTH, ConnectorSpec
 from ..api.statepolicy import StatePolicySpec
 from ..builders import names, state_store
 from ..builders.inputs import Dependency, Problem, Resolution, ResolvedConnector, ResolvedState
+from ..builders.secret_check import secret_problem
 from .store import Store
 
 __all__ = ["Dependency", "Problem", "Resolution", "resolve"]
@@ -20,13 +21,11 @@ def _need_secret(store: Store, res: Resolution, namespace: str, secret: str, key
                  area: str, what: str) -> None:
     res.dependencies.add(("Secret", namespace, secret))
     found = store.secret(namespace, secret)
-    if found is None:
-        res.problem(area, reasons.SECRET_NOT_FOUND, f"Secret {secret} ({what}) not found in namespace {namespace}")
+    problem = secret_problem(found, namespace, secret, keys, what)
+    if problem is not None:
+        res.problem(area, *problem)
         return
-    missing = [key for key in keys if key not in found["keys"]]
-    if missing:
-        res.problem(area, reasons.SECRET_KEY_MISSING, f"Secret {secret} ({what}) has no key {', '.join(missing)}")
-        return
+    assert found is not None  # secret_problem reports an absent Secret
     res.secret_hashes[secret] = found["hash"]
 
 

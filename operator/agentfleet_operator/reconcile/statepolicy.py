@@ -13,22 +13,19 @@ from ..api import reasons
 from ..api.base import API_VERSION
 from ..api.statepolicy import StatePolicySpec
 from ..builders import names, state_store
-from ..builders.conditions import Cond, merge_conditions, status_patch
+from ..builders.conditions import Cond
 from ..builders.drift import needs_apply
+from ..builders.secret_check import secret_problem
 from ..kube.client import ApiError
 from . import metrics
-from .context import Context, rfc3339
+from .context import Context
+from .status_writer import ready_change_events, write_status
 from .store_probe import probe_redis
 
 
 def _secret_problem(ctx: Context, namespace: str, secret: str, key: str, what: str) -> Cond | None:
-    found = ctx.store.secret(namespace, secret)
-    if found is None:
-        return Cond("Ready", False, reasons.SECRET_NOT_FOUND,
-                    f"Secret {secret} ({what}) not found in namespace {namespace}")
-    if key not in found["keys"]:
-        return Cond("Ready", False, reasons.SECRET_KEY_MISSING, f"Secret {secret} ({what}) has no key {key}")
-    return None
+    problem = secret_problem(ctx.store.secret(namespace, secret), namespace, secret, [key], what)
+    return None if problem is None else Cond("Ready", False, *problem)
 
 
 async def _external_store(ctx: Context, namespace: str, url: str, ref: Any) -> Cond:
@@ -112,19 +109,9 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
         else:
             ready = Cond("Ready", True, reasons.READY, f"{spec.store.type} store configured")
     old = body.get("status") or {}
-    new: dict[str, Any] = {
-        "observedGeneration": meta.get("generation"),
-        "conditions": merge_conditions(old.get("conditions", []), [ready, reachable], meta.get("generation"),
-                                       rfc3339(ctx.now())),
-        "usedBy": ctx.store.used_by("StatePolicy", namespace, name),
-        "storeUrl": store_url,
-    }
-    patch = status_patch(old, new)
-    if patch:
-        await ctx.client.patch_status(API_VERSION, "StatePolicy", namespace, name, patch)
-        old_ready = next((c for c in old.get("conditions", []) if c.get("type") == "Ready"), {})
-        if (old_ready.get("status"), old_ready.get("reason")) != (new["conditions"][0]["status"], ready.reason):
-            involved = {"apiVersion": API_VERSION, "kind": "StatePolicy", "metadata": meta}
-            await ctx.event(involved, "Normal" if ready.status else "Warning", ready.reason, ready.message)
+    await write_status(ctx, {"apiVersion": API_VERSION, "kind": "StatePolicy", "metadata": meta}, old,
+                       meta.get("generation"), {"usedBy": ctx.store.used_by("StatePolicy", namespace, name),
+                                                "storeUrl": store_url},
+                       [ready, reachable], ready_change_events(old, ready))
     metrics.observe_reconcile("StatePolicy", started, ctx.now(), None if ready.status else ready.reason)
     return requeue
