@@ -15,17 +15,8 @@ from ..api import reasons
 from ..api.agent import AgentSpec, AgentStatus, ScalingStatus
 from ..api.base import API_VERSION
 from ..builders import agent_children as children
+from ..builders import agent_status as status_rules
 from ..builders import names, traffic_route
-from ..builders.agent_status import (
-    ObservedAgent,
-    ReplicaTarget,
-    RolloutPlan,
-    StatusUpdate,
-    agent_status,
-    apply_failed_status,
-    invalid_spec_status,
-    unavailable_tracks,
-)
 from ..builders.conditions import Cond
 from ..builders.desired_children import ChildrenPlan, desired_children
 from ..builders.drift import needs_apply
@@ -146,11 +137,11 @@ class _Run:
     def child(self, kind: str, name: str) -> dict[str, Any] | None:
         return _child(self.ctx, self.namespace, self.name, kind, name)
 
-    def observed(self, **more: Any) -> ObservedAgent:
-        return ObservedAgent(self.name, self.namespace, self.old_status,
-                             stable=self.child("Deployment", self.name), **more)
+    def observed(self, **more: Any) -> status_rules.ObservedAgent:
+        return status_rules.ObservedAgent(self.name, self.namespace, self.old_status,
+                                          stable=self.child("Deployment", self.name), **more)
 
-    async def write(self, update: StatusUpdate) -> None:
+    async def write(self, update: status_rules.StatusUpdate) -> None:
         await write_status(self.ctx, self.agent_obj, self.old_status, self.generation, update.fields,
                            update.conditions, update.events, validate=AgentStatus.model_validate, remember=True)
 
@@ -213,17 +204,17 @@ def _plan_replicas(run: _Run, spec: AgentSpec, live_stable: dict[str, Any] | Non
         ScalingStatus.model_validate(previous_scaling) if previous_scaling else None)
 
 
-def _replica_target(spec: AgentSpec, replica_plan: ReplicaPlan | None) -> ReplicaTarget:
+def _replica_target(spec: AgentSpec, replica_plan: ReplicaPlan | None) -> status_rules.ReplicaTarget:
     count = None if replica_plan is None else (
         replica_plan.apply if replica_plan.hand_over is None else replica_plan.hand_over)
-    return ReplicaTarget(
+    return status_rules.ReplicaTarget(
         spec_replicas=children.desired_stable_replicas(spec), count=count,
         min_replicas=spec.autoscaling.min_replicas if spec.autoscaling else None,
         scaling=replica_plan.status.to_wire() if replica_plan is not None else None)
 
 
 def _desired_children(run: _Run, resolved: ResolvedAgent, current: children.Track, config: dict[str, Any],
-                      plan: RolloutPlan, replica_plan: ReplicaPlan,
+                      plan: status_rules.RolloutPlan, replica_plan: ReplicaPlan,
                       live_stable: dict[str, Any] | None) -> list[dict[str, Any]]:
     # While the count is kept as the HPA left it, the PDB follows the pods that run, not spec.replicas.
     held = live_stable.get("spec", {}).get("replicas") if live_stable and replica_plan.status.owner == "Deployment" \
@@ -233,7 +224,7 @@ def _desired_children(run: _Run, resolved: ResolvedAgent, current: children.Trac
 
 
 async def _apply_and_prune(run: _Run, resolved: ResolvedAgent, res: Resolution, desired: list[dict[str, Any]],
-                           plan: RolloutPlan, current: children.Track, replica_plan: ReplicaPlan,
+                           plan: status_rules.RolloutPlan, current: children.Track, replica_plan: ReplicaPlan,
                            started: float) -> bool:
     """False when the namespace is going away (nothing more to do); a refused apply is reported, then raised."""
     try:
@@ -244,29 +235,34 @@ async def _apply_and_prune(run: _Run, resolved: ResolvedAgent, res: Resolution, 
     except ApiError as exc:
         if exc.namespace_terminating:
             return False
-        update = apply_failed_status(run.observed(), res, _replica_target(resolved.spec, None), exc.status, str(exc))
+        update = status_rules.apply_failed_status(run.observed(), res, _replica_target(resolved.spec, None),
+                                                  exc.status, str(exc))
         await run.write(update)
         metrics.observe_reconcile("Agent", started, run.ctx.now(), error=update.error)
         raise
     return True
 
 
-async def _route_canary_traffic(run: _Run, spec: AgentSpec, plan: RolloutPlan) -> Cond | None:
+async def _route_canary_traffic(run: _Run, spec: AgentSpec, plan: status_rules.RolloutPlan) -> Cond | None:
     canary = spec.rollout.canary if spec.rollout else None
     if not (plan.split_services and canary and canary.traffic_routing):
         return None
     return await _route_traffic(run.ctx, run.namespace, run.name, canary.traffic_routing.http_route.name, plan)
 
 
-async def _observe(run: _Run, plan: RolloutPlan, target: ReplicaTarget, route_problem: Cond | None) -> ObservedAgent:
+async def _observe(run: _Run, plan: status_rules.RolloutPlan, target: status_rules.ReplicaTarget,
+                   route_problem: Cond | None) -> status_rules.ObservedAgent:
     """The Deployments as they are after the apply, and, for the tracks not available, why their pods
     cannot start."""
     observed = run.observed(canary=run.child("Deployment", names.canary(run.name)), route_problem=route_problem)
-    failures = await _pod_failures(run.ctx, run.namespace, run.name, unavailable_tracks(observed, plan, target))
+    unavailable = status_rules.unavailable_tracks(observed, plan, target)
+    failures = await _pod_failures(run.ctx, run.namespace, run.name, unavailable)
     return dataclasses.replace(observed, pod_failures=failures)
 
 
 async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | None:
+    """resolve -> render -> plan replicas and rollout -> desired children -> apply -> observe -> status;
+    the seconds until the next look, None when events alone bring the next one."""
     started = ctx.now()
     body = ctx.store.agent(namespace, name)
     if body is None:
@@ -279,12 +275,12 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
                ctx.store.status_for((namespace, name), body))
     spec = _load_spec(body)
     if isinstance(spec, str):
-        await run.write(invalid_spec_status(run.observed(), spec))
+        await run.write(status_rules.invalid_spec_status(run.observed(), spec))
         return None
 
     res = _resolve_references(run, spec)
     if res.problems:
-        update = agent_status(run.observed(), None, res, _replica_target(spec, None))
+        update = status_rules.agent_status(run.observed(), None, res, _replica_target(spec, None))
         await run.write(update)
         metrics.observe_reconcile("Agent", started, ctx.now(), error=update.error)
         return None
@@ -302,7 +298,7 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     route_problem = await _route_canary_traffic(run, spec, plan)
 
     target = _replica_target(spec, replica_plan)
-    update = agent_status(await _observe(run, plan, target, route_problem), plan, res, target)
+    update = status_rules.agent_status(await _observe(run, plan, target, route_problem), plan, res, target)
     await run.write(update)
     metrics.observe_reconcile("Agent", started, ctx.now(), error=None)
     metrics.set_agent_phase((namespace, name), update.phase)
@@ -312,7 +308,8 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
 ROUTE_API = "gateway.networking.k8s.io/v1"
 
 
-async def _route_traffic(ctx: Context, namespace: str, agent: str, route_name: str, plan: RolloutPlan) -> Cond | None:
+async def _route_traffic(ctx: Context, namespace: str, agent: str, route_name: str,
+                         plan: status_rules.RolloutPlan) -> Cond | None:
     """Set exact weights on the named HTTPRoute; a missing route or kind is reported, never fatal."""
     try:
         route = await ctx.client.get(ROUTE_API, "HTTPRoute", namespace, route_name)
