@@ -24,7 +24,7 @@ REDIS_READY = "RedisReady"
 REACHABLE = "Reachable"
 IN_MEMORY = "InMemory"
 
-# The canary (rollout/state_machine.py and reconcile/rollout_plan.py) ---------------------------------
+# The canary (rollout/state_machine.py and builders/agent_status.py) ----------------------------------
 CANARY_STARTED = "CanaryStarted"
 CANARY_SUPERSEDED = "CanarySuperseded"
 CANARY_RETRIED = "CanaryRetried"
