@@ -11,36 +11,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agentfleet_contract.runtime_config import (
-    AccessConfig,
-    AgentIdentity,
-    ConnectorAuth,
-    ConnectorConfig,
-    ModelConfig,
-    RateLimit,
-    Rule,
-    RuntimeConfig,
-    ServerConfig,
-    StateConfig,
-    ToolConfig,
-)
+from agentfleet_contract import runtime_config as _contract
+
+# The models, re-exported whole (the contract's __all__), so the runtime's modules and its tests
+# keep one place to import their config from and a model added there needs no edit here.
+from agentfleet_contract.runtime_config import *  # noqa: F403
+from agentfleet_contract.runtime_config import RuntimeConfig
 from pydantic import ValidationError
 
-__all__ = [
-    "AccessConfig",
-    "AgentIdentity",
-    "ConfigError",
-    "ConnectorAuth",
-    "ConnectorConfig",
-    "ModelConfig",
-    "RateLimit",
-    "Rule",
-    "RuntimeConfig",
-    "ServerConfig",
-    "StateConfig",
-    "ToolConfig",
-    "load_config",
-]
+__all__ = [*_contract.__all__, "ConfigError", "load_config"]
 
 
 class ConfigError(Exception):
