@@ -1,5 +1,8 @@
 """What every request passes: request ids, caller auth, in-flight gauge, request metrics, access log.
 
+Every answer, errors and probes included, names the revision that gave it (X-Agent-Revision): a
+caller or a test telling canary from stable must not lose the 5xx of a bad canary to a missing header.
+
 Plain ASGI rather than BaseHTTPMiddleware: it neither buffers nor re-wraps streaming bodies.
 Only /v1/ is API traffic: probes and /metrics need no key and are not counted.
 """
@@ -38,13 +41,18 @@ class ApiMiddleware:
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         rid_header = (b"x-request-id", request_id.encode())
+        revision_header = (b"x-agent-revision", self.runtime.config.agent.revision.encode())
         status = 500
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), rid_header]
+                sent = list(message.get("headers", []))
+                extra = [rid_header]
+                if not any(name.lower() == b"x-agent-revision" for name, _ in sent):
+                    extra.append(revision_header)
+                message["headers"] = [*sent, *extra]
             await send(message)
 
         if not scope["path"].startswith("/v1/"):
