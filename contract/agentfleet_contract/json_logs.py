@@ -5,10 +5,7 @@ A log pipeline (or a person with jq) then reads both programs the same way:
     ts          UTC time with milliseconds, 2024-05-01T12:00:00.123Z
     level       debug | info | warning | error | critical
     logger      the Python logger's name
-    msg         the message
-    message     the same text again: the operator's lines called it `message` before the formats
-                were one, and what reads them (tests/integration/test_operator_correctness.py too)
-                still does, while the runtime's readers use `msg`
+    msg         the message (the operator's lines called it `message` before the formats were one)
     exc         the traceback, when there is one
     ...         the program's static fields (the runtime: agent, namespace, revision), context
                 fields (the runtime: request_id) and whatever was passed with `extra=`
@@ -55,13 +52,11 @@ class JsonLogFormatter(logging.Formatter):
         self.skip = frozenset(skip)
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
         entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": message,
-            "message": message,
+            "msg": record.getMessage(),
             **self.static,
         }
         if self.context is not None:

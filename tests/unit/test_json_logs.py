@@ -13,7 +13,7 @@ from agentfleet_runtime.logging import JsonFormatter as RuntimeFormatter
 from agentfleet_runtime.logging import request_id_var
 from agentfleet_runtime.memory.redaction import Redactor
 
-FIELDS = {"ts", "level", "logger", "msg", "message"}
+FIELDS = {"ts", "level", "logger", "msg"}
 
 
 def record(message: str = "reconciled %s", *args: object, exc: bool = False, **extra: object) -> logging.LogRecord:
@@ -32,7 +32,7 @@ def test_operator_and_runtime_write_the_same_fields() -> None:
     operator = json.loads(OperatorFormatter().format(record("reconciled %s", "ns/bot")))
     runtime = json.loads(RuntimeFormatter().format(record("reconciled %s", "ns/bot")))
     assert set(operator) == set(runtime) == FIELDS
-    assert operator["msg"] == operator["message"] == runtime["msg"] == "reconciled ns/bot"
+    assert operator["msg"] == runtime["msg"] == "reconciled ns/bot"
     assert operator["level"] == "warning" and operator["logger"] == "agentfleet.test"
     assert operator["ts"].endswith("Z") and len(operator["ts"]) == len("2024-05-01T12:00:00.123Z")
 
