@@ -17,7 +17,10 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
 # Only what the wheel is built from: pyproject.toml reads README.md as the long description.
+# contract/ is the package both programs import (runtime config file, log format), so the one
+# wheel carries it into both images.
 COPY pyproject.toml README.md ./
+COPY contract/ contract/
 COPY operator/ operator/
 COPY agent-runtime/ agent-runtime/
 RUN pip wheel --no-deps --wheel-dir /wheels .

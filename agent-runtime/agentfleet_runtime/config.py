@@ -1,194 +1,25 @@
-"""The runtime's configuration file: the contract between the operator and every agent pod.
+"""Reading the runtime's configuration file at start.
 
-The operator imports this module to render and validate the file, so it must stay light:
-pydantic and the standard library only.
+The file's models are the contract shared with the operator (agentfleet_contract.runtime_config);
+they are re-exported here so the runtime's modules keep one place to import their config from.
+Reading, parsing and explaining a bad file is the runtime's own business, so that stays here.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from agentfleet_contract import runtime_config as _contract
 
-__all__ = [
-    "AccessConfig",
-    "AgentIdentity",
-    "ConfigError",
-    "ConnectorAuth",
-    "ConnectorConfig",
-    "ModelConfig",
-    "RateLimit",
-    "Rule",
-    "RuntimeConfig",
-    "ServerConfig",
-    "StateConfig",
-    "ToolConfig",
-    "load_config",
-]
+# The models, re-exported whole (the contract's __all__), so the runtime's modules and its tests
+# keep one place to import their config from and a model added there needs no edit here.
+from agentfleet_contract.runtime_config import *  # noqa: F403
+from agentfleet_contract.runtime_config import RuntimeConfig
+from pydantic import ValidationError
 
-_NAME = r"^[a-z][a-z0-9_]*$"
-# Connector names are Kubernetes object names (DNS-1123 subdomains).
-_K8S_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class AgentIdentity(_Model):
-    name: str = Field(min_length=1)
-    namespace: str = Field(default="default", min_length=1)
-    revision: str = Field(default="dev", min_length=1)
-
-
-class Rule(_Model):
-    """One rule of the built-in `rules` reasoner, tried in order; the first match wins."""
-
-    pattern: str = Field(description="Regular expression, matched case-insensitively with re.search.")
-    tool: str | None = Field(default=None, description="Tool to call when the pattern matches.")
-    arguments: dict[str, str] = Field(
-        default_factory=dict,
-        description="Tool arguments as str.format templates filled from the match's named and numbered groups.",
-    )
-    reply: str | None = Field(
-        default=None, description="Reply template; may reference {tool_result} and the match's groups."
-    )
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value, re.IGNORECASE)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
-
-
-class ModelConfig(_Model):
-    provider: Literal["openai-compatible", "rules"]
-    name: str = Field(min_length=1)
-    endpoint: str | None = Field(default=None, description="Base URL; /chat/completions is appended.")
-    temperature: float = Field(default=0.2, ge=0, le=2)
-    max_tokens: int | None = Field(default=None, gt=0)
-    api_key_file: str | None = None
-    timeout_seconds: float = Field(default=30, gt=0)
-    max_retries: int = Field(default=3, ge=0, le=10)
-    max_tool_steps: int = Field(default=5, ge=0, le=50)
-    rules: list[Rule] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _endpoint_for_llm(self) -> ModelConfig:
-        if self.provider == "openai-compatible" and not self.endpoint:
-            raise ValueError("endpoint is required when provider is openai-compatible")
-        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
-            raise ValueError("endpoint must be an http(s) URL")
-        return self
-
-
-class ConnectorAuth(_Model):
-    type: Literal["none", "apiKey", "bearer", "basic", "oauth2ClientCredentials"] = "none"
-    secret_dir: str | None = Field(default=None, description="Directory holding the Secret's keys as files.")
-    header: str = Field(default="X-API-Key", min_length=1)
-    token_url: str | None = Field(default=None, alias="tokenURL")
-    scopes: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _complete(self) -> ConnectorAuth:
-        if self.type != "none" and not self.secret_dir:
-            raise ValueError(f"secretDir is required for auth type {self.type}")
-        if self.type == "oauth2ClientCredentials" and not self.token_url:
-            raise ValueError("tokenURL is required for auth type oauth2ClientCredentials")
-        return self
-
-
-class ToolConfig(_Model):
-    name: str = Field(pattern=_NAME)
-    description: str = ""
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    path: str = ""
-    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
-
-
-class RateLimit(_Model):
-    requests_per_second: float = Field(gt=0)
-
-
-class ConnectorConfig(_Model):
-    name: str = Field(pattern=_K8S_NAME)
-    type: Literal["http", "webhook", "mcp"]
-    endpoint: str
-    auth: ConnectorAuth = Field(default_factory=ConnectorAuth)
-    tools: list[ToolConfig] = Field(default_factory=list)
-    timeout_seconds: float = Field(default=10, gt=0)
-    retries: int = Field(default=2, ge=0, le=10)
-    rate_limit: RateLimit | None = None
-
-    @field_validator("endpoint")
-    @classmethod
-    def _http_only(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("endpoint must be an http(s) URL")
-        return value
-
-    @model_validator(mode="after")
-    def _unique_tools(self) -> ConnectorConfig:
-        names = [tool.name for tool in self.tools]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate tool names: {', '.join(duplicates)}")
-        return self
-
-
-class StateConfig(_Model):
-    store: Literal["redis", "memory"] = "memory"
-    redis_url: str | None = Field(default=None, alias="redisURL")
-    redis_password_file: str | None = None
-    ttl_seconds: int = Field(default=3600, gt=0)
-    max_turns: int = Field(default=50, gt=0)
-    encryption_key_file: str | None = None
-    redaction: list[Literal["email", "phone", "creditCard", "iban"]] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _redis_needs_url(self) -> StateConfig:
-        if self.store == "redis" and not self.redis_url:
-            raise ValueError("redisURL is required when store is redis")
-        return self
-
-
-class AccessConfig(_Model):
-    api_keys_dir: str | None = Field(
-        default=None, description="Directory whose regular files each hold one accepted caller key."
-    )
-
-
-class ServerConfig(_Model):
-    host: str = "0.0.0.0"
-    port: int = Field(default=8080, ge=1, le=65535)
-    max_request_bytes: int = Field(default=1_048_576, gt=0)
-    max_message_chars: int = Field(default=32_000, gt=0)
-    graceful_shutdown_seconds: float = Field(default=20, ge=0)
-
-
-class RuntimeConfig(_Model):
-    agent: AgentIdentity
-    model: ModelConfig
-    system_prompt: str = ""
-    connectors: list[ConnectorConfig] = Field(default_factory=list)
-    state: StateConfig | None = None
-    access: AccessConfig = Field(default_factory=AccessConfig)
-    server: ServerConfig = Field(default_factory=ServerConfig)
-
-    @model_validator(mode="after")
-    def _unique_connectors(self) -> RuntimeConfig:
-        names = [connector.name for connector in self.connectors]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate connector names: {', '.join(duplicates)}")
-        return self
+__all__ = [*_contract.__all__, "ConfigError", "load_config"]
 
 
 class ConfigError(Exception):

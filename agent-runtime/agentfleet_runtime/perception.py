@@ -106,7 +106,8 @@ def parse_message(raw: Any, where: str, limits: Limits) -> Message:
     if not isinstance(raw, dict):
         raise bad_request(f"{where} must be an object with role and content", "invalid_message")
     role = raw.get("role")
-    if role not in _ACCEPTED_ROLES:
+    # isinstance first: a list or object as role is unhashable and made the lookup itself raise (a 500).
+    if not isinstance(role, str) or role not in _ACCEPTED_ROLES:
         raise bad_request(
             f"{where}.role must be one of system, developer, user, assistant; got {str(role)[:40]!r}"
             + (" (this agent runs its tools itself)" if role in ("tool", "function") else ""),

@@ -3,28 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-from typing import Any
 
 import kopf
+from agentfleet_contract.json_logs import JsonLogFormatter
 from prometheus_client import start_http_server
 
 from .config import OperatorConfig
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+class JsonFormatter(JsonLogFormatter):
+    """The JSON log format shared with the runtime (agentfleet_contract.json_logs)."""
+
+    def __init__(self) -> None:
+        # kopf attaches its settings object and the object reference to every record of a
+        # handler's logger; they are not log fields (kopf's own JSON formatter skips them too).
+        super().__init__(skip=("settings", "k8s_skip", "k8s_ref"))
 
 
 def _configure_logging(fmt: str, verbose: bool) -> None:

@@ -136,8 +136,9 @@ def test_canary_answering_5xx_is_rolled_back_on_the_error_ratio_prometheus_measu
     ready = next(c for c in aborted["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "RolledBack"), ready
     assert "AnalysisFailed" in json.dumps(aborted["conditions"]) or "analysis failed" in aborted["rollout"]["message"]
-    # The canary's pods really answered 5xx (their model refused them), every 200 came from the
-    # stable track, and after the rollback only the stable track runs.
-    assert result.codes.get("502", 0) > 0 and result.revisions.get(stable) == result.codes.get("200"), result
+    # The canary's pods really answered 5xx (their model refused them; every answer names its
+    # revision), every 200 came from the stable track, and after the rollback only the stable track runs.
+    assert result.codes.get("502", 0) > 0 and result.revisions.get(canary) == result.codes["502"], result
+    assert result.revisions.get(stable) == result.codes.get("200"), result
     assert not result.errors, result
     assert running_revisions(kubectl, ns, "bot") == {stable}

@@ -383,7 +383,7 @@ def test_deleting_a_namespace_logs_no_event_warnings(operator: OperatorProcess, 
         time.sleep(1)  # the refusal is logged when the response arrives, right after the request line
     finally:
         kubectl("patch", "connector", "crm", "-n", namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
-    warnings = [r["message"] for r in _log_records(operator) if r.get("level") in ("warning", "error")
+    warnings = [r["msg"] for r in _log_records(operator) if r.get("level") in ("warning", "error")
                 and f"{namespace}/" in str(r.get("message"))]
     assert warnings == [], "\n".join(warnings)
 

@@ -9,10 +9,8 @@ Retry-After; a stream is retried only before its first byte.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
-import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +20,7 @@ import httpx
 from ..config import ModelConfig
 from ..errors import UpstreamError
 from ..metrics import RuntimeMetrics
+from ..retry_delay import MODEL_RETRIES, retry_delay
 from ..secretfiles import SecretFile
 from ..tools.http_tools import ToolBox, ToolCallRecord
 from .base import ReasoningResult, StreamEvent, Usage, estimate_tokens
@@ -29,20 +28,6 @@ from .base import ReasoningResult, StreamEvent, Usage, estimate_tokens
 log = logging.getLogger(__name__)
 
 _RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504}
-MAX_RETRY_AFTER = 30.0
-
-
-def retry_delay(attempt: int, retry_after: str | None, *, base: float = 0.5, cap: float = 8.0) -> float:
-    """Seconds to wait before retry number `attempt` (1-based)."""
-    if retry_after:
-        value = retry_after.strip()
-        try:
-            return min(MAX_RETRY_AFTER, max(0.0, float(value)))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value) if value else None
-            if parsed is not None:
-                return min(MAX_RETRY_AFTER, max(0.0, parsed.timestamp() - time.time()))
-    return min(cap, base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
 
 class OpenAICompatibleReasoner:
@@ -88,12 +73,12 @@ class OpenAICompatibleReasoner:
                 response = await self.http.send(request, stream=stream)
             except httpx.TimeoutException:
                 if attempt < attempts:
-                    await asyncio.sleep(retry_delay(attempt, None))
+                    await asyncio.sleep(retry_delay(attempt, None, MODEL_RETRIES))
                     continue
                 raise UpstreamError("the model did not answer in time", code="model_timeout", status=504) from None
             except httpx.HTTPError as exc:
                 if attempt < attempts:
-                    await asyncio.sleep(retry_delay(attempt, None))
+                    await asyncio.sleep(retry_delay(attempt, None, MODEL_RETRIES))
                     continue
                 raise UpstreamError(f"the model is unreachable ({type(exc).__name__})") from None
             if response.status_code == 200:
@@ -102,7 +87,7 @@ class OpenAICompatibleReasoner:
             status = response.status_code
             log.warning("model call failed", extra={"status": status, "attempt": attempt})
             if status in _RETRY_STATUSES and attempt < attempts:
-                await asyncio.sleep(retry_delay(attempt, response.headers.get("retry-after")))
+                await asyncio.sleep(retry_delay(attempt, response.headers.get("retry-after"), MODEL_RETRIES))
                 continue
             code = "model_rate_limited" if status == 429 else "model_unavailable"
             if status in (401, 403):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from jsonschema.exceptions import SchemaError
 
 from ..config import ConnectorConfig, ToolConfig
 from ..metrics import RuntimeMetrics
+from ..retry_delay import TOOL_RETRIES, retry_delay
 from .auth import ConnectorCredentials, CredentialsError, build_credentials
 from .breaker import CircuitBreaker
 from .ratelimit import TokenBucket
@@ -131,7 +131,7 @@ class ConnectorClient:
                 retryable = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) or method in _IDEMPOTENT
                 outcome = "timeout" if isinstance(exc, httpx.TimeoutException) else "unreachable"
                 if attempt < attempts and retryable and self.breaker.allow():
-                    await asyncio.sleep(_backoff(attempt, None))
+                    await asyncio.sleep(retry_delay(attempt, None, TOOL_RETRIES))
                     continue
                 raise ToolError(outcome, f"{name} did not answer ({type(exc).__name__})") from None
             status = response.status_code
@@ -143,7 +143,7 @@ class ConnectorClient:
             if status in _RETRY_ANY or (status in _RETRY_IDEMPOTENT and method in _IDEMPOTENT):
                 self.breaker.record_failure()
                 if attempt < attempts and self.breaker.allow():
-                    await asyncio.sleep(_backoff(attempt, response.headers.get("retry-after")))
+                    await asyncio.sleep(retry_delay(attempt, response.headers.get("retry-after"), TOOL_RETRIES))
                     continue
                 raise ToolError("http_error", f"{name} answered HTTP {status}")
             if status >= 500:
@@ -154,15 +154,6 @@ class ConnectorClient:
             if status >= 400:
                 raise ToolError("http_error", f"{name} answered HTTP {status}: {_snippet(response.text)}")
             return _parse(response)
-
-
-def _backoff(attempt: int, retry_after: str | None) -> float:
-    if retry_after:
-        try:
-            return min(5.0, max(0.0, float(retry_after)))
-        except ValueError:
-            pass
-    return min(2.0, 0.1 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
 
 def _snippet(text: str, limit: int = 300) -> str:

@@ -1,7 +1,12 @@
 """The runtime's config file, rendered from a resolved Agent.
 
-The schema is the runtime's own pydantic model (agentfleet_runtime.config): one contract for both
-sides, validated here before anything reaches the cluster. Secrets appear only as file paths.
+The schema is the contract shared with the runtime (agentfleet_contract.runtime_config): the
+builder fills its models with types, so a field the runtime does not know fails here, before
+anything reaches the cluster. Secrets appear only as file paths.
+
+The file leaves out what the Agent does not set (no key rather than an empty one, the runtime's
+defaults apply). Every Agent's revision hashes this document, so it must stay the same for the same
+Agent: tests/unit/test_runtime_config_document.py pins it byte for byte.
 """
 
 from __future__ import annotations
@@ -9,11 +14,23 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from agentfleet_runtime.config import RuntimeConfig
+from agentfleet_contract.runtime_config import (
+    AccessConfig,
+    AgentIdentity,
+    ConnectorAuth,
+    ConnectorConfig,
+    ModelConfig,
+    RateLimit,
+    Rule,
+    RuntimeConfig,
+    ServerConfig,
+    StateConfig,
+    ToolConfig,
+)
 
 from ..api.connector import SECRET_KEYS_BY_AUTH
 from . import names
-from .inputs import ResolvedAgent
+from .inputs import ResolvedAgent, ResolvedConnector
 
 
 def secret_mounts(agent: ResolvedAgent) -> dict[str, set[str]]:
@@ -38,80 +55,97 @@ def secret_mounts(agent: ResolvedAgent) -> dict[str, set[str]]:
     return dict(mounts)
 
 
-def _connector(agent: ResolvedAgent, index: int) -> dict[str, Any]:
-    resolved = agent.connectors[index]
+def _given(**optional: Any) -> dict[str, Any]:
+    """The optional fields the Agent sets; unset (None) or empty ones stay out of the file."""
+    return {key: value for key, value in optional.items() if value is not None and value != "" and value != []}
+
+
+def _secret_file(secret: str, key: str) -> str:
+    return f"{names.secret_dir(secret)}/{key}"
+
+
+def _model(agent: ResolvedAgent) -> ModelConfig:
+    model = agent.spec.model
+    ref = model.credentials_secret_ref
+    return ModelConfig(
+        provider=model.provider,
+        name=model.name,
+        temperature=model.temperature,
+        **_given(
+            endpoint=model.endpoint,
+            max_tokens=model.max_tokens,
+            api_key_file=_secret_file(ref.name, ref.key) if ref else None,
+            rules=[Rule(pattern=rule.pattern, arguments=dict(rule.arguments),
+                        **_given(tool=rule.tool, reply=rule.reply)) for rule in model.rules],
+        ),
+    )
+
+
+def _auth(connector: ResolvedConnector) -> ConnectorAuth:
+    auth = connector.spec.auth
+    return ConnectorAuth(
+        type=auth.type,
+        **_given(
+            secret_dir=names.secret_dir(auth.secret_ref.name) if auth.secret_ref else None,
+            header=auth.header,
+            token_url=auth.token_url,
+            scopes=list(auth.scopes),
+        ),
+    )
+
+
+def _connector(resolved: ResolvedConnector) -> ConnectorConfig:
     spec = resolved.spec
-    wanted = set(resolved.ref.tools)
-    tools = [t.to_wire() for t in spec.tools if not wanted or t.name in wanted]
-    auth: dict[str, Any] = {"type": spec.auth.type}
-    if spec.auth.secret_ref:
-        auth["secretDir"] = names.secret_dir(spec.auth.secret_ref.name)
-    if spec.auth.header:
-        auth["header"] = spec.auth.header
-    if spec.auth.token_url:
-        auth["tokenURL"] = spec.auth.token_url
-    if spec.auth.scopes:
-        auth["scopes"] = list(spec.auth.scopes)
-    out: dict[str, Any] = {
-        "name": resolved.ref.name,
-        "type": spec.type,
-        "endpoint": spec.endpoint,
-        "auth": auth,
-        "tools": tools,
-        "timeoutSeconds": spec.timeout_seconds,
-        "retries": spec.retries,
-    }
-    if spec.rate_limit:
-        out["rateLimit"] = {"requestsPerSecond": spec.rate_limit.requests_per_second}
-    return out
+    wanted = set(resolved.ref.tools)  # empty: every tool of the Connector
+    return ConnectorConfig(
+        name=resolved.ref.name,
+        type=spec.type,
+        endpoint=spec.endpoint,
+        auth=_auth(resolved),
+        tools=[ToolConfig(name=tool.name, description=tool.description, method=tool.method, path=tool.path,
+                          parameters=tool.parameters)
+               for tool in spec.tools if not wanted or tool.name in wanted],
+        timeout_seconds=spec.timeout_seconds,
+        retries=spec.retries,
+        **_given(
+            rate_limit=RateLimit(requests_per_second=spec.rate_limit.requests_per_second) if spec.rate_limit else None,
+        ),
+    )
+
+
+def _state(agent: ResolvedAgent) -> StateConfig | None:
+    if not agent.state:
+        return None
+    policy = agent.state.spec
+    password = agent.state.password_secret
+    encryption = policy.encryption.key_secret_ref if policy.encryption else None
+    return StateConfig(
+        store=policy.store.type,
+        ttl_seconds=policy.session.ttl_seconds,
+        max_turns=policy.session.max_turns,
+        **_given(
+            redis_url=agent.state.redis_url,
+            redis_password_file=_secret_file(*password) if password else None,
+            encryption_key_file=_secret_file(encryption.name, encryption.key) if encryption else None,
+            redaction=list(policy.redaction.patterns) if policy.redaction else None,
+        ),
+    )
 
 
 def build_runtime_config(agent: ResolvedAgent, revision: str) -> dict[str, Any]:
-    """The config file as a JSON-ready dict (camelCase), validated against the runtime's model."""
-    spec = agent.spec
-    model: dict[str, Any] = {
-        "provider": spec.model.provider,
-        "name": spec.model.name,
-        "temperature": spec.model.temperature,
-    }
-    if spec.model.endpoint:
-        model["endpoint"] = spec.model.endpoint
-    if spec.model.max_tokens:
-        model["maxTokens"] = spec.model.max_tokens
-    if spec.model.credentials_secret_ref:
-        ref = spec.model.credentials_secret_ref
-        model["apiKeyFile"] = f"{names.secret_dir(ref.name)}/{ref.key}"
-    if spec.model.rules:
-        model["rules"] = [rule.to_wire() for rule in spec.model.rules]
-    config: dict[str, Any] = {
-        "agent": {"name": agent.name, "namespace": agent.namespace, "revision": revision},
-        "model": model,
-        "systemPrompt": agent.prompt_text,
-        "connectors": [_connector(agent, i) for i in range(len(agent.connectors))],
-        "access": {"apiKeysDir": names.secret_dir(agent.access_secret)} if agent.access_secret else {},
-        "server": {"port": names.RUNTIME_PORT},
-    }
-    if agent.state:
-        policy = agent.state.spec
-        state: dict[str, Any] = {
-            "store": policy.store.type,
-            "ttlSeconds": policy.session.ttl_seconds,
-            "maxTurns": policy.session.max_turns,
-        }
-        if agent.state.redis_url:
-            state["redisURL"] = agent.state.redis_url
-        if agent.state.password_secret:
-            secret, key = agent.state.password_secret
-            state["redisPasswordFile"] = f"{names.secret_dir(secret)}/{key}"
-        if policy.encryption:
-            ref = policy.encryption.key_secret_ref
-            state["encryptionKeyFile"] = f"{names.secret_dir(ref.name)}/{ref.key}"
-        if policy.redaction and policy.redaction.patterns:
-            state["redaction"] = list(policy.redaction.patterns)
-        config["state"] = state
-    # Fails loudly (a bug of ours, not the user's) if operator and runtime ever disagree on the format.
-    RuntimeConfig.model_validate(config)
-    return config
+    """The config file as a JSON-ready dict (camelCase), built from the contract's models."""
+    access_dir = names.secret_dir(agent.access_secret) if agent.access_secret else None
+    config = RuntimeConfig(
+        agent=AgentIdentity(name=agent.name, namespace=agent.namespace, revision=revision),
+        model=_model(agent),
+        system_prompt=agent.prompt_text,
+        connectors=[_connector(connector) for connector in agent.connectors],
+        access=AccessConfig(**_given(api_keys_dir=access_dir)),
+        server=ServerConfig(port=names.RUNTIME_PORT),
+        **_given(state=_state(agent)),
+    )
+    # exclude_unset: a field the builder did not set keeps the runtime's default and is not written.
+    return config.model_dump(by_alias=True, exclude_unset=True, mode="json")
 
 
 def revision_inputs(agent: ResolvedAgent) -> dict[str, Any]:

@@ -214,3 +214,28 @@ async def test_stateless_agent_has_no_history_and_memory_sessions_work() -> None
         assert [m["role"] for m in history["messages"]] == ["user", "assistant"]
         assert (await client.delete("/v1/sessions/s1")).status_code == 204
         assert_error(await client.get("/v1/sessions/s1"), 404)
+
+
+async def test_every_answer_names_the_revision_errors_and_probes_included(tmp_path: Path,
+                                                                          fake_llm: FakeLLM) -> None:
+    # Telling canary from stable by this header must not lose a bad canary's 5xx (API.md: every response).
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    write_key(keys, "key", "k")
+    config = llm_config(fake_llm, access={"apiKeysDir": str(keys)})
+    config["model"]["maxRetries"] = 0
+    auth = {"Authorization": "Bearer k"}
+    async with runtime_client(config) as client:
+        ok = await client.post("/v1/chat/completions", json={"messages": [USER]}, headers=auth)
+        fake_llm.mode = "error"
+        answers = {
+            "200": ok,
+            "401": await client.post("/v1/chat/completions", json={"messages": [USER]}),
+            "400": await client.post("/v1/chat/completions", json={"messages": "nope"}, headers=auth),
+            "404": await client.get("/v1/nothing", headers=auth),
+            "502": await client.post("/v1/chat/completions", json={"messages": [USER]}, headers=auth),
+            "healthz": await client.get("/healthz"),
+        }
+    assert answers["502"].status_code == 502 and answers["401"].status_code == 401
+    for what, response in answers.items():
+        assert response.headers.get_list("x-agent-revision") == ["r1"], (what, response.headers)

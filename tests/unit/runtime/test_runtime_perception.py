@@ -62,6 +62,14 @@ def test_bad_requests_are_4xx_with_a_code(body: dict, code: str) -> None:
     assert info.value.code == code
 
 
+@pytest.mark.parametrize("role", [[], {}, ["user"], 5, None])
+def test_a_role_that_is_not_a_string_is_a_4xx(role: object) -> None:
+    # Found by the raw fuzz test: {"messages": [{"role": []}]} answered 500 (unhashable role).
+    with pytest.raises(ApiError) as info:
+        parse_chat_request(chat({"role": role, "content": "x"}), None, LIMITS)
+    assert info.value.status == 400 and info.value.code == "invalid_role"
+
+
 def test_session_message_bounds() -> None:
     assert parse_session_message({"content": " hi "}, LIMITS).content == "hi"
     for body in ({}, {"content": ""}, {"content": 3}, {"content": "y" * 101}):

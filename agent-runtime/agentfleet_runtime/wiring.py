@@ -1,0 +1,92 @@
+"""The runtime's parts built once from its configuration: reasoner, tools, memory, auth, metrics.
+
+Kept apart from the HTTP layer so the routes receive one wired object (like kopf's memo) and
+tests can build or replace it without a server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from . import __version__
+from .agent import Agent
+from .auth import CallerAuth
+from .config import RuntimeConfig
+from .memory.base import SessionMemory
+from .memory.crypto import RecordCipher
+from .memory.memory_store import InMemoryBackend
+from .memory.redaction import Redactor
+from .metrics import RuntimeMetrics
+from .perception import Limits
+from .reasoning.base import Reasoner
+from .reasoning.openai_compatible import OpenAICompatibleReasoner
+from .reasoning.rules import RulesReasoner
+from .tools.http_tools import ToolBox
+
+
+@dataclass
+class Runtime:
+    """Everything the handlers share, built once from the configuration."""
+
+    config: RuntimeConfig
+    metrics: RuntimeMetrics
+    caller_auth: CallerAuth
+    agent: Agent
+    memory: SessionMemory | None
+    http: httpx.AsyncClient
+    limits: Limits
+    redactor: Redactor
+
+    async def aclose(self) -> None:
+        await self.agent.reasoner.aclose()
+        if self.memory is not None:
+            await self.memory.aclose()
+        await self.http.aclose()
+
+
+def build_memory(config: RuntimeConfig, redactor: Redactor) -> SessionMemory | None:
+    state = config.state
+    if state is None:
+        return None
+    if state.store == "redis":
+        from .memory.redis_store import RedisBackend  # redis is only needed when configured
+
+        assert state.redis_url is not None
+        backend: Any = RedisBackend(state.redis_url, ttl_seconds=state.ttl_seconds, max_turns=state.max_turns,
+                                    password_file=state.redis_password_file)
+    else:
+        backend = InMemoryBackend(ttl_seconds=state.ttl_seconds, max_turns=state.max_turns)
+    cipher = RecordCipher.from_file(state.encryption_key_file) if state.encryption_key_file else None
+    return SessionMemory(backend, namespace=config.agent.namespace, agent=config.agent.name,
+                         redactor=redactor, cipher=cipher)
+
+
+def build_runtime(config: RuntimeConfig, *, metrics: RuntimeMetrics | None = None) -> Runtime:
+    metrics = metrics or RuntimeMetrics(config.agent.name, config.agent.revision)
+    redactor = Redactor(config.state.redaction if config.state else [])
+    http = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        follow_redirects=False,
+        headers={"User-Agent": f"agentfleet-runtime/{__version__}"},
+    )
+    tools = ToolBox(config.connectors, http, metrics)
+    reasoner: Reasoner
+    if config.model.provider == "rules":
+        reasoner = RulesReasoner(config.model)
+    else:
+        reasoner = OpenAICompatibleReasoner(config.model, http, metrics)
+    memory = build_memory(config, redactor)
+    agent = Agent(system_prompt=config.system_prompt, reasoner=reasoner, tools=tools, memory=memory)
+    return Runtime(
+        config=config,
+        metrics=metrics,
+        caller_auth=CallerAuth(config.access.api_keys_dir),
+        agent=agent,
+        memory=memory,
+        http=http,
+        limits=Limits(config.server.max_request_bytes, config.server.max_message_chars),
+        redactor=redactor,
+    )

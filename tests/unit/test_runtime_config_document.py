@@ -1,0 +1,170 @@
+"""The runtime config document the operator writes, pinned byte for byte.
+
+Every Agent's revision is the hash of this document (builders/revision.py), and the pods read it
+from the revision's ConfigMap. If the builder wrote it differently for the same inputs (a key
+added or dropped, 10 written as 10.0), every running Agent would roll to a "new" revision on the
+next operator upgrade. The expected files in golden/runtime_config/ were produced by the builder
+as it was when this test was written; change them only with a format change you mean to ship.
+
+The cases cover every branch of the builder: the shipped samples, each auth type, narrowed tool
+lists, rules with and without tools, every state store shape, and absent optional blocks.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agentfleet_operator.api import AgentSpec, ConnectorSpec, StatePolicySpec
+from agentfleet_operator.builders import agent_children as children
+from agentfleet_operator.builders import state_store
+from agentfleet_operator.builders.inputs import ResolvedAgent, ResolvedConnector, ResolvedState
+from agentfleet_operator.builders.revision import revision_hash
+from agentfleet_operator.builders.runtime_config import build_runtime_config, revision_inputs
+
+from tests.unit.samples import load_sample
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "runtime_config"
+SECRET_HASHES = {"crm-creds": "h1", "llm-key": "h2", "state-key": "h3", "redis-auth": "h4", "bot-keys": "h5"}
+
+
+def _spec(edit: Callable[[dict[str, Any]], None] | None = None, sample: str = "support-bot-agent.yaml") -> AgentSpec:
+    doc = copy.deepcopy(load_sample(sample)["spec"])
+    if edit:
+        edit(doc)
+    return AgentSpec.model_validate(doc)
+
+
+def _connector(spec: AgentSpec, edit: Callable[[dict[str, Any]], None] | None = None,
+               index: int = 0) -> ResolvedConnector:
+    doc = copy.deepcopy(load_sample("crm-connector.yaml")["spec"])
+    if edit:
+        edit(doc)
+    return ResolvedConnector(ref=spec.connectors[index], spec=ConnectorSpec.model_validate(doc))
+
+
+def _policy(edit: Callable[[dict[str, Any]], None] | None = None) -> StatePolicySpec:
+    doc = copy.deepcopy(load_sample("chat-sessions-statepolicy.yaml")["spec"])
+    if edit:
+        edit(doc)
+    return StatePolicySpec.model_validate(doc)
+
+
+def _resolved(spec: AgentSpec, **fields: Any) -> ResolvedAgent:
+    base: dict[str, Any] = dict(name="bot", namespace="support", uid="uid-1", spec=spec, image="runtime:1",
+                                prompt_text=spec.prompt.system or "", secret_hashes=SECRET_HASHES)
+    base.update(fields)
+    return ResolvedAgent(**base)
+
+
+def support_bot_sample() -> ResolvedAgent:
+    spec = _spec()
+    return _resolved(
+        spec, name="support-bot", connectors=(_connector(spec),),
+        state=ResolvedState(name="chat-sessions", spec=_policy(),
+                            redis_url=state_store.redis_url("chat-sessions", "support"),
+                            password_secret=("chat-sessions-redis-auth", "password")),
+        access_secret="support-bot-access")
+
+
+def hello_rules_sample() -> ResolvedAgent:
+    return _resolved(_spec(sample="hello-rules-agent.yaml"), name="hello", namespace="agentfleet-demo")
+
+
+def rules_with_a_tool_and_a_whole_temperature() -> ResolvedAgent:
+    def edit(doc: dict[str, Any]) -> None:
+        doc["model"] = {"provider": "rules", "name": "lookup", "temperature": 1, "rules": [
+            {"pattern": r"customer (?P<email>\S+@\S+)", "tool": "lookup_customer",
+             "arguments": {"email": "{email}"}, "reply": "Found: {tool_result}"},
+            {"pattern": "ticket", "tool": "create_ticket"},
+            {"pattern": ".*", "reply": "Sorry."}]}
+        doc["connectors"] = [{"name": "crm"}]
+        doc.pop("statePolicyRef")
+    spec = _spec(edit)
+    return _resolved(spec, prompt_text="", connectors=(_connector(spec),), access_secret="bot-keys")
+
+
+def api_key_auth_narrowed_tools_memory_store() -> ResolvedAgent:
+    def edit_agent(doc: dict[str, Any]) -> None:
+        doc["model"].pop("credentialsSecretRef")
+        doc["model"].pop("maxTokens")
+        doc["connectors"] = [{"name": "crm", "tools": ["lookup_customer"]}]
+
+    def edit_connector(doc: dict[str, Any]) -> None:
+        doc["auth"] = {"type": "apiKey", "secretRef": {"name": "crm-creds"}, "header": "X-CRM-Key"}
+        doc.pop("rateLimit")
+        doc["timeoutSeconds"] = 30
+        doc["retries"] = 0
+
+    spec = _spec(edit_agent)
+    policy = _policy(lambda d: (d.update(store={"type": "memory"}), d.pop("encryption"), d.pop("redaction")))
+    return _resolved(spec, connectors=(_connector(spec, edit_connector),),
+                     state=ResolvedState(name="dev", spec=policy, redis_url=None, password_secret=None))
+
+
+def bearer_and_unauthenticated_connectors_external_redis() -> ResolvedAgent:
+    def edit_agent(doc: dict[str, Any]) -> None:
+        doc["model"]["temperature"] = 0
+        doc["connectors"] = [{"name": "crm"}, {"name": "hooks", "tools": ["create_ticket"]}]
+
+    def bearer(doc: dict[str, Any]) -> None:
+        doc["auth"] = {"type": "bearer", "secretRef": {"name": "crm-creds"}}
+        doc["rateLimit"] = {"requestsPerSecond": 2.5}
+
+    def unauthenticated_webhook(doc: dict[str, Any]) -> None:
+        doc.update(type="webhook", endpoint="https://hooks.example.com", auth={"type": "none"})
+
+    spec = _spec(edit_agent)
+    policy = _policy(lambda d: (
+        d.update(store={"type": "redis", "redis": {"url": "rediss://redis.example.com:6380/2",
+                                                   "passwordSecretRef": {"name": "redis-auth", "key": "pw"}}},
+                 session={"ttlSeconds": 60, "maxTurns": 3}, redaction={"patterns": []}),
+        d.pop("encryption")))
+    return _resolved(
+        spec, connectors=(_connector(spec, bearer), _connector(spec, unauthenticated_webhook, index=1)),
+        state=ResolvedState(name="external", spec=policy, redis_url="rediss://redis.example.com:6380/2",
+                            password_secret=("redis-auth", "pw")),
+        access_secret="bot-keys")
+
+
+def basic_auth_all_tools_from_the_connector() -> ResolvedAgent:
+    def edit_agent(doc: dict[str, Any]) -> None:
+        doc["connectors"] = [{"name": "crm", "tools": []}]
+        doc["prompt"] = {"configMapRef": {"name": "prompts", "key": "support"}}
+
+    spec = _spec(edit_agent)
+    connector = _connector(spec, lambda d: d.update(auth={"type": "basic", "secretRef": {"name": "crm-creds"}}))
+    return _resolved(spec, prompt_text="A prompt from a ConfigMap.\n", connectors=(connector,),
+                     state=ResolvedState(name="chat-sessions", spec=_policy(lambda d: d.pop("redaction")),
+                                         redis_url=state_store.redis_url("chat-sessions", "support"),
+                                         password_secret=("chat-sessions-redis-auth", "password")))
+
+
+CASES: dict[str, Callable[[], ResolvedAgent]] = {
+    case.__name__: case for case in (
+        support_bot_sample, hello_rules_sample, rules_with_a_tool_and_a_whole_temperature,
+        api_key_auth_narrowed_tools_memory_store, bearer_and_unauthenticated_connectors_external_redis,
+        basic_auth_all_tools_from_the_connector,
+    )
+}
+
+# The revision each case hashes to, computed when this test was written (image runtime:1).
+REVISIONS = json.loads((GOLDEN / "revisions.json").read_text())
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_config_map_document_is_unchanged(case: str) -> None:
+    agent = CASES[case]()
+    revision = revision_hash(agent.image, revision_inputs(agent), agent.secret_hashes)
+    assert revision == REVISIONS[case]
+    track = children.Track("stable", revision, agent.image, {}, 1)
+    config_map = children.revision_config_map(agent, track, build_runtime_config(agent, revision))
+    assert config_map["data"]["config.json"] == (GOLDEN / f"{case}.json").read_text()
+
+
+def test_every_golden_file_is_a_case() -> None:
+    assert {p.stem for p in GOLDEN.glob("*.json")} - {"revisions"} == set(CASES) == set(REVISIONS)
