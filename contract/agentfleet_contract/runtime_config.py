@@ -26,11 +26,24 @@ __all__ = [
     "ServerConfig",
     "StateConfig",
     "ToolConfig",
+    "checked_rule_pattern",
 ]
 
 _NAME = r"^[a-z][a-z0-9_]*$"
 # Connector names are Kubernetes object names (DNS-1123 subdomains).
 _K8S_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+
+
+def checked_rule_pattern(value: str) -> str:
+    """A rule's pattern as the runtime will compile it, or ValueError saying why it cannot be.
+
+    The Agent's API model checks it with this too: the CRD cannot (CEL has no Python regular
+    expressions), and both sides must agree on what compiles."""
+    try:
+        re.compile(value, re.IGNORECASE)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression: {exc}") from None
+    return value
 
 
 class _Model(BaseModel):
@@ -59,11 +72,7 @@ class Rule(_Model):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value, re.IGNORECASE)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
+        return checked_rule_pattern(value)
 
 
 class ModelConfig(_Model):

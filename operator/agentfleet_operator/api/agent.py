@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
+from agentfleet_contract.runtime_config import checked_rule_pattern
 from pydantic import Field, field_validator
 
 from .base import (
@@ -50,11 +50,7 @@ class ModelRule(ApiModel):
         # config built from the Agent fails to validate, and its reconcile failed on every retry while
         # the Agent showed no status at all (found by tests/e2e/test_failures.py). Refused here, it is
         # InvalidSpec with this message.
-        try:
-            re.compile(value, re.IGNORECASE)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
+        return checked_rule_pattern(value)
 
 
 class ModelSpec(ApiModel):
