@@ -51,8 +51,9 @@ async def _store_for(admin: httpx.AsyncClient, fleet: Fleet) -> Store:
     return store
 
 
-def desired_for(base: Store, agent: dict[str, Any], access_key: str,
-                image: str = DEFAULT_RUNTIME_IMAGE) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+def desired_for(
+    base: Store, agent: dict[str, Any], access_key: str, image: str = DEFAULT_RUNTIME_IMAGE
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """(access Secret, children to apply, status) exactly as reconcile_agent builds them."""
     meta = agent["metadata"]
     ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
@@ -66,9 +67,18 @@ def desired_for(base: Store, agent: dict[str, Any], access_key: str,
     assert not res.problems, res.problems
     stub = ResolvedAgent(name=name, namespace=ns, uid=uid, spec=spec, image="", prompt_text="")
     access = children.access_secret(stub, access_key)
-    resolved = ResolvedAgent(name=name, namespace=ns, uid=uid, spec=spec, image=spec.image or image,
-                             prompt_text=res.prompt_text, connectors=tuple(res.connectors), state=res.state,
-                             access_secret=res.access_secret, secret_hashes=dict(res.secret_hashes))
+    resolved = ResolvedAgent(
+        name=name,
+        namespace=ns,
+        uid=uid,
+        spec=spec,
+        image=spec.image or image,
+        prompt_text=res.prompt_text,
+        connectors=tuple(res.connectors),
+        state=res.state,
+        access_secret=res.access_secret,
+        secret_hashes=dict(res.secret_hashes),
+    )
     revision = revision_hash(resolved.image, revision_inputs(resolved), resolved.secret_hashes)
     config = build_runtime_config(resolved, revision)
     mounts = {k: tuple(sorted(v)) for k, v in secret_mounts(resolved).items()}
@@ -76,16 +86,30 @@ def desired_for(base: Store, agent: dict[str, Any], access_key: str,
     desired = desired_children(resolved, ChildrenPlan(current=track, config=config, tracks=(track,)))
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     generation = meta.get("generation")
-    status = {"phase": "Pending", "replicas": 0, "readyReplicas": 0, "ready": "0/1",
-              "selector": f"{names.LABEL_AGENT}={name}", "endpoint": names.endpoint(name, ns),
-              "revision": {"stable": revision, "canary": ""}, "revisionHistory": [revision],
-              "observedGeneration": generation,
-              "conditions": merge_conditions([], [
-                  Cond("Ready", False, "RolloutInProgress", "creating the Deployment"),
-                  Cond("Reconciling", True, "RolloutInProgress", "creating the Deployment"),
-                  Cond("Stalled", False, "Progressing"), Cond("ConnectorsReady", True, "Resolved", "1 resolved"),
-                  Cond("StateReady", True, "Resolved", "StatePolicy sessions resolved"),
-                  Cond("RolloutHealthy", True, "RolledOut", "no rollout in progress")], generation, now)}
+    status = {
+        "phase": "Pending",
+        "replicas": 0,
+        "readyReplicas": 0,
+        "ready": "0/1",
+        "selector": f"{names.LABEL_AGENT}={name}",
+        "endpoint": names.endpoint(name, ns),
+        "revision": {"stable": revision, "canary": ""},
+        "revisionHistory": [revision],
+        "observedGeneration": generation,
+        "conditions": merge_conditions(
+            [],
+            [
+                Cond("Ready", False, "RolloutInProgress", "creating the Deployment"),
+                Cond("Reconciling", True, "RolloutInProgress", "creating the Deployment"),
+                Cond("Stalled", False, "Progressing"),
+                Cond("ConnectorsReady", True, "Resolved", "1 resolved"),
+                Cond("StateReady", True, "Resolved", "StatePolicy sessions resolved"),
+                Cond("RolloutHealthy", True, "RolledOut", "no rollout in progress"),
+            ],
+            generation,
+            now,
+        ),
+    }
     return access, desired, status
 
 
@@ -104,12 +128,22 @@ async def run_baseline(admin: httpx.AsyncClient, writer: httpx.AsyncClient, size
         requests["create"] += 1
         for obj in desired:
             path = path_for(obj["apiVersion"], obj["kind"], ns, obj["metadata"]["name"])
-            check(await writer.patch(path, params=APPLY, content=json.dumps(obj),
-                                     headers={"Content-Type": "application/apply-patch+yaml"}))
+            check(
+                await writer.patch(
+                    path,
+                    params=APPLY,
+                    content=json.dumps(obj),
+                    headers={"Content-Type": "application/apply-patch+yaml"},
+                )
+            )
             requests["apply"] += 1
-        check(await writer.patch(f"{GROUP_PATH}/namespaces/{ns}/agents/{agent['metadata']['name']}/status",
-                                 content=json.dumps({"status": status}),
-                                 headers={"Content-Type": "application/merge-patch+json"}))
+        check(
+            await writer.patch(
+                f"{GROUP_PATH}/namespaces/{ns}/agents/{agent['metadata']['name']}/status",
+                content=json.dumps({"status": status}),
+                headers={"Content-Type": "application/merge-patch+json"},
+            )
+        )
         requests["patch"] += 1
 
     async def worker() -> None:
@@ -117,8 +151,16 @@ async def run_baseline(admin: httpx.AsyncClient, writer: httpx.AsyncClient, size
             await write(agent)
 
     started = time.monotonic()
-    waiter = asyncio.create_task(wait_all(admin, "/apis/apps/v1/deployments", deployment_available, size,
-                                          label_selector=f"{names.LABEL_MANAGED_BY}={names.MANAGER}", timeout=1800))
+    waiter = asyncio.create_task(
+        wait_all(
+            admin,
+            "/apis/apps/v1/deployments",
+            deployment_available,
+            size,
+            label_selector=f"{names.LABEL_MANAGED_BY}={names.MANAGER}",
+            timeout=1800,
+        )
+    )
     workers = [asyncio.create_task(worker()) for _ in range(CONCURRENCY)]
     await create_agents(admin, fleet, sink=queue)
     for _ in workers:
@@ -126,5 +168,10 @@ async def run_baseline(admin: httpx.AsyncClient, writer: httpx.AsyncClient, size
     await asyncio.gather(*workers)
     written = time.monotonic()
     done = await waiter
-    return {"agents": size, "seconds": round(done - started, 2), "write_seconds": round(written - started, 2),
-            "api_requests": requests, "concurrency": CONCURRENCY}
+    return {
+        "agents": size,
+        "seconds": round(done - started, 2),
+        "write_seconds": round(written - started, 2),
+        "api_requests": requests,
+        "concurrency": CONCURRENCY,
+    }

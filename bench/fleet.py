@@ -51,24 +51,41 @@ def secret_manifest() -> dict[str, Any]:
 
 
 def connector_manifest() -> dict[str, Any]:
-    return {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "Connector", "metadata": {"name": "crm"},
-            "spec": {"type": "http", "endpoint": "https://crm.example.com/api",
-                     "auth": {"type": "bearer", "secretRef": {"name": "crm-token"}},
-                     "tools": [{"name": "lookup_customer", "method": "GET", "path": "/customers"}]}}
+    return {
+        "apiVersion": "agentfleet.dev/v1alpha1",
+        "kind": "Connector",
+        "metadata": {"name": "crm"},
+        "spec": {
+            "type": "http",
+            "endpoint": "https://crm.example.com/api",
+            "auth": {"type": "bearer", "secretRef": {"name": "crm-token"}},
+            "tools": [{"name": "lookup_customer", "method": "GET", "path": "/customers"}],
+        },
+    }
 
 
 def state_policy_manifest() -> dict[str, Any]:
-    return {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "StatePolicy", "metadata": {"name": "sessions"},
-            "spec": {"store": {"type": "memory"}}}
+    return {
+        "apiVersion": "agentfleet.dev/v1alpha1",
+        "kind": "StatePolicy",
+        "metadata": {"name": "sessions"},
+        "spec": {"store": {"type": "memory"}},
+    }
 
 
 def agent_manifest(name: str, run: str) -> dict[str, Any]:
-    return {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "Agent",
-            "metadata": {"name": name, "labels": {BENCH_LABEL: run}},
-            "spec": {"model": {"provider": "rules", "name": "greeter",
-                               "rules": [{"pattern": "\\bhello\\b", "reply": "Hello!"}]},
-                     "prompt": {"system": "You greet people."},
-                     "connectors": [{"name": "crm"}], "statePolicyRef": {"name": "sessions"}, "replicas": 1}}
+    return {
+        "apiVersion": "agentfleet.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": name, "labels": {BENCH_LABEL: run}},
+        "spec": {
+            "model": {"provider": "rules", "name": "greeter", "rules": [{"pattern": "\\bhello\\b", "reply": "Hello!"}]},
+            "prompt": {"system": "You greet people."},
+            "connectors": [{"name": "crm"}],
+            "statePolicyRef": {"name": "sessions"},
+            "replicas": 1,
+        },
+    }
 
 
 async def create_fixtures(admin: httpx.AsyncClient, fleet: Fleet) -> None:
@@ -81,16 +98,18 @@ async def create_fixtures(admin: httpx.AsyncClient, fleet: Fleet) -> None:
     await asyncio.gather(*(one(ns) for ns in fleet.namespaces))
 
 
-async def create_agents(admin: httpx.AsyncClient, fleet: Fleet,
-                        sink: asyncio.Queue[dict[str, Any] | None] | None = None) -> None:
+async def create_agents(
+    admin: httpx.AsyncClient, fleet: Fleet, sink: asyncio.Queue[dict[str, Any] | None] | None = None
+) -> None:
     """POST every Agent, CONCURRENCY at a time; each created object also goes to `sink`."""
     pending = list(fleet.agents)
 
     async def worker() -> None:
         while pending:
             ns, name = pending.pop(0)
-            created = check(await admin.post(f"{GROUP_PATH}/namespaces/{ns}/agents",
-                                             json=agent_manifest(name, fleet.run))).json()
+            created = check(
+                await admin.post(f"{GROUP_PATH}/namespaces/{ns}/agents", json=agent_manifest(name, fleet.run))
+            ).json()
             fleet.created.append(created)
             if sink is not None:
                 await sink.put(created)
@@ -103,8 +122,11 @@ def writes_of(requests: dict[str, float]) -> float:
 
 
 def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, int]:
-    return {k: int(after.get(k, 0) - before.get(k, 0)) for k in sorted(set(after) | set(before))
-            if after.get(k, 0) - before.get(k, 0)}
+    return {
+        k: int(after.get(k, 0) - before.get(k, 0))
+        for k in sorted(set(after) | set(before))
+        if after.get(k, 0) - before.get(k, 0)
+    }
 
 
 def start_operator(kubeconfig: str, log_path: Path) -> tuple[OperatorProcess, ProcessSampler]:
@@ -136,26 +158,32 @@ async def wait_drained(operator: OperatorProcess, quiet: float = 3.0, timeout: f
     raise TimeoutError("operator queue never drained")
 
 
-async def fleet_operator(admin: httpx.AsyncClient, operator: OperatorProcess, sampler: ProcessSampler,
-                         size: int) -> dict[str, Any]:
+async def fleet_operator(
+    admin: httpx.AsyncClient, operator: OperatorProcess, sampler: ProcessSampler, size: int
+) -> dict[str, Any]:
     fleet = Fleet("op", size)
     await create_fixtures(admin, fleet)
     await asyncio.sleep(1.0)  # let the operator see the Connectors/StatePolicies first, as in real life
     before, cpu_before = operator.api_requests(), sampler.cpu_seconds()
     started = time.monotonic()
-    waiter = asyncio.create_task(wait_all(admin, f"{GROUP_PATH}/agents", agent_ready, size,
-                                          label_selector=f"{BENCH_LABEL}=op", timeout=1800))
+    waiter = asyncio.create_task(
+        wait_all(admin, f"{GROUP_PATH}/agents", agent_ready, size, label_selector=f"{BENCH_LABEL}=op", timeout=1800)
+    )
     await create_agents(admin, fleet)
     created = time.monotonic()
     done = await waiter
     after, cpu_after = operator.api_requests(), sampler.cpu_seconds()
     requests = delta(after, before)
     return {
-        "agents": size, "ready": size, "seconds": round(done - started, 2),
+        "agents": size,
+        "ready": size,
+        "seconds": round(done - started, 2),
         "create_seconds": round(created - started, 2),
-        "api_requests": requests, "api_writes": int(writes_of(requests)),
+        "api_requests": requests,
+        "api_writes": int(writes_of(requests)),
         "api_requests_per_agent": round(sum(requests.values()) / size, 2),
-        "peak_rss_mib": round(sampler.peak_rss_mib(), 1), "rss_mib_after": round(sampler.rss_mib(), 1),
+        "peak_rss_mib": round(sampler.peak_rss_mib(), 1),
+        "rss_mib_after": round(sampler.rss_mib(), 1),
         "cpu_seconds": round(cpu_after - cpu_before, 2),
     }
 
@@ -164,8 +192,9 @@ def write_lines(operator: OperatorProcess) -> list[str]:
     return [line for line in operator.log_path.read_text(errors="replace").splitlines() if '"write: ' in line]
 
 
-async def steady_state(operator: OperatorProcess, kubeconfig: str, log_dir: Path, idle: float,
-                       size: int) -> tuple[dict[str, Any], OperatorProcess]:
+async def steady_state(
+    operator: OperatorProcess, kubeconfig: str, log_dir: Path, idle: float, size: int
+) -> tuple[dict[str, Any], OperatorProcess]:
     before, lines_before = operator.api_requests(), len(write_lines(operator))
     await asyncio.sleep(idle)
     after, lines = operator.api_requests(), write_lines(operator)
@@ -182,15 +211,20 @@ async def steady_state(operator: OperatorProcess, kubeconfig: str, log_dir: Path
     resync = restarted.api_requests()
     resync_lines = write_lines(restarted)
     return {
-        "agents": size, "idle_seconds": idle,
+        "agents": size,
+        "idle_seconds": idle,
         "idle_requests": idle_requests,
-        "idle_writes": int(writes_of(idle_requests)), "idle_lease_requests": idle_requests.get("lease", 0),
-        "idle_write_log_lines": len(idle_lines), "idle_write_examples": idle_lines[:5],
+        "idle_writes": int(writes_of(idle_requests)),
+        "idle_lease_requests": idle_requests.get("lease", 0),
+        "idle_write_log_lines": len(idle_lines),
+        "idle_write_examples": idle_lines[:5],
         "resync_seconds": round(drained - started, 2),
         "resync_requests": {k: int(v) for k, v in resync.items()},
-        "resync_writes": int(writes_of(resync)), "resync_lease_requests": int(resync.get("lease", 0)),
+        "resync_writes": int(writes_of(resync)),
+        "resync_lease_requests": int(resync.get("lease", 0)),
         "resync_reconciles": reconciles(restarted),
-        "resync_write_log_lines": len(resync_lines), "resync_write_examples": resync_lines[:5],
+        "resync_write_log_lines": len(resync_lines),
+        "resync_write_examples": resync_lines[:5],
         "resync_peak_rss_mib": round(sampler.peak_rss_mib(), 1),
         "resync_cpu_seconds": round(sampler.cpu_seconds(), 2),
     }, restarted
@@ -199,8 +233,9 @@ async def steady_state(operator: OperatorProcess, kubeconfig: str, log_dir: Path
 def reconciles(operator: OperatorProcess) -> dict[str, int]:
     """Reconciles done by kind, from the operator's own counter."""
     counts: dict[str, int] = {}
-    for match in re.finditer(r'^agentfleet_reconcile_total\{kind="(\w+)",result="(\w+)"\} ([0-9.e+]+)$',
-                             operator.metrics(), re.M):
+    for match in re.finditer(
+        r'^agentfleet_reconcile_total\{kind="(\w+)",result="(\w+)"\} ([0-9.e+]+)$', operator.metrics(), re.M
+    ):
         key = f"{match.group(1)}:{match.group(2)}"
         counts[key] = counts.get(key, 0) + int(float(match.group(3)))
     return counts
@@ -230,10 +265,16 @@ async def change_latency(admin: httpx.AsyncClient, size: int, edits: int) -> dic
         def done(obj: dict[str, Any], old_revision: str = old_revision) -> bool:
             return agent_ready(obj) and obj["status"].get("revision", {}).get("stable") not in ("", old_revision)
 
-        finished = await wait_all(admin, f"{GROUP_PATH}/namespaces/{ns}/agents", done, 1,
-                                  field_selector=f"metadata.name={name}", timeout=120)
+        finished = await wait_all(
+            admin, f"{GROUP_PATH}/namespaces/{ns}/agents", done, 1, field_selector=f"metadata.name={name}", timeout=120
+        )
         samples.append(finished - started)
         await asyncio.sleep(0.5)
-    return {"agents": size, "edits": edits, "p50_seconds": round(statistics.median(samples), 3),
-            "p95_seconds": round(percentile(samples, 95), 3), "max_seconds": round(max(samples), 3),
-            "samples": [round(s, 3) for s in samples]}
+    return {
+        "agents": size,
+        "edits": edits,
+        "p50_seconds": round(statistics.median(samples), 3),
+        "p95_seconds": round(percentile(samples, 95), 3),
+        "max_seconds": round(max(samples), 3),
+        "samples": [round(s, 3) for s in samples],
+    }

@@ -35,16 +35,21 @@ def http_client(kubeconfig: str, *, max_connections: int = 32) -> httpx.AsyncCli
     if auth:
         prefix = cfg.api_key_prefix.get("authorization", "")
         headers["Authorization"] = f"{prefix} {auth}".strip() if prefix else auth
-    return httpx.AsyncClient(base_url=cfg.host, verify=verify, headers=headers,
-                             timeout=httpx.Timeout(60.0, connect=10.0),
-                             limits=httpx.Limits(max_connections=max_connections,
-                                                 max_keepalive_connections=max_connections))
+    return httpx.AsyncClient(
+        base_url=cfg.host,
+        verify=verify,
+        headers=headers,
+        timeout=httpx.Timeout(60.0, connect=10.0),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+    )
 
 
-def kubectl(kubeconfig: str, *args: str, stdin: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["kubectl", f"--kubeconfig={kubeconfig}", *args], input=stdin, text=True,
-                          capture_output=True, check=check)
+def kubectl(
+    kubeconfig: str, *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["kubectl", f"--kubeconfig={kubeconfig}", *args], input=stdin, text=True, capture_output=True, check=check
+    )
 
 
 def serviceaccount_kubeconfig(admin: str, namespace: str, name: str, out: Path) -> str:
@@ -53,23 +58,36 @@ def serviceaccount_kubeconfig(admin: str, namespace: str, name: str, out: Path) 
     config = yaml.safe_load(Path(admin).read_text())
     cluster = config["clusters"][0]
     user = f"{namespace}-{name}"
-    doc = {"apiVersion": "v1", "kind": "Config", "clusters": [cluster],
-           "contexts": [{"name": user, "context": {"cluster": cluster["name"], "user": user}}],
-           "current-context": user, "users": [{"name": user, "user": {"token": token}}]}
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "contexts": [{"name": user, "context": {"cluster": cluster["name"], "user": user}}],
+        "current-context": user,
+        "users": [{"name": user, "user": {"token": token}}],
+    }
     out.write_text(yaml.safe_dump(doc))
     return str(out)
 
 
 def check(response: httpx.Response, *ok: int) -> httpx.Response:
     if response.status_code >= 400 and response.status_code not in ok:
-        raise RuntimeError(f"{response.request.method} {response.request.url.path}: "
-                           f"{response.status_code} {response.text[:500]}")
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:500]}"
+        )
     return response
 
 
-async def wait_all(client: httpx.AsyncClient, path: str, done: Callable[[dict[str, Any]], bool], expected: int,
-                   *, label_selector: str | None = None, field_selector: str | None = None,
-                   timeout: float = 900.0) -> float:
+async def wait_all(
+    client: httpx.AsyncClient,
+    path: str,
+    done: Callable[[dict[str, Any]], bool],
+    expected: int,
+    *,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+    timeout: float = 900.0,
+) -> float:
     """LIST once, then one WATCH stream from its resourceVersion, until `expected` objects satisfy
     `done`. Returns time.monotonic() of the moment the last one did."""
     params: dict[str, str] = {}
@@ -94,8 +112,13 @@ async def wait_all(client: httpx.AsyncClient, path: str, done: Callable[[dict[st
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError(f"{sum(state.values())}/{expected} done on {path} after {timeout:.0f}s")
-        watch = dict(params, watch="1", resourceVersion=resource_version, allowWatchBookmarks="true",
-                     timeoutSeconds=str(int(min(remaining, 290)) + 1))
+        watch = dict(
+            params,
+            watch="1",
+            resourceVersion=resource_version,
+            allowWatchBookmarks="true",
+            timeoutSeconds=str(int(min(remaining, 290)) + 1),
+        )
         try:
             async with client.stream("GET", path, params=watch, timeout=httpx.Timeout(None, connect=10)) as stream:
                 async for line in stream.aiter_lines():
@@ -128,15 +151,19 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
 
 def agent_ready(obj: dict[str, Any]) -> bool:
     status = obj.get("status") or {}
-    return condition(obj, "Ready").get("status") == "True" and \
-        status.get("observedGeneration") == obj["metadata"].get("generation")
+    return condition(obj, "Ready").get("status") == "True" and status.get("observedGeneration") == obj["metadata"].get(
+        "generation"
+    )
 
 
 def deployment_available(obj: dict[str, Any]) -> bool:
     status = obj.get("status") or {}
     want = obj.get("spec", {}).get("replicas", 1)
-    return status.get("observedGeneration", 0) >= obj["metadata"].get("generation", 0) and \
-        status.get("availableReplicas", 0) >= want and status.get("updatedReplicas", 0) >= want
+    return (
+        status.get("observedGeneration", 0) >= obj["metadata"].get("generation", 0)
+        and status.get("availableReplicas", 0) >= want
+        and status.get("updatedReplicas", 0) >= want
+    )
 
 
 async def delete_bench_namespaces(admin: httpx.AsyncClient, timeout: float = 600.0) -> float:
@@ -150,6 +177,7 @@ async def delete_bench_namespaces(admin: httpx.AsyncClient, timeout: float = 600
         if time.monotonic() - started > timeout:
             raise TimeoutError(f"namespaces not gone after {timeout:.0f}s: {names[:5]}")
         await asyncio.sleep(1.0)
-        names = [ns["metadata"]["name"]
-                 for ns in check(await admin.get("/api/v1/namespaces", params=params)).json()["items"]]
+        names = [
+            ns["metadata"]["name"] for ns in check(await admin.get("/api/v1/namespaces", params=params)).json()["items"]
+        ]
     return time.monotonic() - started

@@ -72,8 +72,10 @@ async def operator_sections(args: argparse.Namespace, results: dict[str, Any], o
     cluster_dir = Path(os.environ.get("AGENTFLEET_CLUSTER_DIR", ROOT / ".bench-cluster"))
     admin_kc = os.environ.get("BENCH_KUBECONFIG", str(cluster_dir / "kubeconfig"))
     if not Path(admin_kc).exists():
-        raise SystemExit(f"no kubeconfig at {admin_kc}: start the benchmark cluster first "
-                         "(AGENTFLEET_CLUSTER_DIR=.bench-cluster hack/cluster.sh up, or `make bench`)")
+        raise SystemExit(
+            f"no kubeconfig at {admin_kc}: start the benchmark cluster first "
+            "(AGENTFLEET_CLUSTER_DIR=.bench-cluster hack/cluster.sh up, or `make bench`)"
+        )
     work = cluster_dir / "bench"
     work.mkdir(parents=True, exist_ok=True)
 
@@ -81,8 +83,9 @@ async def operator_sections(args: argparse.Namespace, results: dict[str, Any], o
         return kubectl(admin_kc, *args, stdin=stdin, check=check)
 
     install_crds_and_rbac(kubectl_)
-    sa_kc = serviceaccount_kubeconfig(admin_kc, "agentfleet-system", "agentfleet-operator",
-                                      work / "operator.kubeconfig")
+    sa_kc = serviceaccount_kubeconfig(
+        admin_kc, "agentfleet-system", "agentfleet-operator", work / "operator.kubeconfig"
+    )
     sizes = [int(s) for s in args.sizes.split(",") if s]
     idle = args.idle if args.idle is not None else (30.0 if args.quick else 300.0)
     admin = http_client(admin_kc)
@@ -100,8 +103,11 @@ async def operator_sections(args: argparse.Namespace, results: dict[str, Any], o
                 await delete_bench_namespaces(admin)
             log(f"operator N={size}")
             operator, sampler = fleet_bench.start_operator(sa_kc, work / f"operator-{size}.log")
-            value = await guarded(fleet_results, f"operator_{size}", lambda size=size, op=operator, s=sampler:
-                                  fleet_bench.fleet_operator(admin, op, s, size))
+            value = await guarded(
+                fleet_results,
+                f"operator_{size}",
+                lambda size=size, op=operator, s=sampler: fleet_bench.fleet_operator(admin, op, s, size),
+            )
             log(f"operator N={size}: {fleet_results[f'operator_{size}']}")
             base = fleet_results.get(f"baseline_{size}") or {}
             if value and "seconds" in base:
@@ -112,8 +118,9 @@ async def operator_sections(args: argparse.Namespace, results: dict[str, Any], o
                 await delete_bench_namespaces(admin)
         if operator is not None and "steady" in only:
             log(f"steady state: {idle:.0f}s idle, then a restart")
-            steady = await guarded(results, "steady", lambda: fleet_bench.steady_state(
-                operator, sa_kc, work, idle, max(sizes)))  # type: ignore[arg-type]
+            steady = await guarded(
+                results, "steady", lambda: fleet_bench.steady_state(operator, sa_kc, work, idle, max(sizes))
+            )  # type: ignore[arg-type]
             if steady:
                 results["steady"], operator = steady
             log(f"steady: {results['steady']}")
@@ -141,79 +148,145 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
     ratio = fleet.get(f"ratio_{largest}")
     at = f" (largest N run: {largest})" if largest != 1000 else ""
-    rows.append((*TARGETS["fleet_ratio"], f"{ratio}{at}" if ratio else "n/a",
-                 verdict(None if ratio is None or largest < 1000 else ratio <= 1.5)))
+    rows.append(
+        (
+            *TARGETS["fleet_ratio"],
+            f"{ratio}{at}" if ratio else "n/a",
+            verdict(None if ratio is None or largest < 1000 else ratio <= 1.5),
+        )
+    )
     op = fleet.get(f"operator_{largest}", {})
     steady = results.get("steady", {})
     peaks = {"fleet": op.get("peak_rss_mib"), "restart/resync": steady.get("resync_peak_rss_mib")}
     peaks = {k: v for k, v in peaks.items() if v is not None}
     rss = max(peaks.values(), default=None)
-    rows.append((*TARGETS["peak_rss"], ", ".join(f"{k} {v} MiB" for k, v in peaks.items()) or "n/a",
-                 verdict(None if rss is None else rss <= 250)))
+    rows.append(
+        (
+            *TARGETS["peak_rss"],
+            ", ".join(f"{k} {v} MiB" for k, v in peaks.items()) or "n/a",
+            verdict(None if rss is None else rss <= 250),
+        )
+    )
     if "idle_writes" in steady:
         writes = steady["idle_writes"] + steady["resync_writes"]
-        rows.append((*TARGETS["steady_writes"], f"idle {steady['idle_writes']}, resync {steady['resync_writes']}",
-                     verdict(writes == 0)))
+        rows.append(
+            (
+                *TARGETS["steady_writes"],
+                f"idle {steady['idle_writes']}, resync {steady['resync_writes']}",
+                verdict(writes == 0),
+            )
+        )
     else:
         rows.append((*TARGETS["steady_writes"], "n/a", "n/a"))
     lat = results.get("latency", {})
     p95 = lat.get("p95_seconds")
-    rows.append((*TARGETS["change_p95"], f"p50 {lat.get('p50_seconds')} s, p95 {p95} s" if p95 else "n/a",
-                 verdict(None if p95 is None else p95 <= 3)))
+    rows.append(
+        (
+            *TARGETS["change_p95"],
+            f"p50 {lat.get('p50_seconds')} s, p95 {p95} s" if p95 else "n/a",
+            verdict(None if p95 is None else p95 <= 3),
+        )
+    )
     rt = results.get("runtime", {})
     rps = rt.get("rules_redis", {}).get("requests_per_second")
     rows.append((*TARGETS["runtime_rps"], f"{rps}" if rps else "n/a", verdict(None if rps is None else rps >= 800)))
     added = rt.get("added_p99_ms")
-    rows.append((*TARGETS["added_p99"], f"p50 {rt.get('added_p50_ms')} ms, p99 {added} ms" if added is not None
-                 else "n/a", verdict(None if added is None else added <= 15)))
+    rows.append(
+        (
+            *TARGETS["added_p99"],
+            f"p50 {rt.get('added_p50_ms')} ms, p99 {added} ms" if added is not None else "n/a",
+            verdict(None if added is None else added <= 15),
+        )
+    )
     return rows
 
 
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
-    lines = [f"# agentfleet benchmarks ({results['finished']}{', quick' if results['quick'] else ''})", "",
-             f"Machine: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
-             f"kernel {m['kernel']}.", "", "| target | wanted | measured | verdict |", "|---|---|---|---|"]
+    lines = [
+        f"# agentfleet benchmarks ({results['finished']}{', quick' if results['quick'] else ''})",
+        "",
+        f"Machine: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, "
+        f"kernel {m['kernel']}.",
+        "",
+        "| target | wanted | measured | verdict |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in summary_rows(results)]
     fleet = results.get("fleet", {})
     sizes = sorted({int(k.split("_")[1]) for k in fleet if "_" in k and k.split("_")[1].isdigit()})
     if sizes:
-        lines += ["", "## Fleet", "", "| N | operator s | baseline s | ratio | requests/agent | writes | "
-                  "peak RSS MiB | CPU s |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Fleet",
+            "",
+            "| N | operator s | baseline s | ratio | requests/agent | writes | peak RSS MiB | CPU s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for n in sizes:
             op, base = fleet.get(f"operator_{n}", {}), fleet.get(f"baseline_{n}", {})
-            lines.append(f"| {n} | {op.get('seconds', op.get('error', 'n/a'))} | "
-                         f"{base.get('seconds', base.get('error', 'n/a'))} | {fleet.get(f'ratio_{n}', 'n/a')} | "
-                         f"{op.get('api_requests_per_agent', 'n/a')} | {op.get('api_writes', 'n/a')} | "
-                         f"{op.get('peak_rss_mib', 'n/a')} | {op.get('cpu_seconds', 'n/a')} |")
-        lines += ["", "Operator requests by verb: " + "; ".join(
-            f"N={n}: {fleet.get(f'operator_{n}', {}).get('api_requests')}" for n in sizes)]
+            lines.append(
+                f"| {n} | {op.get('seconds', op.get('error', 'n/a'))} | "
+                f"{base.get('seconds', base.get('error', 'n/a'))} | {fleet.get(f'ratio_{n}', 'n/a')} | "
+                f"{op.get('api_requests_per_agent', 'n/a')} | {op.get('api_writes', 'n/a')} | "
+                f"{op.get('peak_rss_mib', 'n/a')} | {op.get('cpu_seconds', 'n/a')} |"
+            )
+        lines += [
+            "",
+            "Operator requests by verb: "
+            + "; ".join(f"N={n}: {fleet.get(f'operator_{n}', {}).get('api_requests')}" for n in sizes),
+        ]
     steady = results.get("steady", {})
     if "idle_writes" in steady:
-        lines += ["", "## Steady state", "",
-                  f"{steady['agents']} Agents Ready, {steady['idle_seconds']:.0f} s idle: requests "
-                  f"{steady['idle_requests'] or '{}'} ({steady['idle_writes']} writes, leases "
-                  f"{steady['idle_lease_requests']}). Restart (full re-list and one reconcile each): drained in "
-                  f"{steady['resync_seconds']} s, requests {steady['resync_requests']} "
-                  f"({steady['resync_writes']} writes), peak RSS {steady['resync_peak_rss_mib']} MiB, "
-                  f"CPU {steady['resync_cpu_seconds']} s."]
+        lines += [
+            "",
+            "## Steady state",
+            "",
+            f"{steady['agents']} Agents Ready, {steady['idle_seconds']:.0f} s idle: requests "
+            f"{steady['idle_requests'] or '{}'} ({steady['idle_writes']} writes, leases "
+            f"{steady['idle_lease_requests']}). Restart (full re-list and one reconcile each): drained in "
+            f"{steady['resync_seconds']} s, requests {steady['resync_requests']} "
+            f"({steady['resync_writes']} writes), peak RSS {steady['resync_peak_rss_mib']} MiB, "
+            f"CPU {steady['resync_cpu_seconds']} s.",
+        ]
     lat = results.get("latency", {})
     if "p50_seconds" in lat:
-        lines += ["", "## Change latency", "", f"{lat['edits']} prompt edits among {lat['agents']} Agents: p50 "
-                  f"{lat['p50_seconds']} s, p95 {lat['p95_seconds']} s, max {lat['max_seconds']} s."]
+        lines += [
+            "",
+            "## Change latency",
+            "",
+            f"{lat['edits']} prompt edits among {lat['agents']} Agents: p50 "
+            f"{lat['p50_seconds']} s, p95 {lat['p95_seconds']} s, max {lat['max_seconds']} s.",
+        ]
     rt = results.get("runtime", {})
     if "rules_redis" in rt:
-        lines += ["", "## Runtime (one core)", "", "| load | conns | req/s | p50 ms | p99 ms | errors |",
-                  "|---|---|---|---|---|---|"]
-        for key, label in (("rules_redis", "rules + Redis"), ("rules_redis_c8", "rules + Redis"),
-                           ("llm_direct", "fake LLM (50 ms) direct"), ("llm_via_runtime", "runtime → fake LLM")):
+        lines += [
+            "",
+            "## Runtime (one core)",
+            "",
+            "| load | conns | req/s | p50 ms | p99 ms | errors |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key, label in (
+            ("rules_redis", "rules + Redis"),
+            ("rules_redis_c8", "rules + Redis"),
+            ("llm_direct", "fake LLM (50 ms) direct"),
+            ("llm_via_runtime", "runtime → fake LLM"),
+        ):
             r = rt.get(key)
             if r:
-                lines.append(f"| {label} | {r['connections']} | {r['requests_per_second']} | {r['p50_ms']} | "
-                             f"{r['p99_ms']} | {r['errors']} |")
+                lines.append(
+                    f"| {label} | {r['connections']} | {r['requests_per_second']} | {r['p50_ms']} | "
+                    f"{r['p99_ms']} | {r['errors']} |"
+                )
         lines += ["", f"Added latency: p50 {rt.get('added_p50_ms')} ms, p99 {rt.get('added_p99_ms')} ms."]
-    errors = [f"{k}: {v['error']}" for section in results.values() if isinstance(section, dict)
-              for k, v in section.items() if isinstance(v, dict) and "error" in v]
+    errors = [
+        f"{k}: {v['error']}"
+        for section in results.values()
+        if isinstance(section, dict)
+        for k, v in section.items()
+        if isinstance(v, dict) and "error" in v
+    ]
     if errors:
         lines += ["", "## Errors", "", *[f"- {e}" for e in errors]]
     if results.get("notes"):
@@ -226,8 +299,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     unknown = only - set(SECTIONS)
     if unknown:
         raise SystemExit(f"unknown sections: {', '.join(sorted(unknown))}")
-    results: dict[str, Any] = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                               "quick": args.quick, "machine": machine_info(), "sections": sorted(only)}
+    results: dict[str, Any] = {
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": machine_info(),
+        "sections": sorted(only),
+    }
     if only & {"fleet", "steady", "latency"}:
         await operator_sections(args, results, only)
     if "runtime" in only:

@@ -61,15 +61,39 @@ def _wait_http(url: str, timeout: float = 30.0) -> None:
 
 
 def _wrk(url: str, script: Path, connections: int, seconds: int) -> dict[str, Any]:
-    out = subprocess.run(["taskset", "-c", OTHER_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-                          "--timeout", "10s", "-s", str(script), url], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            OTHER_CORE,
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))
-    raw = json.loads(line[len("RESULT "):])
+    raw = json.loads(line[len("RESULT ") :])
     errors = raw["connect_errors"] + raw["read_errors"] + raw["status_errors"] + raw["timeouts"]
-    return {"connections": connections, "seconds": seconds, "requests": raw["requests"], "errors": errors,
-            "requests_per_second": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
-            "p50_ms": round(raw["p50_us"] / 1000, 2), "p90_ms": round(raw["p90_us"] / 1000, 2),
-            "p99_ms": round(raw["p99_us"] / 1000, 2), "max_ms": round(raw["max_us"] / 1000, 2)}
+    return {
+        "connections": connections,
+        "seconds": seconds,
+        "requests": raw["requests"],
+        "errors": errors,
+        "requests_per_second": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
+        "p50_ms": round(raw["p50_us"] / 1000, 2),
+        "p90_ms": round(raw["p90_us"] / 1000, 2),
+        "p99_ms": round(raw["p99_us"] / 1000, 2),
+        "max_ms": round(raw["max_us"] / 1000, 2),
+    }
 
 
 class _Runtime:
@@ -79,9 +103,20 @@ class _Runtime:
         self.config_path = workdir / f"{name}.json"
         self.config_path.write_text(json.dumps(config))
         self.log = (workdir / f"{name}.log").open("wb")
-        self.process = subprocess.Popen(["taskset", "-c", RUNTIME_CORE, *runtime_command(), "--config",
-                                         str(self.config_path), "--log-level", "WARNING"],
-                                        stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [
+                "taskset",
+                "-c",
+                RUNTIME_CORE,
+                *runtime_command(),
+                "--config",
+                str(self.config_path),
+                "--log-level",
+                "WARNING",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         _wait_http(f"{self.url}/healthz")
 
     @property
@@ -110,26 +145,63 @@ def run_runtime(quick: bool) -> dict[str, Any]:
     script = workdir / "chat.lua"
     script.write_text(LUA % {"key": API_KEY})
     redis_port = free_port()
-    redis = subprocess.Popen(["taskset", "-c", OTHER_CORE, "redis-server", "--port", str(redis_port), "--bind",
-                              "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    redis = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            OTHER_CORE,
+            "redis-server",
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     results: dict[str, Any] = {"runtime_core": RUNTIME_CORE, "load_core": OTHER_CORE, "wrk": "wrk -t1 (Lua POST)"}
     runtime = llm_runtime = None
     # The fake LLM runs in its own process on the load core: in this process its threads would share the
     # GIL with nothing useful and could be scheduled on the runtime's core.
     llm_port = free_port()
-    llm = subprocess.Popen(["taskset", "-c", OTHER_CORE, sys.executable, "-m", "tests.fakes.llm",
-                            "--port", str(llm_port), "--delay", str(LLM_DELAY)],
-                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    llm = subprocess.Popen(
+        [
+            "taskset",
+            "-c",
+            OTHER_CORE,
+            sys.executable,
+            "-m",
+            "tests.fakes.llm",
+            "--port",
+            str(llm_port),
+            "--delay",
+            str(LLM_DELAY),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     llm_url = f"http://127.0.0.1:{llm_port}"
     try:
         _wait_http(f"{llm_url}/v1/models")
         time.sleep(0.5)
-        rules = {"agent": _identity(), "access": {"apiKeysDir": str(keys)},
-                 "model": {"provider": "rules", "name": "rules",
-                           "rules": [{"pattern": r"^hello\b", "reply": "Hello! How can I help you today?"}]},
-                 "systemPrompt": "You greet people.",
-                 "state": {"store": "redis", "redisURL": f"redis://127.0.0.1:{redis_port}/0"}}
+        rules = {
+            "agent": _identity(),
+            "access": {"apiKeysDir": str(keys)},
+            "model": {
+                "provider": "rules",
+                "name": "rules",
+                "rules": [{"pattern": r"^hello\b", "reply": "Hello! How can I help you today?"}],
+            },
+            "systemPrompt": "You greet people.",
+            "state": {"store": "redis", "redisURL": f"redis://127.0.0.1:{redis_port}/0"},
+        }
         runtime = _Runtime(rules, workdir, "rules-redis")
         _wrk(runtime.url, script, 16, 3)  # warm-up
         results["rules_redis"] = _wrk(runtime.url, script, 32, seconds)
@@ -137,10 +209,18 @@ def run_runtime(quick: bool) -> dict[str, Any]:
         runtime.stop()
         runtime = None
 
-        llm_cfg = {"agent": _identity(), "access": {"apiKeysDir": str(keys)},
-                   "model": {"provider": "openai-compatible", "name": "fake-model", "endpoint": f"{llm_url}/v1",
-                             "timeoutSeconds": 5, "maxRetries": 0},
-                   "systemPrompt": "You greet people."}
+        llm_cfg = {
+            "agent": _identity(),
+            "access": {"apiKeysDir": str(keys)},
+            "model": {
+                "provider": "openai-compatible",
+                "name": "fake-model",
+                "endpoint": f"{llm_url}/v1",
+                "timeoutSeconds": 5,
+                "maxRetries": 0,
+            },
+            "systemPrompt": "You greet people.",
+        }
         llm_runtime = _Runtime(llm_cfg, workdir, "llm")
         _wrk(llm_runtime.url, script, 4, 2)  # warm-up
         via_runtime = _wrk(llm_runtime.url, script, 8, seconds)

@@ -14,8 +14,9 @@ from .tools.http_tools import ToolBox
 
 
 def _store_error() -> ApiError:
-    return ApiError(503, "the session store is unavailable; try again shortly",
-                    type="server_error", code="state_unavailable")
+    return ApiError(
+        503, "the session store is unavailable; try again shortly", type="server_error", code="state_unavailable"
+    )
 
 
 @dataclass
@@ -26,9 +27,7 @@ class PreparedTurn:
 
 
 class Agent:
-    def __init__(
-        self, *, system_prompt: str, reasoner: Reasoner, tools: ToolBox, memory: SessionMemory | None
-    ) -> None:
+    def __init__(self, *, system_prompt: str, reasoner: Reasoner, tools: ToolBox, memory: SessionMemory | None) -> None:
         self.system_prompt = system_prompt
         self.reasoner = reasoner
         self.tools = tools

@@ -37,8 +37,9 @@ _HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     # Starlette's own 404/405 in the one error shape, so unknown routes look like every other error.
-    return json_error(exc.status_code, str(exc.detail), "invalid_request_error",
-                      _HTTP_ERROR_CODES.get(exc.status_code, "http_error"))
+    return json_error(
+        exc.status_code, str(exc.detail), "invalid_request_error", _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+    )
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -50,16 +51,23 @@ def create_app(config: RuntimeConfig, *, runtime: Runtime | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        log.info("runtime started", extra={"provider": config.model.provider, "tools": list(rt.agent.tools.tools),
-                                           "state": config.state.store if config.state else "stateless"})
+        log.info(
+            "runtime started",
+            extra={
+                "provider": config.model.provider,
+                "tools": list(rt.agent.tools.tools),
+                "state": config.state.store if config.state else "stateless",
+            },
+        )
         try:
             yield
         finally:
             await rt.aclose()
             log.info("runtime stopped")
 
-    app = FastAPI(title="agentfleet agent runtime", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="agentfleet agent runtime", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.runtime = rt
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]

@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 
 
 class CallerAuth:
-    def __init__(self, keys_dir: str | None, *, min_interval: float = 1.0,
-                 clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self, keys_dir: str | None, *, min_interval: float = 1.0, clock: Callable[[], float] | None = None
+    ) -> None:
         self.enabled = keys_dir is not None
         kwargs = {"clock": clock} if clock is not None else {}
         self._secrets = SecretDir(keys_dir, min_interval=min_interval, **kwargs) if keys_dir else None
@@ -42,13 +43,21 @@ class CallerAuth:
         if self._secrets is None:
             return
         if not authorization:
-            raise ApiError(401, "missing Authorization header; use 'Authorization: Bearer <key>'",
-                           type="authentication_error", code="missing_api_key")
+            raise ApiError(
+                401,
+                "missing Authorization header; use 'Authorization: Bearer <key>'",
+                type="authentication_error",
+                code="missing_api_key",
+            )
         scheme, _, presented = authorization.partition(" ")
         presented = presented.strip()
         if scheme.lower() != "bearer" or not presented:
-            raise ApiError(401, "malformed Authorization header; use 'Authorization: Bearer <key>'",
-                           type="authentication_error", code="invalid_api_key")
+            raise ApiError(
+                401,
+                "malformed Authorization header; use 'Authorization: Bearer <key>'",
+                type="authentication_error",
+                code="invalid_api_key",
+            )
         candidate = presented.encode()
         accepted = False
         # Compare against every key without stopping early: timing says nothing about which matched.

@@ -16,8 +16,11 @@ GC_YOUNG_THRESHOLD = 5000  # allocations between young collections (CPython's de
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="agentfleet-runtime", description="agentfleet agent runtime")
-    parser.add_argument("--config", default=os.environ.get("AGENTFLEET_CONFIG"),
-                        help="runtime configuration file, JSON or YAML (default: $AGENTFLEET_CONFIG)")
+    parser.add_argument(
+        "--config",
+        default=os.environ.get("AGENTFLEET_CONFIG"),
+        help="runtime configuration file, JSON or YAML (default: $AGENTFLEET_CONFIG)",
+    )
     parser.add_argument("--host", help="override server.host")
     parser.add_argument("--port", type=int, help="override server.port")
     parser.add_argument("--log-level", default=os.environ.get("AGENTFLEET_LOG_LEVEL", "INFO"))
@@ -49,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(
         args.log_level.upper(),
         redactor=Redactor(config.state.redaction if config.state else []),
-        static={"agent": config.agent.name, "namespace": config.agent.namespace,
-                "revision": config.agent.revision},
+        static={"agent": config.agent.name, "namespace": config.agent.namespace, "revision": config.agent.revision},
     )
     try:
         app = create_app(config)
@@ -59,16 +61,18 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("agentfleet_runtime").error("cannot start", extra={"reason": str(exc)})
         print(f"agentfleet-runtime: cannot start: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    server = uvicorn.Server(uvicorn.Config(
-        app,
-        host=args.host or config.server.host,
-        port=args.port or config.server.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=config.server.graceful_shutdown_seconds,
-        server_header=False,
-        lifespan="on",
-    ))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=args.host or config.server.host,
+            port=args.port or config.server.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=config.server.graceful_shutdown_seconds,
+            server_header=False,
+            lifespan="on",
+        )
+    )
     settle_heap()
     server.run()
     return 0

@@ -22,33 +22,48 @@ class RuntimeMetrics:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.agent, self.revision = agent, revision
         self.requests = Counter(
-            "agent_requests", "API requests answered, by HTTP status code.",
-            ["agent", "revision", "code"], registry=self.registry,
+            "agent_requests",
+            "API requests answered, by HTTP status code.",
+            ["agent", "revision", "code"],
+            registry=self.registry,
         )
         self.request_duration = Histogram(
-            "agent_request_duration_seconds", "Time to answer an API request, streaming included.",
-            ["agent", "revision"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "agent_request_duration_seconds",
+            "Time to answer an API request, streaming included.",
+            ["agent", "revision"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         ).labels(agent, revision)
         self.inflight = Gauge(
-            "agent_inflight_requests", "API requests being answered now.",
-            ["agent", "revision"], registry=self.registry,
+            "agent_inflight_requests",
+            "API requests being answered now.",
+            ["agent", "revision"],
+            registry=self.registry,
         ).labels(agent, revision)
         token_usage = Histogram(
-            "gen_ai_client_token_usage", "Tokens used per model operation.",
-            ["gen_ai_token_type"], buckets=_TOKEN_BUCKETS, registry=self.registry,
+            "gen_ai_client_token_usage",
+            "Tokens used per model operation.",
+            ["gen_ai_token_type"],
+            buckets=_TOKEN_BUCKETS,
+            registry=self.registry,
         )
         self.input_tokens = token_usage.labels("input")
         self.output_tokens = token_usage.labels("output")
         self.operation_duration = Histogram(
-            "gen_ai_client_operation_duration_seconds", "Duration of one model operation.",
-            buckets=_GENAI_DURATION_BUCKETS, registry=self.registry,
+            "gen_ai_client_operation_duration_seconds",
+            "Duration of one model operation.",
+            buckets=_GENAI_DURATION_BUCKETS,
+            registry=self.registry,
         )
         self.tool_calls = Counter(
             "agent_tool_calls", "Tool calls, by outcome.", ["tool", "outcome"], registry=self.registry
         )
         self.tool_call_duration = Histogram(
-            "agent_tool_call_duration_seconds", "Duration of one tool call, retries included.",
-            ["tool"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "agent_tool_call_duration_seconds",
+            "Duration of one tool call, retries included.",
+            ["tool"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self._by_code: dict[int, object] = {}
 

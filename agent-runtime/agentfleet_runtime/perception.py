@@ -55,8 +55,9 @@ def normalize_text(text: str) -> str:
 async def read_json_body(request: Request, limits: Limits) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
-        raise ApiError(415, f"unsupported content type {content_type!r}; send application/json",
-                       code="unsupported_media_type")
+        raise ApiError(
+            415, f"unsupported content type {content_type!r}; send application/json", code="unsupported_media_type"
+        )
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -95,8 +96,9 @@ def _content_text(content: Any, where: str) -> str:
         for index, part in enumerate(content):
             if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
                 kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise bad_request(f"{where}.content[{index}]: only text parts are supported, got {kind!r}",
-                                  "unsupported_content")
+                raise bad_request(
+                    f"{where}.content[{index}]: only text parts are supported, got {kind!r}", "unsupported_content"
+                )
             parts.append(part["text"])
         return "\n".join(parts)
     raise bad_request(f"{where}.content must be a string or a list of text parts", "invalid_content")

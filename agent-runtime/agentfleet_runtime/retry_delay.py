@@ -52,8 +52,14 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     return max(0.0, seconds)  # a date in the past, or a negative number, means "now"
 
 
-def retry_delay(attempt: int, retry_after: str | None, policy: RetryPolicy, *,
-                jitter: Callable[[], float] = random.random, now: float | None = None) -> float:
+def retry_delay(
+    attempt: int,
+    retry_after: str | None,
+    policy: RetryPolicy,
+    *,
+    jitter: Callable[[], float] = random.random,
+    now: float | None = None,
+) -> float:
     """Seconds to wait before retry number `attempt` (1-based)."""
     asked = retry_after_seconds(retry_after, now=now)
     if asked is not None:

@@ -55,13 +55,18 @@ def build_memory(config: RuntimeConfig, redactor: Redactor) -> SessionMemory | N
         from .memory.redis_store import RedisBackend  # redis is only needed when configured
 
         assert state.redis_url is not None
-        backend: Any = RedisBackend(state.redis_url, ttl_seconds=state.ttl_seconds, max_turns=state.max_turns,
-                                    password_file=state.redis_password_file)
+        backend: Any = RedisBackend(
+            state.redis_url,
+            ttl_seconds=state.ttl_seconds,
+            max_turns=state.max_turns,
+            password_file=state.redis_password_file,
+        )
     else:
         backend = InMemoryBackend(ttl_seconds=state.ttl_seconds, max_turns=state.max_turns)
     cipher = RecordCipher.from_file(state.encryption_key_file) if state.encryption_key_file else None
-    return SessionMemory(backend, namespace=config.agent.namespace, agent=config.agent.name,
-                         redactor=redactor, cipher=cipher)
+    return SessionMemory(
+        backend, namespace=config.agent.namespace, agent=config.agent.name, redactor=redactor, cipher=cipher
+    )
 
 
 def build_runtime(config: RuntimeConfig, *, metrics: RuntimeMetrics | None = None) -> Runtime:

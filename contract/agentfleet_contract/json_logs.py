@@ -42,9 +42,14 @@ class JsonLogFormatter(logging.Formatter):
     `redact`: applied to every value but ts, level and logger (the runtime's PII redaction);
     `skip`: `extra=` attributes never to log (the operator's: what kopf attaches to its records)."""
 
-    def __init__(self, *, static: Mapping[str, Any] | None = None,
-                 context: Callable[[], Mapping[str, Any]] | None = None,
-                 redact: Callable[[Any], Any] | None = None, skip: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        static: Mapping[str, Any] | None = None,
+        context: Callable[[], Mapping[str, Any]] | None = None,
+        redact: Callable[[Any], Any] | None = None,
+        skip: Collection[str] = (),
+    ) -> None:
         super().__init__()
         self.static = dict(static or {})
         self.context = context

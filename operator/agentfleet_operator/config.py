@@ -39,8 +39,15 @@ class OperatorConfig:
     store_probe_timeout: float = 3.0
 
     @classmethod
-    def parse(cls, *, health_port: int, leader_elect: bool, lease_seconds: int, runtime_image: str | None,
-              environ: Mapping[str, str] | None = None) -> OperatorConfig:
+    def parse(
+        cls,
+        *,
+        health_port: int,
+        leader_elect: bool,
+        lease_seconds: int,
+        runtime_image: str | None,
+        environ: Mapping[str, str] | None = None,
+    ) -> OperatorConfig:
         """Flags win over the environment, as they always did (main.py once copied them into it)."""
         env = os.environ if environ is None else environ
         hostname = env.get("HOSTNAME") or socket.gethostname()

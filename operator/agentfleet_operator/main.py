@@ -45,8 +45,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--health-port", type=int, default=8081, help="/healthz and /readyz port (0 = off)")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--verbose", "-v", action="store_true")
-    parser.add_argument("--leader-elect", action="store_true",
-                        help="run several replicas for HA: only the holder of the Lease reconciles")
+    parser.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run several replicas for HA: only the holder of the Lease reconciles",
+    )
     parser.add_argument("--lease-seconds", type=int, default=15, help="how long a silent leader keeps the Lease")
     parser.add_argument("--runtime-image", default=None, help="default agent runtime image")
     return parser.parse_args(argv)
@@ -55,8 +58,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _configure_logging(args.log_format, args.verbose)
-    config = OperatorConfig.parse(health_port=args.health_port, leader_elect=args.leader_elect,
-                                  lease_seconds=args.lease_seconds, runtime_image=args.runtime_image)
+    config = OperatorConfig.parse(
+        health_port=args.health_port,
+        leader_elect=args.leader_elect,
+        lease_seconds=args.lease_seconds,
+        runtime_image=args.runtime_image,
+    )
     if args.metrics_port:
         start_http_server(args.metrics_port)
     from .handlers import indexes, lifecycle, triggers, watch_transform  # noqa: F401  (registers the handlers)

@@ -75,12 +75,19 @@ def images(kubectl: Kubectl) -> dict[str, str]:
     socket = _cluster_env().get("CONTAINERD_SOCK", "")
     if not socket:
         _unavailable(".cluster/cluster.env records no containerd socket")
-    result = subprocess.run(["bash", str(ROOT / "hack" / "images.sh"), "import", socket], cwd=ROOT,
-                            capture_output=True, text=True, timeout=IMAGES_TIMEOUT, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        ["bash", str(ROOT / "hack" / "images.sh"), "import", socket],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=IMAGES_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
     if result.returncode != 0:
         _unavailable(f"hack/images.sh import failed:\n{result.stderr[-3000:]}")
-    tags = subprocess.run(["bash", str(ROOT / "hack" / "images.sh"), "tags"], cwd=ROOT, capture_output=True,
-                          text=True, check=True).stdout
+    tags = subprocess.run(
+        ["bash", str(ROOT / "hack" / "images.sh"), "tags"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     return dict(line.split("=", 1) for line in tags.split())
 
 
@@ -91,9 +98,13 @@ def crds(kubectl: Kubectl) -> None:
 
 
 @pytest.fixture(scope="session")
-def e2e_operator(kubectl: Kubectl, images: dict[str, str], crds: None,
-                 session_serviceaccount_kubeconfig: Callable[[str, str], str],  # noqa: F811
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def e2e_operator(
+    kubectl: Kubectl,
+    images: dict[str, str],
+    crds: None,
+    session_serviceaccount_kubeconfig: Callable[[str, str], str],  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
     config = session_serviceaccount_kubeconfig("agentfleet-system", "agentfleet-operator")
     log = tmp_path_factory.mktemp("e2e-operator") / "operator.log"
     # The operator reports ready once its indexes saw a first event; scoped to a pattern no
@@ -101,10 +112,15 @@ def e2e_operator(kubectl: Kubectl, images: dict[str, str], crds: None,
     # of the pattern exists for the whole session.
     anchor = f"{PREFIX}session-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", anchor, check=True)
-    process = OperatorProcess(config, log, scope=(f"--namespace={PREFIX}*,!{PREFIX}incluster-*",), env={
-        "AGENTFLEET_RUNTIME_IMAGE": images["RUNTIME_IMAGE"],
-        "AGENTFLEET_REDIS_IMAGE": images["REDIS_IMAGE"],
-    }).start()
+    process = OperatorProcess(
+        config,
+        log,
+        scope=(f"--namespace={PREFIX}*,!{PREFIX}incluster-*",),
+        env={
+            "AGENTFLEET_RUNTIME_IMAGE": images["RUNTIME_IMAGE"],
+            "AGENTFLEET_REDIS_IMAGE": images["REDIS_IMAGE"],
+        },
+    ).start()
     yield process
     process.stop()
     kubectl("delete", "namespace", anchor, "--wait=false")

@@ -23,13 +23,25 @@ def demo_backends(namespace: str, image: str, client_secret: str) -> list[dict[s
         doc["metadata"]["namespace"] = namespace
         if doc["kind"] == "Deployment":
             doc["spec"]["template"]["spec"]["containers"][0]["image"] = image
-    program = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "demo-backends", "namespace": namespace},
-               "data": {"demo_backends.py": (DEMO / "demo_backends.py").read_text()}}
+    program = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "demo-backends", "namespace": namespace},
+        "data": {"demo_backends.py": (DEMO / "demo_backends.py").read_text()},
+    }
     secrets = [
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "crm-creds", "namespace": namespace},
-         "stringData": {"clientId": "support-bot", "clientSecret": client_secret}},
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "llm-key", "namespace": namespace},
-         "stringData": {"apiKey": "e2e-llm-key"}},
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "crm-creds", "namespace": namespace},
+            "stringData": {"clientId": "support-bot", "clientSecret": client_secret},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "llm-key", "namespace": namespace},
+            "stringData": {"apiKey": "e2e-llm-key"},
+        },
     ]
     return [program, *secrets, *docs]
 

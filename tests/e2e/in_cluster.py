@@ -24,20 +24,46 @@ def render_operator(kubectl: Kubectl, tmp: Path, namespace: str, images: dict[st
     # kustomize takes only relative paths to other kustomizations.
     base = os.path.relpath(ROOT / "manifests" / "base" / "operator", tmp)
     kustomization = {
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [str(base)], "namespace": namespace, "namePrefix": f"{namespace}-",
-        "images": [{"name": "ghcr.io/agentfleet/agentfleet-operator",
-                    "newName": images["OPERATOR_IMAGE"].rsplit(":", 1)[0],
-                    "newTag": images["OPERATOR_IMAGE"].rsplit(":", 1)[1]}],
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [str(base)],
+        "namespace": namespace,
+        "namePrefix": f"{namespace}-",
+        "images": [
+            {
+                "name": "ghcr.io/agentfleet/agentfleet-operator",
+                "newName": images["OPERATOR_IMAGE"].rsplit(":", 1)[0],
+                "newTag": images["OPERATOR_IMAGE"].rsplit(":", 1)[1],
+            }
+        ],
         "patches": [
-            {"patch": yaml.safe_dump({"$patch": "delete", "apiVersion": "v1", "kind": "Namespace",
-                                      "metadata": {"name": "agentfleet-system"}})},
-            {"target": {"kind": "Deployment"}, "patch": yaml.safe_dump([
-                {"op": "replace", "path": "/spec/template/spec/containers/0/args/0",
-                 "value": f"--namespace={namespace}"},
-                {"op": "replace", "path": "/spec/template/spec/containers/0/env/1",
-                 "value": {"name": "AGENTFLEET_RUNTIME_IMAGE", "value": images["RUNTIME_IMAGE"]}},
-            ])},
+            {
+                "patch": yaml.safe_dump(
+                    {
+                        "$patch": "delete",
+                        "apiVersion": "v1",
+                        "kind": "Namespace",
+                        "metadata": {"name": "agentfleet-system"},
+                    }
+                )
+            },
+            {
+                "target": {"kind": "Deployment"},
+                "patch": yaml.safe_dump(
+                    [
+                        {
+                            "op": "replace",
+                            "path": "/spec/template/spec/containers/0/args/0",
+                            "value": f"--namespace={namespace}",
+                        },
+                        {
+                            "op": "replace",
+                            "path": "/spec/template/spec/containers/0/env/1",
+                            "value": {"name": "AGENTFLEET_RUNTIME_IMAGE", "value": images["RUNTIME_IMAGE"]},
+                        },
+                    ]
+                ),
+            },
         ],
     }
     (tmp / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
@@ -55,6 +81,14 @@ def deploy_operator(kubectl: Kubectl, tmp: Path, namespace: str, images: dict[st
     rendered = render_operator(kubectl, tmp, namespace, images)
     deployment = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "Deployment")
     kubectl("apply", "--server-side", "-f", "-", stdin=rendered, check=True)
-    kubectl("rollout", "status", f"deploy/{deployment['metadata']['name']}", "-n", namespace, "--timeout=180s",
-            check=True, timeout=200)
+    kubectl(
+        "rollout",
+        "status",
+        f"deploy/{deployment['metadata']['name']}",
+        "-n",
+        namespace,
+        "--timeout=180s",
+        check=True,
+        timeout=200,
+    )
     return deployment

@@ -34,30 +34,56 @@ QUESTION = "What is the tier of ada@example.com?"
 
 
 def analysed_agent(namespace: str, credentials_secret: str) -> dict[str, Any]:
-    analysis = {"prometheusURL": f"http://prometheus.{namespace}.svc:9090", "interval": "20s",
-                "maxErrorRatio": 0.05, "maxLatencyP95Seconds": 2.0, "minRequests": 10, "failureLimit": 1}
-    return {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "Agent",
-            "metadata": {"name": "bot", "namespace": namespace},
-            "spec": {"model": {"provider": "openai-compatible", "name": "gpt-4o-mini",
-                               "endpoint": f"http://demo-llm.{namespace}.svc:8080/v1",
-                               "credentialsSecretRef": {"name": credentials_secret, "key": "apiKey"}},
-                     "prompt": {"system": "You are a support assistant."},
-                     "replicas": 2,
-                     "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-                     "rollout": {"strategy": "Canary", "canary": {
-                         "steps": [{"setWeight": 50}, {"pause": {"duration": "30s"}}, {"analysis": {}}],
-                         "analysis": analysis}}}}
+    analysis = {
+        "prometheusURL": f"http://prometheus.{namespace}.svc:9090",
+        "interval": "20s",
+        "maxErrorRatio": 0.05,
+        "maxLatencyP95Seconds": 2.0,
+        "minRequests": 10,
+        "failureLimit": 1,
+    }
+    return {
+        "apiVersion": "agentfleet.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": "bot", "namespace": namespace},
+        "spec": {
+            "model": {
+                "provider": "openai-compatible",
+                "name": "gpt-4o-mini",
+                "endpoint": f"http://demo-llm.{namespace}.svc:8080/v1",
+                "credentialsSecretRef": {"name": credentials_secret, "key": "apiKey"},
+            },
+            "prompt": {"system": "You are a support assistant."},
+            "replicas": 2,
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+            "rollout": {
+                "strategy": "Canary",
+                "canary": {
+                    "steps": [{"setWeight": 50}, {"pause": {"duration": "30s"}}, {"analysis": {}}],
+                    "analysis": analysis,
+                },
+            },
+        },
+    }
 
 
 def set_up(kubectl: Kubectl, ns: str, images: dict[str, str], tmp: Path) -> tuple[str, str]:
     deploy_operator(kubectl, tmp, ns, images)
-    wrong_key = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "llm-key-wrong", "namespace": ns},
-                 "stringData": {"apiKey": "not-the-key"}}
-    docs = [*demo_backends(ns, images["RUNTIME_IMAGE"], "s3cret"), wrong_key,
-            *namespaced_prometheus(ns, images["PROMETHEUS_IMAGE"])]
+    wrong_key = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "llm-key-wrong", "namespace": ns},
+        "stringData": {"apiKey": "not-the-key"},
+    }
+    docs = [
+        *demo_backends(ns, images["RUNTIME_IMAGE"], "s3cret"),
+        wrong_key,
+        *namespaced_prometheus(ns, images["PROMETHEUS_IMAGE"]),
+    ]
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs), check=True)
-    kubectl("rollout", "status", "deploy/demo-llm", "deploy/prometheus", "-n", ns, "--timeout=180s", check=True,
-            timeout=200)
+    kubectl(
+        "rollout", "status", "deploy/demo-llm", "deploy/prometheus", "-n", ns, "--timeout=180s", check=True, timeout=200
+    )
     kubectl("apply", "-f", "-", stdin=yaml.safe_dump(analysed_agent(ns, "llm-key")), check=True)
     stable = wait_ready(kubectl, ns, "bot")["status"]["revision"]["stable"]
     return stable, access_key(kubectl, ns, "bot")
@@ -87,18 +113,30 @@ def measured(status: dict[str, Any], metric: str) -> list[dict[str, Any]]:
 
 
 def test_healthy_canary_is_promoted_by_the_in_cluster_prometheus_with_no_request_lost(
-        kubectl: Kubectl, own_namespace: str, images: dict[str, str], tmp_path: Path) -> None:
+    kubectl: Kubectl, own_namespace: str, images: dict[str, str], tmp_path: Path
+) -> None:
     ns = own_namespace
     stable, key = set_up(kubectl, ns, images, tmp_path)
-    client = TrafficClient(kubectl, ns, images["RUNTIME_IMAGE"], "bot", api_key=key, message=QUESTION,
-                           until_revision="changed", max_seconds=ROLLOUT_TIMEOUT, pause_seconds=0.1).start()
+    client = TrafficClient(
+        kubectl,
+        ns,
+        images["RUNTIME_IMAGE"],
+        "bot",
+        api_key=key,
+        message=QUESTION,
+        until_revision="changed",
+        max_seconds=ROLLOUT_TIMEOUT,
+        pause_seconds=0.1,
+    ).start()
     client.wait_started()
 
     edit(kubectl, ns, {"prompt": {"system": "You are a support assistant. Be brief."}})
-    canary = wait_for(lambda: get_json(kubectl, "agent", "bot", "-n", ns)["status"]["revision"].get("canary"),
-                      60, "a canary revision")
-    promoted = wait_status(kubectl, ns, lambda s: s["revision"]["stable"] == canary,
-                           "the analysis to promote the canary")
+    canary = wait_for(
+        lambda: get_json(kubectl, "agent", "bot", "-n", ns)["status"]["revision"].get("canary"), 60, "a canary revision"
+    )
+    promoted = wait_status(
+        kubectl, ns, lambda s: s["revision"]["stable"] == canary, "the analysis to promote the canary"
+    )
     result = client.result(timeout=ROLLOUT_TIMEOUT + 60)
 
     assert canary != stable
@@ -114,19 +152,37 @@ def test_healthy_canary_is_promoted_by_the_in_cluster_prometheus_with_no_request
 
 
 def test_canary_answering_5xx_is_rolled_back_on_the_error_ratio_prometheus_measured(
-        kubectl: Kubectl, own_namespace: str, images: dict[str, str], tmp_path: Path) -> None:
+    kubectl: Kubectl, own_namespace: str, images: dict[str, str], tmp_path: Path
+) -> None:
     ns = own_namespace
     stable, key = set_up(kubectl, ns, images, tmp_path)
 
     # The canary's model credential is wrong: the model refuses it, the runtime answers 502.
     edit(kubectl, ns, {"model": {"credentialsSecretRef": {"name": "llm-key-wrong", "key": "apiKey"}}})
-    canary = wait_for(lambda: (c := get_json(kubectl, "agent", "bot", "-n", ns)["status"]["revision"].get("canary"))
-                      and running_revisions(kubectl, ns, "bot") == {stable, c} and c, 120, "the canary pods running")
-    client = TrafficClient(kubectl, ns, images["RUNTIME_IMAGE"], "bot", api_key=key, message=QUESTION,
-                           until_revision=stable, max_seconds=ROLLOUT_TIMEOUT, pause_seconds=0.1).start()
+    canary = wait_for(
+        lambda: (
+            (c := get_json(kubectl, "agent", "bot", "-n", ns)["status"]["revision"].get("canary"))
+            and running_revisions(kubectl, ns, "bot") == {stable, c}
+            and c
+        ),
+        120,
+        "the canary pods running",
+    )
+    client = TrafficClient(
+        kubectl,
+        ns,
+        images["RUNTIME_IMAGE"],
+        "bot",
+        api_key=key,
+        message=QUESTION,
+        until_revision=stable,
+        max_seconds=ROLLOUT_TIMEOUT,
+        pause_seconds=0.1,
+    ).start()
     client.wait_started()
-    aborted = wait_status(kubectl, ns, lambda s: s["rollout"]["phase"] == "Aborted",
-                          "the analysis to roll the canary back")
+    aborted = wait_status(
+        kubectl, ns, lambda s: s["rollout"]["phase"] == "Aborted", "the analysis to roll the canary back"
+    )
     result = client.result(timeout=ROLLOUT_TIMEOUT + 60)
 
     assert aborted["revision"]["stable"] == stable and not aborted["revision"].get("canary"), aborted["revision"]

@@ -30,9 +30,11 @@ def _dump(kubectl: Kubectl, namespace: str, name: str) -> str:
     return f"status: {status}\ncontainer statuses: {states}"
 
 
-def wait_condition(kubectl: Kubectl, namespace: str, name: str, ready: str, reasons: set[str] | None,
-                   timeout: float) -> dict[str, Any]:
+def wait_condition(
+    kubectl: Kubectl, namespace: str, name: str, ready: str, reasons: set[str] | None, timeout: float
+) -> dict[str, Any]:
     """The Agent once its current generation shows Ready=<ready> (with one of `reasons`, if given)."""
+
     def seen() -> dict[str, Any] | None:
         agent = get_json(kubectl, "agent", name, "-n", namespace)
         current = agent.get("status", {}).get("observedGeneration") == agent["metadata"]["generation"]
@@ -53,8 +55,14 @@ def pod_names(kubectl: Kubectl, namespace: str, agent: str) -> set[str]:
 
 
 def warning_reasons(kubectl: Kubectl, namespace: str, agent: str) -> list[str]:
-    events = get_json(kubectl, "events", "-n", namespace, "--field-selector",
-                      f"involvedObject.kind=Agent,involvedObject.name={agent},type=Warning")["items"]
+    events = get_json(
+        kubectl,
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        f"involvedObject.kind=Agent,involvedObject.name={agent},type=Warning",
+    )["items"]
     return [e["reason"] for e in events]
 
 
@@ -92,17 +100,30 @@ def test_an_image_that_cannot_be_pulled_is_the_ready_reason(kubectl: Kubectl, e2
 
 
 def test_a_configuration_the_runtime_refuses_is_a_crash_loop_until_it_is_fixed(
-        kubectl: Kubectl, e2e_namespace: str) -> None:
+    kubectl: Kubectl, e2e_namespace: str
+) -> None:
     ns = e2e_namespace
     # Session encryption whose key Secret has the key but no bytes in it (a secret sync that wrote an
     # empty value): admission and the operator accept it (the key exists), the runtime refuses to start
     # without key material and exits with its configuration error, exit code 2.
-    apply(kubectl, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "state-key", "namespace": ns},
-                    "stringData": {"key": ""}})
-    apply(kubectl, {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "StatePolicy",
-                    "metadata": {"name": "sessions", "namespace": ns},
-                    "spec": {"store": {"type": "memory"},
-                             "encryption": {"keySecretRef": {"name": "state-key", "key": "key"}}}})
+    apply(
+        kubectl,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "state-key", "namespace": ns},
+            "stringData": {"key": ""},
+        },
+    )
+    apply(
+        kubectl,
+        {
+            "apiVersion": "agentfleet.dev/v1alpha1",
+            "kind": "StatePolicy",
+            "metadata": {"name": "sessions", "namespace": ns},
+            "spec": {"store": {"type": "memory"}, "encryption": {"keySecretRef": {"name": "state-key", "key": "key"}}},
+        },
+    )
     apply(kubectl, rules_agent("nokey", ns, statePolicyRef={"name": "sessions"}))
 
     agent = wait_condition(kubectl, ns, "nokey", "False", {"CrashLoopBackOff"}, FAILURE_TIMEOUT)
@@ -111,8 +132,15 @@ def test_a_configuration_the_runtime_refuses_is_a_crash_loop_until_it_is_fixed(
     assert_reported(kubectl, ns, "nokey", agent, "CrashLoopBackOff")
 
     # The fix: key material in the Secret. Its hash is part of the revision, so new pods roll out.
-    apply(kubectl, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "state-key", "namespace": ns},
-                    "stringData": {"key": "0123456789abcdef0123456789abcdef"}})
+    apply(
+        kubectl,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "state-key", "namespace": ns},
+            "stringData": {"key": "0123456789abcdef0123456789abcdef"},
+        },
+    )
     fixed = wait_condition(kubectl, ns, "nokey", "True", None, READY_TIMEOUT)
     assert fixed["status"]["revision"]["stable"] != agent["status"]["revision"]["stable"]
     assert condition(fixed, "Stalled")["status"] == "False", fixed["status"]
@@ -136,7 +164,8 @@ def test_a_rule_the_runtime_could_not_compile_is_an_invalid_spec(kubectl: Kubect
 
 
 def test_a_memory_limit_the_runtime_cannot_start_in_is_reported_as_oom_killed(
-        kubectl: Kubectl, e2e_namespace: str) -> None:
+    kubectl: Kubectl, e2e_namespace: str
+) -> None:
     ns = e2e_namespace
     tiny = {"requests": {"cpu": "50m", "memory": "16Mi"}, "limits": {"memory": "16Mi"}}
     apply(kubectl, rules_agent("tiny", ns, resources=tiny))

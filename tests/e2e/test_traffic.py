@@ -27,7 +27,8 @@ READY_TIMEOUT = 180
 
 
 def test_rules_agent_answers_through_its_service_only_with_its_key(
-        kubectl: Kubectl, e2e_namespace: str, images: dict[str, str]) -> None:
+    kubectl: Kubectl, e2e_namespace: str, images: dict[str, str]
+) -> None:
     ns = e2e_namespace
     apply(kubectl, rules_agent("hello", ns, reply="hi from a real pod"))
     agent = wait_ready(kubectl, ns, "hello")
@@ -47,13 +48,19 @@ def test_rules_agent_answers_through_its_service_only_with_its_key(
 
 
 def test_rolling_update_under_steady_load_loses_no_request(
-        kubectl: Kubectl, e2e_namespace: str, images: dict[str, str]) -> None:
+    kubectl: Kubectl, e2e_namespace: str, images: dict[str, str]
+) -> None:
     ns = e2e_namespace
     apply(kubectl, rules_agent("steady", ns, reply="one", replicas=2))
     old = wait_ready(kubectl, ns, "steady")["status"]["revision"]["stable"]
     key = access_key(kubectl, ns, "steady")
-    client = TrafficClient(kubectl, ns, images["RUNTIME_IMAGE"], "steady", api_key=key,
-                           until_revision="changed", max_seconds=300).start().wait_started()
+    client = (
+        TrafficClient(
+            kubectl, ns, images["RUNTIME_IMAGE"], "steady", api_key=key, until_revision="changed", max_seconds=300
+        )
+        .start()
+        .wait_started()
+    )
 
     apply(kubectl, rules_agent("steady", ns, reply="two", replicas=2))
     new = wait_ready(kubectl, ns, "steady")["status"]["revision"]["stable"]
@@ -71,7 +78,8 @@ def binomial_bound(p: float, n: int, sigmas: float = 4.0) -> float:
 
 @pytest.mark.parametrize("finish", ["promote", "abort"])
 def test_canary_share_is_the_reported_weight_and_finishing_loses_no_request(
-        kubectl: Kubectl, e2e_namespace: str, images: dict[str, str], finish: str) -> None:
+    kubectl: Kubectl, e2e_namespace: str, images: dict[str, str], finish: str
+) -> None:
     ns = e2e_namespace
     rollout = {"strategy": "Canary", "canary": {"steps": [{"setWeight": 10}, {"pause": {}}, {"setWeight": 50}]}}
     apply(kubectl, rules_agent("bot", ns, reply="stable", replicas=2, rollout=rollout))
@@ -105,8 +113,11 @@ def test_canary_share_is_the_reported_weight_and_finishing_loses_no_request(
     assert set(shares.revisions) == {stable, canary}
 
     target = canary if finish == "promote" else stable
-    client = TrafficClient(kubectl, ns, images["RUNTIME_IMAGE"], "bot", api_key=key,
-                           until_revision=target, max_seconds=300).start().wait_started()
+    client = (
+        TrafficClient(kubectl, ns, images["RUNTIME_IMAGE"], "bot", api_key=key, until_revision=target, max_seconds=300)
+        .start()
+        .wait_started()
+    )
     if finish == "promote":
         kubectl("annotate", "agent", "bot", "-n", ns, "agentfleet.dev/promote=full", "--overwrite", check=True)
     else:
@@ -122,13 +133,15 @@ def test_canary_share_is_the_reported_weight_and_finishing_loses_no_request(
 
 @pytest.mark.timeout(1200)  # the scale-down alone waits out the HPA's five-minute stabilization
 def test_autoscaled_agent_scales_up_under_cpu_load_and_back_down(
-        kubectl: Kubectl, e2e_namespace: str, images: dict[str, str]) -> None:
+    kubectl: Kubectl, e2e_namespace: str, images: dict[str, str]
+) -> None:
     """The HPA reads real CPU from the kubelet through metrics-server: load raises the replica
     count, and after the load stops the count returns to the minimum (the HPA's default scale-down
     stabilization is five minutes, so this test waits that long)."""
     ns = e2e_namespace
-    apply(kubectl, rules_agent("busy", ns, autoscaling={"minReplicas": 1, "maxReplicas": 3,
-                                                         "targetCPUUtilization": 20}))
+    apply(
+        kubectl, rules_agent("busy", ns, autoscaling={"minReplicas": 1, "maxReplicas": 3, "targetCPUUtilization": 20})
+    )
     wait_ready(kubectl, ns, "busy")
     key = access_key(kubectl, ns, "busy")
 
@@ -139,16 +152,30 @@ def test_autoscaled_agent_scales_up_under_cpu_load_and_back_down(
     wait_for(lambda: hpa().get("status", {}).get("currentMetrics"), 120, "the HPA to read CPU from metrics-server")
     # A few hundred requests a second: enough CPU for the target, few enough new connections that
     # the client's own ephemeral ports (TIME_WAIT) do not run out.
-    load = TrafficClient(kubectl, ns, images["RUNTIME_IMAGE"], "busy", api_key=key, threads=4, pause_seconds=0.01,
-                         max_seconds=150).start().wait_started()
+    load = (
+        TrafficClient(
+            kubectl, ns, images["RUNTIME_IMAGE"], "busy", api_key=key, threads=4, pause_seconds=0.01, max_seconds=150
+        )
+        .start()
+        .wait_started()
+    )
     wait_for(lambda: hpa()["status"].get("desiredReplicas", 1) > 1, 150, "the HPA to scale up under load")
-    wait_for(lambda: get_json(kubectl, "deploy", "busy", "-n", ns)["status"].get("readyReplicas", 0) > 1, 120,
-             "a second ready pod")
+    wait_for(
+        lambda: get_json(kubectl, "deploy", "busy", "-n", ns)["status"].get("readyReplicas", 0) > 1,
+        120,
+        "a second ready pod",
+    )
     agent = get_json(kubectl, "agent", "busy", "-n", ns)
     result = load.result(timeout=240)
     assert result.failed() == 0, result
     assert agent["status"]["replicas"] > 1, "the Agent's status follows the autoscaler"
 
-    wait_for(lambda: hpa()["status"].get("desiredReplicas") == 1
-             and get_json(kubectl, "deploy", "busy", "-n", ns)["spec"]["replicas"] == 1,
-             480, "the HPA to scale back to the minimum", interval=5)
+    wait_for(
+        lambda: (
+            hpa()["status"].get("desiredReplicas") == 1
+            and get_json(kubectl, "deploy", "busy", "-n", ns)["spec"]["replicas"] == 1
+        ),
+        480,
+        "the HPA to scale back to the minimum",
+        interval=5,
+    )

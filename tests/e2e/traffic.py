@@ -21,7 +21,7 @@ import yaml
 
 from tests.integration.conftest import Kubectl
 
-CLIENT = r'''
+CLIENT = r"""
 import http.client, json, os, sys, threading, time
 from collections import Counter
 host, port = os.environ["TARGET_HOST"], int(os.environ.get("TARGET_PORT", "8080"))
@@ -83,7 +83,7 @@ for t in pool:
     t.join()
 print(json.dumps({"codes": codes, "revisions": revisions, "errors": errors, "replies": replies,
                   "seconds": round(time.monotonic() - start, 1)}), flush=True)
-'''
+"""
 
 
 @dataclass
@@ -110,28 +110,59 @@ class TrafficClient:
     "changed", only revisions other than the first one answered) has answered for 10 s.
     """
 
-    def __init__(self, kubectl: Kubectl, namespace: str, image: str, service: str, *, api_key: str = "",
-                 count: int = 0, until_revision: str = "", max_seconds: float = 240, threads: int = 2,
-                 pause_seconds: float = 0.02, message: str = "hello") -> None:
+    def __init__(
+        self,
+        kubectl: Kubectl,
+        namespace: str,
+        image: str,
+        service: str,
+        *,
+        api_key: str = "",
+        count: int = 0,
+        until_revision: str = "",
+        max_seconds: float = 240,
+        threads: int = 2,
+        pause_seconds: float = 0.02,
+        message: str = "hello",
+    ) -> None:
         self.kubectl, self.namespace = kubectl, namespace
         self.name = f"traffic-{uuid.uuid4().hex[:6]}"
-        env = {"TARGET_HOST": f"{service}.{namespace}.svc.cluster.local", "API_KEY": api_key, "COUNT": str(count),
-               "UNTIL_REVISION": until_revision, "MAX_SECONDS": str(max_seconds), "THREADS": str(threads),
-               "PAUSE_SECONDS": str(pause_seconds), "MESSAGE": message}
+        env = {
+            "TARGET_HOST": f"{service}.{namespace}.svc.cluster.local",
+            "API_KEY": api_key,
+            "COUNT": str(count),
+            "UNTIL_REVISION": until_revision,
+            "MAX_SECONDS": str(max_seconds),
+            "THREADS": str(threads),
+            "PAUSE_SECONDS": str(pause_seconds),
+            "MESSAGE": message,
+        }
         self.pod = {
-            "apiVersion": "v1", "kind": "Pod",
+            "apiVersion": "v1",
+            "kind": "Pod",
             "metadata": {"name": self.name, "namespace": namespace, "labels": {"app": "traffic"}},
             "spec": {
-                "restartPolicy": "Never", "automountServiceAccountToken": False,
-                "securityContext": {"runAsNonRoot": True, "runAsUser": 65532,
-                                    "seccompProfile": {"type": "RuntimeDefault"}},
-                "containers": [{
-                    "name": "client", "image": image, "imagePullPolicy": "IfNotPresent",
-                    "command": ["python", "-c", CLIENT],
-                    "env": [{"name": k, "value": v} for k, v in env.items()],
-                    "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                        "capabilities": {"drop": ["ALL"]}},
-                }],
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 65532,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "client",
+                        "image": image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["python", "-c", CLIENT],
+                        "env": [{"name": k, "value": v} for k, v in env.items()],
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "readOnlyRootFilesystem": True,
+                            "capabilities": {"drop": ["ALL"]},
+                        },
+                    }
+                ],
             },
         }
 
@@ -154,8 +185,9 @@ class TrafficClient:
 
         wait_for(finished, timeout, f"traffic pod {self.name} to finish")
         report = json.loads(self.logs().strip().splitlines()[-1])
-        return TrafficResult(report["codes"], report["revisions"], report["errors"], report["replies"],
-                             report["seconds"])
+        return TrafficResult(
+            report["codes"], report["revisions"], report["errors"], report["replies"], report["seconds"]
+        )
 
     def run(self, timeout: float = 300) -> TrafficResult:
         return self.start().result(timeout)
@@ -188,20 +220,34 @@ def access_key(kubectl: Kubectl, namespace: str, agent: str) -> str:
 
 
 def rules_agent(name: str, namespace: str, reply: str = "hi from a real pod", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "Agent",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"model": {"provider": "rules", "name": "greeter", "rules": [{"pattern": ".*", "reply": reply}]},
-                     "prompt": {"system": "You greet people."},
-                     "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-                     **spec}}
+    return {
+        "apiVersion": "agentfleet.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "model": {"provider": "rules", "name": "greeter", "rules": [{"pattern": ".*", "reply": reply}]},
+            "prompt": {"system": "You greet people."},
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+            **spec,
+        },
+    }
 
 
 @contextmanager
 def restricted_namespace(kubectl: Kubectl, name: str) -> Iterator[str]:
     """A namespace enforcing restricted Pod Security, deleted (and waited for) afterwards: waiting
     keeps the node's two cores for the next test instead of tearing pods down under it."""
-    doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": {
-        "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}}}
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            },
+        },
+    }
     kubectl("create", "-f", "-", stdin=yaml.safe_dump(doc), check=True)
     try:
         yield name
@@ -215,6 +261,7 @@ def apply(kubectl: Kubectl, doc: dict[str, Any]) -> None:
 
 def wait_ready(kubectl: Kubectl, namespace: str, name: str, timeout: float = 180) -> dict[str, Any]:
     """The Agent once Ready at its current generation; on timeout the error shows its status and pods."""
+
     def ready() -> dict[str, Any] | None:
         agent = get_json(kubectl, "agent", name, "-n", namespace)
         generation_seen = agent.get("status", {}).get("observedGeneration") == agent["metadata"]["generation"]
@@ -231,8 +278,11 @@ def wait_ready(kubectl: Kubectl, namespace: str, name: str, timeout: float = 180
 def running_revisions(kubectl: Kubectl, namespace: str, agent: str) -> set[str]:
     """Revisions of the Agent's pods that run and are not being deleted."""
     pods = get_json(kubectl, "pods", "-n", namespace, "-l", f"agentfleet.dev/agent={agent}")["items"]
-    return {p["metadata"]["labels"]["agentfleet.dev/revision"] for p in pods
-            if p["status"].get("phase") == "Running" and p["metadata"].get("deletionTimestamp") is None}
+    return {
+        p["metadata"]["labels"]["agentfleet.dev/revision"]
+        for p in pods
+        if p["status"].get("phase") == "Running" and p["metadata"].get("deletionTimestamp") is None
+    }
 
 
 def present_revisions(kubectl: Kubectl, namespace: str, agent: str) -> set[str]:

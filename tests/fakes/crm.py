@@ -1,14 +1,14 @@
 """A fake CRM REST API that enforces one auth type at a time.
 
-    crm = FakeCRM(auth="oauth2").start()      # none | apiKey | bearer | basic | oauth2
-    GET  /customers?email=..                  -> {"email", "name", "tier"}
-    GET  /customers/{id}                      -> {"id", "name"}
-    POST /tickets        (JSON body)          -> {"id", "received"}   (webhook target)
-    POST /oauth/token    client credentials   -> {"access_token", "expires_in"}; counts token_issues
-    crm.mode = "down"                         # every API call answers 503
-    crm.mode = "hang"                         # every API call waits (until stop or hang_seconds)
-    crm.revoke_tokens()                       # issued OAuth tokens stop working (401)
-    crm.hits["/customers"]                    # API calls that reached the server, by path
+crm = FakeCRM(auth="oauth2").start()      # none | apiKey | bearer | basic | oauth2
+GET  /customers?email=..                  -> {"email", "name", "tier"}
+GET  /customers/{id}                      -> {"id", "name"}
+POST /tickets        (JSON body)          -> {"id", "received"}   (webhook target)
+POST /oauth/token    client credentials   -> {"access_token", "expires_in"}; counts token_issues
+crm.mode = "down"                         # every API call answers 503
+crm.mode = "hang"                         # every API call waits (until stop or hang_seconds)
+crm.revoke_tokens()                       # issued OAuth tokens stop working (401)
+crm.hits["/customers"]                    # API calls that reached the server, by path
 """
 
 from __future__ import annotations
@@ -79,8 +79,15 @@ class _CRMHandler(JsonHandler):
         route = self.route
         with crm.lock:
             crm.hits[route] += 1
-            crm.requests.append({"method": method, "path": route, "query": self.query,
-                                 "headers": dict(self.headers), "body": body.decode(errors="replace")})
+            crm.requests.append(
+                {
+                    "method": method,
+                    "path": route,
+                    "query": self.query,
+                    "headers": dict(self.headers),
+                    "body": body.decode(errors="replace"),
+                }
+            )
         if crm.mode == "hang":
             crm.released.wait(crm.hang_seconds)
             self.send_json(503, {"error": "hung"})
@@ -134,8 +141,15 @@ class _CRMHandler(JsonHandler):
 class FakeCRM(FakeServer):
     handler = _CRMHandler
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, auth: str = "none",
-                 api_key_header: str = "X-API-Key", credentials: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        auth: str = "none",
+        api_key_header: str = "X-API-Key",
+        credentials: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(host, port)
         self.auth = auth
         self.api_key_header = api_key_header

@@ -68,8 +68,11 @@ class _LLMHandler(JsonHandler):
         if llm.delay:
             llm.released.wait(llm.delay)
         if fail_429:
-            self.send_json(429, {"error": {"message": "rate limited", "type": "rate_limit_error"}},
-                           {"Retry-After": llm.retry_after})
+            self.send_json(
+                429,
+                {"error": {"message": "rate limited", "type": "rate_limit_error"}},
+                {"Retry-After": llm.retry_after},
+            )
             return
         if llm.mode == "hang":
             llm.released.wait(llm.hang_seconds)
@@ -91,33 +94,75 @@ class _LLMHandler(JsonHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
-        base = {"id": f"chatcmpl-fake{len(llm.requests)}", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": body.get("model", "fake-model")}
+        base = {
+            "id": f"chatcmpl-fake{len(llm.requests)}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body.get("model", "fake-model"),
+        }
 
         def emit(payload: dict[str, Any] | str) -> None:
             data = payload if isinstance(payload, str) else json.dumps(payload)
             self.wfile.write(f"data: {data}\n\n".encode())
             self.wfile.flush()
 
-        emit({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                   "finish_reason": None}]})
+        emit({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})
         if message.get("tool_calls"):
             for index, call in enumerate(message["tool_calls"]):
                 arguments = call["function"]["arguments"]
                 half = len(arguments) // 2
-                emit({**base, "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
-                    {"index": index, "id": call["id"], "type": "function",
-                     "function": {"name": call["function"]["name"], "arguments": arguments[:half]}}]}}]})
-                emit({**base, "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
-                    {"index": index, "function": {"arguments": arguments[half:]}}]}}]})
+                emit(
+                    {
+                        **base,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": None,
+                                "delta": {
+                                    "tool_calls": [
+                                        {
+                                            "index": index,
+                                            "id": call["id"],
+                                            "type": "function",
+                                            "function": {
+                                                "name": call["function"]["name"],
+                                                "arguments": arguments[:half],
+                                            },
+                                        }
+                                    ]
+                                },
+                            }
+                        ],
+                    }
+                )
+                emit(
+                    {
+                        **base,
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": None,
+                                "delta": {
+                                    "tool_calls": [{"index": index, "function": {"arguments": arguments[half:]}}]
+                                },
+                            }
+                        ],
+                    }
+                )
             finish = "tool_calls"
         else:
             words = (message.get("content") or "").split(" ")
             for i, word in enumerate(words):
                 if llm.stream_chunk_delay:
                     llm.released.wait(llm.stream_chunk_delay)
-                emit({**base, "choices": [{"index": 0, "finish_reason": None,
-                                           "delta": {"content": word if i == 0 else " " + word}}]})
+                emit(
+                    {
+                        **base,
+                        "choices": [
+                            {"index": 0, "finish_reason": None, "delta": {"content": word if i == 0 else " " + word}}
+                        ],
+                    }
+                )
             finish = "stop"
         emit({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if (body.get("stream_options") or {}).get("include_usage"):
@@ -180,9 +225,17 @@ class FakeLLM(FakeServer):
             if match and rule.tool in offered:
                 groups = match.groupdict()
                 arguments = {k: v.format(**groups) for k, v in rule.arguments.items()}
-                return {"role": "assistant", "content": None, "tool_calls": [{
-                    "id": f"call_{len(self.requests)}", "type": "function",
-                    "function": {"name": rule.tool, "arguments": json.dumps(arguments)}}]}
+                return {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": f"call_{len(self.requests)}",
+                            "type": "function",
+                            "function": {"name": rule.tool, "arguments": json.dumps(arguments)},
+                        }
+                    ],
+                }
         return {"role": "assistant", "content": f"Echo: {text}"}
 
     def usage(self, body: dict[str, Any], message: dict[str, Any]) -> dict[str, int]:
@@ -192,10 +245,13 @@ class FakeLLM(FakeServer):
 
     def completion(self, body: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
         return {
-            "id": f"chatcmpl-fake{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
+            "id": f"chatcmpl-fake{len(self.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": body.get("model", "fake-model"),
-            "choices": [{"index": 0, "message": message,
-                         "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}],
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}
+            ],
             "usage": self.usage(body, message),
         }
 

@@ -42,8 +42,12 @@ LOOKUP_TOOL = {
     "description": "Find a customer by e-mail",
     "method": "GET",
     "path": "/customers",
-    "parameters": {"type": "object", "properties": {"email": {"type": "string", "minLength": 3}},
-                   "required": ["email"], "additionalProperties": False},
+    "parameters": {
+        "type": "object",
+        "properties": {"email": {"type": "string", "minLength": 3}},
+        "required": ["email"],
+        "additionalProperties": False,
+    },
 }
 LOOKUP_RULE = {
     "pattern": r"customer (?P<email>\S+@\S+)",
@@ -56,10 +60,14 @@ LOOKUP_RULE = {
 def rules_config(**overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "agent": {"name": "support-bot", "namespace": "support", "revision": "r1"},
-        "model": {"provider": "rules", "name": "rules", "rules": [
-            LOOKUP_RULE,
-            {"pattern": r"^hello\b", "reply": "Hello! How can I help you today?"},
-        ]},
+        "model": {
+            "provider": "rules",
+            "name": "rules",
+            "rules": [
+                LOOKUP_RULE,
+                {"pattern": r"^hello\b", "reply": "Hello! How can I help you today?"},
+            ],
+        },
         "systemPrompt": "You are the support assistant of ACME.",
     }
     config.update(overrides)
@@ -69,8 +77,13 @@ def rules_config(**overrides: Any) -> dict[str, Any]:
 def llm_config(llm: FakeLLM, **overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "agent": {"name": "support-bot", "namespace": "support", "revision": "r1"},
-        "model": {"provider": "openai-compatible", "name": "fake-model", "endpoint": llm.url,
-                  "timeoutSeconds": 5, "maxRetries": 3},
+        "model": {
+            "provider": "openai-compatible",
+            "name": "fake-model",
+            "endpoint": llm.url,
+            "timeoutSeconds": 5,
+            "maxRetries": 3,
+        },
         "systemPrompt": "You are the support assistant of ACME.",
     }
     config.update(overrides)
@@ -78,8 +91,15 @@ def llm_config(llm: FakeLLM, **overrides: Any) -> dict[str, Any]:
 
 
 def crm_connector(crm: FakeCRM, auth: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
-    connector = {"name": "crm", "type": "http", "endpoint": crm.base_url, "auth": auth or {"type": "none"},
-                 "tools": [LOOKUP_TOOL], "timeoutSeconds": 2, "retries": 1}
+    connector = {
+        "name": "crm",
+        "type": "http",
+        "endpoint": crm.base_url,
+        "auth": auth or {"type": "none"},
+        "tools": [LOOKUP_TOOL],
+        "timeoutSeconds": 2,
+        "retries": 1,
+    }
     connector.update(overrides)
     return connector
 
@@ -90,8 +110,9 @@ async def runtime_client(config: dict[str, Any], **headers: str) -> AsyncIterato
     app = create_app(RuntimeConfig.model_validate(config))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://runtime", headers=headers,
-                                     timeout=30) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://runtime", headers=headers, timeout=30
+        ) as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
 
@@ -119,8 +140,9 @@ class RuntimeProcess:
 
     def start(self) -> RuntimeProcess:
         log = self.log_path.open("wb")
-        self.process = subprocess.Popen([*runtime_command(), "--config", str(self.config_path)],
-                                        stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [*runtime_command(), "--config", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
 
         def healthy() -> bool:
@@ -148,5 +170,3 @@ class RuntimeProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
-
-

@@ -55,8 +55,9 @@ class NamespacedOperator(OperatorProcess):
 
     def __init__(self, kubeconfig: str, log_path: Path, namespace: str) -> None:
         # HOSTNAME becomes the Events' reportingInstance: tells this operator's Events from any other's.
-        super().__init__(kubeconfig, log_path, scope=(f"--namespace={namespace}",),
-                         env={"HOSTNAME": f"canary-e2e-{namespace}"})
+        super().__init__(
+            kubeconfig, log_path, scope=(f"--namespace={namespace}",), env={"HOSTNAME": f"canary-e2e-{namespace}"}
+        )
         self.namespace = namespace
         self.instance = f"canary-e2e-{namespace}"
 
@@ -72,8 +73,12 @@ class Prometheus:
         self.process: subprocess.Popen[bytes] | None = None
         config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-            "scrape_configs": [{"job_name": "agents", "static_configs": [
-                {"targets": [f"127.0.0.1:{port}" for port in targets], "labels": labels}]}],
+            "scrape_configs": [
+                {
+                    "job_name": "agents",
+                    "static_configs": [{"targets": [f"127.0.0.1:{port}" for port in targets], "labels": labels}],
+                }
+            ],
         }
         (home / "prometheus.yml").write_text(yaml.safe_dump(config))
 
@@ -81,9 +86,17 @@ class Prometheus:
         binary = prometheus_binary()
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
-                [binary, f"--config.file={self.home / 'prometheus.yml'}",
-                 f"--storage.tsdb.path={self.home / 'data'}", f"--web.listen-address=127.0.0.1:{self.port}"],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=self.home)
+                [
+                    binary,
+                    f"--config.file={self.home / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={self.home / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.home,
+            )
         deadline = time.monotonic() + READY_WITHIN
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -113,7 +126,7 @@ def _rewrite_secret_paths(value: Any, local: Path, found: set[str]) -> Any:
     if isinstance(value, list):
         return [_rewrite_secret_paths(v, local, found) for v in value]
     if isinstance(value, str) and value.startswith(SECRETS_DIR):
-        rest = value[len(SECRETS_DIR):]
+        rest = value[len(SECRETS_DIR) :]
         found.add(rest.split("/", 1)[0])
         return str(local / rest)
     return value
@@ -168,8 +181,7 @@ class Tracks:
             return current[1]
         if current:
             current[1].stop()
-        runtime = PinnedRuntime(self.rendered_config(revision), self.workdir, f"{track}-{revision}",
-                                self.ports[track])
+        runtime = PinnedRuntime(self.rendered_config(revision), self.workdir, f"{track}-{revision}", self.ports[track])
         self.running[track] = (revision, runtime)  # before start: stop() must reach a half-started one too
         return runtime.start()
 
@@ -232,12 +244,20 @@ class AgentWatch:
         self.versions: list[dict[str, Any]] = []
         self.rows: list[dict[str, str]] = []
         self._lock = threading.Lock()
-        self._json = subprocess.Popen([*base, "-o", "json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                      stdin=subprocess.DEVNULL, text=True)
-        self._table = subprocess.Popen(base, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                       stdin=subprocess.DEVNULL, text=True)
-        self._threads = [threading.Thread(target=self._read_json, daemon=True),
-                         threading.Thread(target=self._read_table, daemon=True)]
+        self._json = subprocess.Popen(
+            [*base, "-o", "json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        self._table = subprocess.Popen(
+            base, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True
+        )
+        self._threads = [
+            threading.Thread(target=self._read_json, daemon=True),
+            threading.Thread(target=self._read_table, daemon=True),
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -289,7 +309,8 @@ class AgentWatch:
                 f"rollout={rollout.get('phase')} step={rollout.get('step')} weight={rollout.get('weight')} "
                 f"stable={revision.get('stable')} canary={revision.get('canary')} "
                 f"failures={rollout.get('failures')} inconclusive={rollout.get('inconclusive')} "
-                f"measurements={len(rollout.get('analysis') or [])} message={rollout.get('message', '')[:120]!r}")
+                f"measurements={len(rollout.get('analysis') or [])} message={rollout.get('message', '')[:120]!r}"
+            )
         return "\n".join(lines)
 
     def stop(self) -> None:

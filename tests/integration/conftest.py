@@ -13,6 +13,7 @@ except under CI=true, where that is a failure: CI must not go green by skipping 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -37,8 +38,9 @@ Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 # plugins give every pod of a namespace so annotated the fake nodes' selector and toleration.
 KWOK_NAMESPACE_ANNOTATIONS = {
     "scheduler.alpha.kubernetes.io/node-selector": "type=kwok",
-    "scheduler.alpha.kubernetes.io/defaultTolerations":
-        '[{"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake", "effect": "NoSchedule"}]',
+    "scheduler.alpha.kubernetes.io/defaultTolerations": json.dumps(
+        [{"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake", "effect": "NoSchedule"}]
+    ),
 }
 
 
@@ -122,11 +124,18 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
     name = f"it-{uuid.uuid4().hex[:10]}"
     # Restricted Pod Security is enforced, so any agent or Redis pod the operator makes that breaks
     # it is refused by the real admission plugin and the test sees it.
-    namespace_doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {
-        "name": name,
-        "labels": {"pod-security.kubernetes.io/enforce": "restricted",
-                   "pod-security.kubernetes.io/enforce-version": "latest"},
-        "annotations": KWOK_NAMESPACE_ANNOTATIONS}}
+    namespace_doc = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest",
+            },
+            "annotations": KWOK_NAMESPACE_ANNOTATIONS,
+        },
+    }
     kubectl("create", "-f", "-", stdin=yaml.safe_dump(namespace_doc), check=True)
     try:
         yield name
@@ -174,8 +183,11 @@ from tests.integration.operator_harness import OperatorProcess, install_crds_and
 
 
 @pytest.fixture(scope="session")
-def operator(kubectl: Kubectl, session_serviceaccount_kubeconfig: Callable[[str, str], str],
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def operator(
+    kubectl: Kubectl,
+    session_serviceaccount_kubeconfig: Callable[[str, str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[OperatorProcess]:
     install_crds_and_rbac(kubectl)
     config = session_serviceaccount_kubeconfig("agentfleet-system", "agentfleet-operator")
     log = tmp_path_factory.mktemp("operator") / "operator.log"
@@ -185,18 +197,23 @@ def operator(kubectl: Kubectl, session_serviceaccount_kubeconfig: Callable[[str,
 
 
 @pytest.fixture(scope="session")
-def session_serviceaccount_kubeconfig(kubeconfig: str, kubectl: Kubectl,
-                                     tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], str]:
+def session_serviceaccount_kubeconfig(
+    kubeconfig: str, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str, str], str]:
     def make(namespace: str, name: str) -> str:
         token = kubectl("create", "token", name, "-n", namespace, "--duration=2h", check=True).stdout.strip()
         admin = yaml.safe_load(Path(kubeconfig).read_text())
         context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
         cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
         user = f"system:serviceaccount:{namespace}:{name}"
-        doc = {"apiVersion": "v1", "kind": "Config", "clusters": [cluster],
-               "users": [{"name": user, "user": {"token": token}}],
-               "contexts": [{"name": user, "context": {"cluster": cluster["name"], "user": user}}],
-               "current-context": user}
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [cluster],
+            "users": [{"name": user, "user": {"token": token}}],
+            "contexts": [{"name": user, "context": {"cluster": cluster["name"], "user": user}}],
+            "current-context": user,
+        }
         path = tmp_path_factory.mktemp("sa") / "kubeconfig"
         path.write_text(yaml.safe_dump(doc))
         path.chmod(0o600)

@@ -28,8 +28,15 @@ def free_port() -> int:
 
 def install_crds_and_rbac(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"), check=True)
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/agents.agentfleet.dev",
-            "crd/connectors.agentfleet.dev", "crd/statepolicies.agentfleet.dev", check=True)
+    kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/agents.agentfleet.dev",
+        "crd/connectors.agentfleet.dev",
+        "crd/statepolicies.agentfleet.dev",
+        check=True,
+    )
     rendered = kubectl("kustomize", str(ROOT / "manifests" / "base" / "operator"), check=True).stdout
     # The operator Deployment itself is not applied: on this cluster its pod would not run anything.
     docs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]
@@ -37,8 +44,14 @@ def install_crds_and_rbac(kubectl: Callable[..., subprocess.CompletedProcess[str
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: str, log_path: Path, *extra: str,
-                 scope: tuple[str, ...] = ("--all-namespaces",), env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: str,
+        log_path: Path,
+        *extra: str,
+        scope: tuple[str, ...] = ("--all-namespaces",),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.metrics_port = free_port()
@@ -53,9 +66,20 @@ class OperatorProcess:
         env.pop("KUBERNETES_SERVICE_HOST", None)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(OPERATOR), *self.scope, f"--metrics-port={self.metrics_port}",
-             f"--health-port={self.health_port}", "--log-format=json", *self.extra],
-            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+            [
+                str(OPERATOR),
+                *self.scope,
+                f"--metrics-port={self.metrics_port}",
+                f"--health-port={self.health_port}",
+                "--log-format=json",
+                *self.extra,
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -92,8 +116,11 @@ class OperatorProcess:
         """Write requests the operator logged (AGENTFLEET_LOG_WRITES) for objects in one namespace;
         other tests may share the cluster, so a global count would not be about this test."""
         marker = f"/namespaces/{namespace}/"
-        return [line for line in self.log_path.read_text(errors="replace").splitlines()
-                if '"write: ' in line and marker in line]
+        return [
+            line
+            for line in self.log_path.read_text(errors="replace").splitlines()
+            if '"write: ' in line and marker in line
+        ]
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -30,20 +30,26 @@ WAIT = 120.0  # seconds before giving up on any one state
 
 # ----------------------------------------------------------------------------------------------- fixtures
 
+
 @pytest.fixture(scope="module")
 def operator_kubeconfig(kubeconfig: str, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A kubeconfig acting as the operator's own ServiceAccount (the RBAC manifests/base ships)."""
     install_crds_and_rbac(kubectl)
-    token = kubectl("create", "token", "agentfleet-operator", "-n", "agentfleet-system", "--duration=1h",
-                    check=True).stdout.strip()
+    token = kubectl(
+        "create", "token", "agentfleet-operator", "-n", "agentfleet-system", "--duration=1h", check=True
+    ).stdout.strip()
     admin = yaml.safe_load(Path(kubeconfig).read_text())
     context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
     cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
     user = "system:serviceaccount:agentfleet-system:agentfleet-operator"
-    doc = {"apiVersion": "v1", "kind": "Config", "clusters": [cluster],
-           "users": [{"name": user, "user": {"token": token}}],
-           "contexts": [{"name": user, "context": {"cluster": cluster["name"], "user": user}}],
-           "current-context": user}
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": user, "context": {"cluster": cluster["name"], "user": user}}],
+        "current-context": user,
+    }
     path = tmp_path_factory.mktemp("operator-sa") / "kubeconfig"
     path.write_text(yaml.safe_dump(doc))
     path.chmod(0o600)
@@ -127,6 +133,7 @@ def llms() -> Iterator[tuple[FakeLLM, FakeLLM]]:
 
 # ----------------------------------------------------------------------------------------------- helpers
 
+
 def get(kubectl: Kubectl, kind: str, name: str, namespace: str) -> dict[str, Any] | None:
     result = kubectl("get", kind, name, "-n", namespace, "-o", "json", "--ignore-not-found")
     return json.loads(result.stdout) if result.stdout.strip() else None
@@ -136,8 +143,13 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
     return next((c for c in (obj or {}).get("status", {}).get("conditions", []) if c["type"] == type_), {})
 
 
-def wait_for(what: str, predicate: Callable[[], Any], operator: NamespacedOperator | None = None,
-             timeout: float = WAIT, interval: float = 0.3) -> Any:
+def wait_for(
+    what: str,
+    predicate: Callable[[], Any],
+    operator: NamespacedOperator | None = None,
+    timeout: float = WAIT,
+    interval: float = 0.3,
+) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -166,19 +178,40 @@ def rules_model() -> dict[str, Any]:
     return {"provider": "rules", "name": "greeter", "rules": [{"pattern": "hi", "reply": "hello"}]}
 
 
-def canary_agent(name: str, steps: list[dict[str, Any]], analysis: dict[str, Any] | None = None,
-                 model: dict[str, Any] | None = None, prompt: str = "You greet.") -> dict[str, Any]:
+def canary_agent(
+    name: str,
+    steps: list[dict[str, Any]],
+    analysis: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None,
+    prompt: str = "You greet.",
+) -> dict[str, Any]:
     canary: dict[str, Any] = {"steps": steps, "progressDeadlineSeconds": 300}
     if analysis:
         canary["analysis"] = analysis
-    return {"apiVersion": API, "kind": "Agent", "metadata": {"name": name},
-            "spec": {"model": model or rules_model(), "prompt": {"system": prompt}, "replicas": 2,
-                     "rollout": {"strategy": "Canary", "canary": canary}}}
+    return {
+        "apiVersion": API,
+        "kind": "Agent",
+        "metadata": {"name": name},
+        "spec": {
+            "model": model or rules_model(),
+            "prompt": {"system": prompt},
+            "replicas": 2,
+            "rollout": {"strategy": "Canary", "canary": canary},
+        },
+    }
 
 
 def analysis(url: str, **overrides: Any) -> dict[str, Any]:
-    return {"prometheusURL": url, "interval": INTERVAL, "maxErrorRatio": 0.05, "maxLatencyP95Seconds": 2.0,
-            "minRequests": 3, "failureLimit": 2, "inconclusiveLimit": 5, **overrides}
+    return {
+        "prometheusURL": url,
+        "interval": INTERVAL,
+        "maxErrorRatio": 0.05,
+        "maxLatencyP95Seconds": 2.0,
+        "minRequests": 3,
+        "failureLimit": 2,
+        "inconclusiveLimit": 5,
+        **overrides,
+    }
 
 
 def first_rollout(kubectl: Kubectl, namespace: str, name: str, operator: NamespacedOperator) -> str:
@@ -187,8 +220,11 @@ def first_rollout(kubectl: Kubectl, namespace: str, name: str, operator: Namespa
     def settled() -> dict[str, Any] | None:
         agent = get(kubectl, "agt", name, namespace)
         status = (agent or {}).get("status", {})
-        if condition(agent, "Ready").get("status") == "True" and status.get("observedGeneration") == \
-                agent["metadata"]["generation"] and status.get("revision", {}).get("stable"):
+        if (
+            condition(agent, "Ready").get("status") == "True"
+            and status.get("observedGeneration") == agent["metadata"]["generation"]
+            and status.get("revision", {}).get("stable")
+        ):
             return agent
         return None
 
@@ -200,8 +236,7 @@ def first_rollout(kubectl: Kubectl, namespace: str, name: str, operator: Namespa
     return status["revision"]["stable"]
 
 
-def canary_started(kubectl: Kubectl, namespace: str, name: str, stable: str,
-                   operator: NamespacedOperator) -> str:
+def canary_started(kubectl: Kubectl, namespace: str, name: str, stable: str, operator: NamespacedOperator) -> str:
     def started() -> str:
         status = (get(kubectl, "agt", name, namespace) or {}).get("status", {})
         canary = status.get("revision", {}).get("canary", "")
@@ -218,16 +253,19 @@ def deployment_revision(kubectl: Kubectl, namespace: str, name: str) -> str | No
 
 
 def events(kubectl: Kubectl, namespace: str, name: str) -> list[dict[str, Any]]:
-    result = kubectl("get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}",
-                     "-o", "json", check=True)
+    result = kubectl(
+        "get", "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}", "-o", "json", check=True
+    )
     return json.loads(result.stdout)["items"]
 
 
 def has_event(kubectl: Kubectl, operator: NamespacedOperator, name: str, type_: str, reason: str) -> bool:
     """An Event this test's operator posted: another operator on the cluster (the session one watches
     every namespace) may post the same reason about the same object."""
-    return any(e["type"] == type_ and e["reason"] == reason and e.get("reportingInstance") == operator.instance
-               for e in events(kubectl, operator.namespace, name))
+    return any(
+        e["type"] == type_ and e["reason"] == reason and e.get("reportingInstance") == operator.instance
+        for e in events(kubectl, operator.namespace, name)
+    )
 
 
 def measurements(watcher: AgentWatch) -> list[dict[str, Any]]:
@@ -246,9 +284,15 @@ def stable_revisions(watcher: AgentWatch) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------- scenarios
 
+
 def test_good_canary_walks_every_step_and_is_promoted(
-    operator: NamespacedOperator, kubectl: Kubectl, namespace: str, tracks: Tracks, prometheus: Prometheus,
-    loads: Callable[[str], Load], watch: Callable[[str], AgentWatch],
+    operator: NamespacedOperator,
+    kubectl: Kubectl,
+    namespace: str,
+    tracks: Tracks,
+    prometheus: Prometheus,
+    loads: Callable[[str], Load],
+    watch: Callable[[str], AgentWatch],
 ) -> None:
     steps = [{"setWeight": 25}, {"analysis": {}}, {"setWeight": 50}, {"analysis": {}}]
     apply(kubectl, namespace, canary_agent(AGENT, steps, analysis(prometheus.url)))
@@ -262,14 +306,18 @@ def test_good_canary_walks_every_step_and_is_promoted(
     new = canary_started(kubectl, namespace, AGENT, old, operator)
     # The canary pods' config, served for real: a caller gets an answer, counted under the new revision.
     canary = tracks.run("canary", new)
-    answer = httpx.post(f"{canary.url}/v1/chat/completions", timeout=10,
-                        headers={"Authorization": f"Bearer {tracks.access_key()}"},
-                        json={"model": "greeter", "messages": [{"role": "user", "content": "hi"}]})
+    answer = httpx.post(
+        f"{canary.url}/v1/chat/completions",
+        timeout=10,
+        headers={"Authorization": f"Bearer {tracks.access_key()}"},
+        json={"model": "greeter", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"] == "hello", answer.text
     assert f'revision="{new}"' in httpx.get(f"{canary.url}/metrics", timeout=5).text
     load.add("canary", tracks.url("canary"))
-    canary_dep = wait_for("Deployment bot-canary", lambda: get(kubectl, "deployment", f"{AGENT}-canary", namespace),
-                          operator)
+    canary_dep = wait_for(
+        "Deployment bot-canary", lambda: get(kubectl, "deployment", f"{AGENT}-canary", namespace), operator
+    )
     labels = canary_dep["spec"]["template"]["metadata"]["labels"]
     assert labels["agentfleet.dev/revision"] == new and labels["agentfleet.dev/track"] == "canary"
     assert deployment_revision(kubectl, namespace, AGENT) == old  # stable untouched during the canary
@@ -277,15 +325,19 @@ def test_good_canary_walks_every_step_and_is_promoted(
     def promoted() -> dict[str, Any] | None:
         agent = get(kubectl, "agt", AGENT, namespace)
         status = (agent or {}).get("status", {})
-        if status.get("revision") == {"stable": new, "canary": ""} and status.get("phase") == "Ready" \
-                and condition(agent, "Ready").get("status") == "True":
+        if (
+            status.get("revision") == {"stable": new, "canary": ""}
+            and status.get("phase") == "Ready"
+            and condition(agent, "Ready").get("status") == "True"
+        ):
             return agent
         return None
 
     agent = wait_for("the canary promoted", promoted, operator)
     assert agent["status"]["rollout"]["phase"] == "Idle" and agent["status"]["rollout"]["weight"] == 0
-    wait_for("stable Deployment at the new revision",
-             lambda: deployment_revision(kubectl, namespace, AGENT) == new, operator)
+    wait_for(
+        "stable Deployment at the new revision", lambda: deployment_revision(kubectl, namespace, AGENT) == new, operator
+    )
     wait_for("bot-canary deleted", lambda: get(kubectl, "deployment", f"{AGENT}-canary", namespace) is None, operator)
     assert has_event(kubectl, operator, AGENT, "Normal", "Promoted")
 
@@ -308,8 +360,14 @@ def test_good_canary_walks_every_step_and_is_promoted(
 
 
 def test_canary_with_failing_llm_is_rolled_back(
-    operator: NamespacedOperator, kubectl: Kubectl, namespace: str, tracks: Tracks, prometheus: Prometheus,
-    loads: Callable[[str], Load], watch: Callable[[str], AgentWatch], llms: tuple[FakeLLM, FakeLLM],
+    operator: NamespacedOperator,
+    kubectl: Kubectl,
+    namespace: str,
+    tracks: Tracks,
+    prometheus: Prometheus,
+    loads: Callable[[str], Load],
+    watch: Callable[[str], AgentWatch],
+    llms: tuple[FakeLLM, FakeLLM],
 ) -> None:
     good, bad = llms
     model = {"provider": "openai-compatible", "name": "fake-model", "endpoint": good.url}
@@ -345,8 +403,12 @@ def test_canary_with_failing_llm_is_rolled_back(
     assert "RolledBack" in wide and "Degraded" in wide, wide
     wait_for("bot-canary deleted", lambda: get(kubectl, "deployment", f"{AGENT}-canary", namespace) is None, operator)
     assert deployment_revision(kubectl, namespace, AGENT) == old
-    wait_for("Warning RolledBack event", lambda: has_event(kubectl, operator, AGENT, "Warning", "RolledBack"),
-             operator, timeout=30)
+    wait_for(
+        "Warning RolledBack event",
+        lambda: has_event(kubectl, operator, AGENT, "Warning", "RolledBack"),
+        operator,
+        timeout=30,
+    )
 
     failed = [m for m in measurements(watcher) if m["verdict"] == "Failed" and m["metric"] == "errorRatio"]
     assert len(failed) >= 2, measurements(watcher)
@@ -358,8 +420,13 @@ def test_canary_with_failing_llm_is_rolled_back(
 
 
 def test_prometheus_lost_mid_analysis_pauses_and_never_promotes(
-    operator: NamespacedOperator, kubectl: Kubectl, namespace: str, tracks: Tracks, prometheus: Prometheus,
-    loads: Callable[[str], Load], watch: Callable[[str], AgentWatch],
+    operator: NamespacedOperator,
+    kubectl: Kubectl,
+    namespace: str,
+    tracks: Tracks,
+    prometheus: Prometheus,
+    loads: Callable[[str], Load],
+    watch: Callable[[str], AgentWatch],
 ) -> None:
     # minRequests out of reach: while Prometheus is up nothing can pass, so only its loss decides the outcome.
     settings = analysis(prometheus.url, interval="8s", minRequests=1_000_000, inconclusiveLimit=2)
@@ -397,8 +464,12 @@ def test_prometheus_lost_mid_analysis_pauses_and_never_promotes(
     assert condition(agent, "RolloutHealthy")["reason"] == "CanaryPaused"
     latest = [m for m in status["rollout"]["analysis"] if m["time"] == status["rollout"]["analysis"][-1]["time"]]
     assert latest and all(m["verdict"] == "Inconclusive" and "unreachable" in m["message"] for m in latest), latest
-    wait_for("Warning AnalysisInconclusive event",
-             lambda: has_event(kubectl, operator, AGENT, "Warning", "AnalysisInconclusive"), operator, timeout=30)
+    wait_for(
+        "Warning AnalysisInconclusive event",
+        lambda: has_event(kubectl, operator, AGENT, "Warning", "AnalysisInconclusive"),
+        operator,
+        timeout=30,
+    )
 
     # Paused waits for a person: over the next intervals nothing is measured and nothing is promoted.
     count = len(status["rollout"]["analysis"])
@@ -426,6 +497,7 @@ def test_intents_promote_abort_and_retry(operator: NamespacedOperator, kubectl: 
             agent = get(kubectl, "agt", name, namespace)
             rollout = (agent or {}).get("status", {}).get("rollout", {})
             return agent if rollout.get("phase") == "Paused" and rollout.get("step") == 1 else None
+
         return check
 
     for name in ("promo", "abort"):
@@ -444,8 +516,11 @@ def test_intents_promote_abort_and_retry(operator: NamespacedOperator, kubectl: 
 
     agent = wait_for("promo promoted", promoted, operator)
     assert agent["status"]["rollout"]["handledIntents"].get("promote") == "full"
-    wait_for("promo stable Deployment rolled", lambda: deployment_revision(kubectl, namespace, "promo") == new["promo"],
-             operator)
+    wait_for(
+        "promo stable Deployment rolled",
+        lambda: deployment_revision(kubectl, namespace, "promo") == new["promo"],
+        operator,
+    )
     wait_for("promo-canary deleted", lambda: get(kubectl, "deployment", "promo-canary", namespace) is None, operator)
     assert has_event(kubectl, operator, "promo", "Normal", "PromoteRequested")
 
@@ -463,8 +538,12 @@ def test_intents_promote_abort_and_retry(operator: NamespacedOperator, kubectl: 
     assert status["rollout"]["abortedRevision"] == new["abort"]
     wait_for("abort-canary deleted", lambda: get(kubectl, "deployment", "abort-canary", namespace) is None, operator)
     assert deployment_revision(kubectl, namespace, "abort") == old["abort"]
-    wait_for("Warning RolledBack event", lambda: has_event(kubectl, operator, "abort", "Warning", "RolledBack"),
-             operator, timeout=30)
+    wait_for(
+        "Warning RolledBack event",
+        lambda: has_event(kubectl, operator, "abort", "Warning", "RolledBack"),
+        operator,
+        timeout=30,
+    )
 
     # retry: the same revision's canary starts again from step 1.
     annotate(kubectl, namespace, "abort", "agentfleet.dev/retry=1")
@@ -477,12 +556,15 @@ def test_intents_promote_abort_and_retry(operator: NamespacedOperator, kubectl: 
     assert has_event(kubectl, operator, "abort", "Normal", "RetryRequested")
 
 
-def test_rotated_credential_alone_gets_a_canary(operator: NamespacedOperator, kubectl: Kubectl,
-                                                namespace: str) -> None:
+def test_rotated_credential_alone_gets_a_canary(operator: NamespacedOperator, kubectl: Kubectl, namespace: str) -> None:
     # shared/API.md: the hashes of every Secret the pods read are part of the revision, so a rotated
     # credential with nothing else changed is a new revision and, under Canary, goes through the steps.
-    callers = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "callers"},
-               "stringData": {"alice": "caller-key-before"}}
+    callers = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "callers"},
+        "stringData": {"alice": "caller-key-before"},
+    }
     apply(kubectl, namespace, callers)
     agent = canary_agent("rot", [{"setWeight": 50}, {"pause": {}}])
     agent["spec"]["access"] = {"apiKeySecretRef": {"name": "callers"}}
@@ -495,13 +577,16 @@ def test_rotated_credential_alone_gets_a_canary(operator: NamespacedOperator, ku
     new = canary_started(kubectl, namespace, "rot", old, operator)
     agent_now = get(kubectl, "agt", "rot", namespace)
     assert agent_now["metadata"]["generation"] == generation  # the spec never changed
-    canary_dep = wait_for("Deployment rot-canary", lambda: get(kubectl, "deployment", "rot-canary", namespace),
-                          operator)
+    canary_dep = wait_for(
+        "Deployment rot-canary", lambda: get(kubectl, "deployment", "rot-canary", namespace), operator
+    )
     assert canary_dep["spec"]["template"]["metadata"]["labels"]["agentfleet.dev/revision"] == new
     assert deployment_revision(kubectl, namespace, "rot") == old  # stable keeps the old key until promoted
     # Only the Secret's hash differs: both revisions render the same runtime config but for the revision.
-    configs = {rev: json.loads(get(kubectl, "configmap", f"rot-config-{rev}", namespace)["data"]["config.json"])
-               for rev in (old, new)}
+    configs = {
+        rev: json.loads(get(kubectl, "configmap", f"rot-config-{rev}", namespace)["data"]["config.json"])
+        for rev in (old, new)
+    }
     for config in configs.values():
         config["agent"].pop("revision")
     assert configs[old] == configs[new]

@@ -21,28 +21,52 @@ PARENT_LABELS = {"app.kubernetes.io/instance": APP, "team": "support", "cost-cen
 CHILD_KINDS = "serviceaccounts,configmaps,secrets,deployments,services,poddisruptionbudgets,networkpolicies,pods"
 
 
-def test_children_carry_none_of_the_agents_labels(operator: OperatorProcess, kubectl: Kubectl,
-                                                  namespace: str) -> None:
+def test_children_carry_none_of_the_agents_labels(operator: OperatorProcess, kubectl: Kubectl, namespace: str) -> None:
     agent = rules_agent("bot", replicas=2)
     agent["metadata"]["labels"] = dict(PARENT_LABELS)
     apply(kubectl, namespace, agent)
     wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
     uid = get(kubectl, "agent", "bot", namespace)["metadata"]["uid"]
-    wait_for("2 pods", lambda: len(json.loads(kubectl("get", "pods", "-n", namespace, "-l", "agentfleet.dev/agent=bot",
-                                                      "-o", "json", check=True).stdout)["items"]) == 2)
+    wait_for(
+        "2 pods",
+        lambda: (
+            len(
+                json.loads(
+                    kubectl(
+                        "get", "pods", "-n", namespace, "-l", "agentfleet.dev/agent=bot", "-o", "json", check=True
+                    ).stdout
+                )["items"]
+            )
+            == 2
+        ),
+    )
 
     items = json.loads(kubectl("get", CHILD_KINDS, "-n", namespace, "-o", "json", check=True).stdout)["items"]
     # Children by ownership, not by our own label: a child that lost the label must still be checked.
-    deployments = {i["metadata"]["uid"] for i in items if i["kind"] == "Deployment"
-                   and any(r["uid"] == uid for r in i["metadata"].get("ownerReferences", []))}
+    deployments = {
+        i["metadata"]["uid"]
+        for i in items
+        if i["kind"] == "Deployment" and any(r["uid"] == uid for r in i["metadata"].get("ownerReferences", []))
+    }
     replica_sets = json.loads(kubectl("get", "replicasets", "-n", namespace, "-o", "json", check=True).stdout)["items"]
-    owned_sets = {r["metadata"]["uid"] for r in replica_sets
-                  if any(o["uid"] in deployments for o in r["metadata"].get("ownerReferences", []))}
+    owned_sets = {
+        r["metadata"]["uid"]
+        for r in replica_sets
+        if any(o["uid"] in deployments for o in r["metadata"].get("ownerReferences", []))
+    }
     owners = {uid} | owned_sets
     children = [i for i in items if any(r["uid"] in owners for r in i["metadata"].get("ownerReferences", []))]
     kinds = {c["kind"] for c in children}
-    assert {"ServiceAccount", "ConfigMap", "Secret", "Deployment", "Service", "PodDisruptionBudget",
-            "NetworkPolicy", "Pod"} <= kinds, kinds
+    assert {
+        "ServiceAccount",
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "Pod",
+    } <= kinds, kinds
 
     for child in children:
         where = f"{child['kind']}/{child['metadata']['name']}"

@@ -34,10 +34,14 @@ BASES = {
 MODELS = {"Agent": Agent, "Connector": Connector, "StatePolicy": StatePolicy}
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 2000) | st.floats(-3, 200, allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 2000)
+    | st.floats(-3, 200, allow_nan=False)
     | st.sampled_from(["", "x", "Canary", "rules", "http", "redis", "oauth2ClientCredentials", "60s", "https://a/v1"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["name", "key", "type"]), inner,
-                                                                 max_size=2),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["name", "key", "type"]), inner, max_size=2)
+    ),
     max_leaves=4,
 )
 
@@ -87,12 +91,14 @@ def _related(named: str, mutated: str) -> bool:
     below a replaced one (spec.model replaced, spec.model.provider: Required value) both count. So
     does a sibling: a cross-field rule of the parent names the field it constrains, which need not
     be the one that changed (spec.auth.type changed to none, spec.auth.secretRef: must not be set)."""
+
     def contains(longer: str, shorter: str) -> bool:
         return longer == shorter or longer.startswith((shorter + ".", shorter + "["))
 
     parent = mutated.rsplit(".", 1)[0] if "." in mutated else mutated
-    return (any(contains(a, b) for a, b in ((named, mutated), (mutated, named)))
-            or (parent != "spec" and contains(named, parent)))
+    return any(contains(a, b) for a, b in ((named, mutated), (mutated, named))) or (
+        parent != "spec" and contains(named, parent)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +111,8 @@ def fuzz_namespace(kubectl: Kubectl) -> Iterator[str]:
 
 
 def test_fuzzed_specs_are_refused_naming_the_field_or_valid_and_the_operator_survives(
-        operator: OperatorProcess, kubectl: Kubectl, fuzz_namespace: str) -> None:
+    operator: OperatorProcess, kubectl: Kubectl, fuzz_namespace: str
+) -> None:
     outcomes: Counter[str] = Counter()
 
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -119,20 +126,24 @@ def test_fuzzed_specs_are_refused_naming_the_field_or_valid_and_the_operator_sur
         if result.returncode != 0:
             # Only a schema or CEL refusal counts (or, for a key the schema lacks, kubectl's strict field
             # validation), and it must name a field this example changed.
-            assert (f'{doc["kind"]} "{name}" is invalid' in result.stderr
-                    or "strict decoding error: unknown field" in result.stderr), result.stderr
+            assert (
+                f'{doc["kind"]} "{name}" is invalid' in result.stderr
+                or "strict decoding error: unknown field" in result.stderr
+            ), result.stderr
             named = FIELD_IN_ERROR.findall(result.stderr)
             mutated_fields = [_field(path) for path in paths]
             assert any(_related(n, m) for n in named for m in mutated_fields), (
-                f"refusal names {named}, the example changed {mutated_fields}:\n{result.stderr}")
+                f"refusal names {named}, the example changed {mutated_fields}:\n{result.stderr}"
+            )
             outcomes["refused"] += 1
             return
         stored = json.loads(result.stdout)
         try:
             MODELS[doc["kind"]].model_validate(stored)
         except ValidationError as exc:  # the schema let through what the operator would not understand
-            pytest.fail(f"accepted but invalid for the operator: {exc.errors()[:2]}\n"
-                        f"{json.dumps(stored['spec'])[:800]}")
+            pytest.fail(
+                f"accepted but invalid for the operator: {exc.errors()[:2]}\n{json.dumps(stored['spec'])[:800]}"
+            )
         # Store it for real and let the operator reconcile it: it must not crash on anything admitted.
         created = kubectl("apply", "-f", "-", stdin=json.dumps(doc))
         assert created.returncode == 0, created.stderr
@@ -145,6 +156,9 @@ def test_fuzzed_specs_are_refused_naming_the_field_or_valid_and_the_operator_sur
     # Read the log only once the operator has worked through everything the fuzzing stored.
     wait_for("operator done with the fuzzed objects", lambda: queue_drained(operator), timeout=120)
     # Whatever was admitted is handled: a condition at worst, never an exception in a reconcile.
-    errors = [line for line in operator.log_path.read_text(errors="replace").splitlines()
-              if '"level": "error"' in line and fuzz_namespace in line]
+    errors = [
+        line
+        for line in operator.log_path.read_text(errors="replace").splitlines()
+        if '"level": "error"' in line and fuzz_namespace in line
+    ]
     assert errors == [], errors[:3]

@@ -27,8 +27,15 @@ def run_kubectl(kubeconfig: str, *args: str, stdin: str | None = None) -> subpro
 def crds(kubeconfig: str) -> str:
     result = run_kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
     assert result.returncode == 0, result.stderr
-    wait = run_kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
-                       "crd/agents.agentfleet.dev", "crd/connectors.agentfleet.dev", "crd/statepolicies.agentfleet.dev")
+    wait = run_kubectl(
+        kubeconfig,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/agents.agentfleet.dev",
+        "crd/connectors.agentfleet.dev",
+        "crd/statepolicies.agentfleet.dev",
+    )
     assert wait.returncode == 0, wait.stderr
     return kubeconfig
 
@@ -47,12 +54,24 @@ def test_samples_are_accepted_and_listed_with_api_columns(crds: str) -> None:
     assert any(line.startswith("statepolicy.agentfleet.dev/chat-sessions") and "3600" in line for line in lines)
 
     wide = run_kubectl(crds, "get", "agt", "-n", "agentfleet-demo", "-o", "wide")
-    assert wide.stdout.split("\n")[0].split() == ["NAME", "READY", "PHASE", "MODEL", "CANARY", "AGE", "REASON",
-                                                 "ENDPOINT"]
+    assert wide.stdout.split("\n")[0].split() == [
+        "NAME",
+        "READY",
+        "PHASE",
+        "MODEL",
+        "CANARY",
+        "AGE",
+        "REASON",
+        "ENDPOINT",
+    ]
     category = run_kubectl(crds, "get", "agentfleet", "-n", "agentfleet-demo", "-o", "name")
     names = set(category.stdout.split())
-    assert {"agent.agentfleet.dev/support-bot", "agent.agentfleet.dev/hello", "connector.agentfleet.dev/crm",
-            "statepolicy.agentfleet.dev/chat-sessions"} <= names
+    assert {
+        "agent.agentfleet.dev/support-bot",
+        "agent.agentfleet.dev/hello",
+        "connector.agentfleet.dev/crm",
+        "statepolicy.agentfleet.dev/chat-sessions",
+    } <= names
 
     # Defaults from the models are applied by the API server.
     stored = json.loads(run_kubectl(crds, "get", "agt", "hello", "-n", "agentfleet-demo", "-o", "json").stdout)
@@ -106,8 +125,11 @@ def case(base: dict[str, Any], changes: dict[str, Any], expect: str) -> tuple[di
 
 INVALID: dict[str, tuple[dict[str, Any], str]] = {
     # Agent
-    "prompt-both": case(AGENT, {"spec.prompt.configMapRef": {"name": "p", "key": "k"}},
-                        "spec.prompt: exactly one of system or configMapRef"),
+    "prompt-both": case(
+        AGENT,
+        {"spec.prompt.configMapRef": {"name": "p", "key": "k"}},
+        "spec.prompt: exactly one of system or configMapRef",
+    ),
     "prompt-none": case(AGENT, {"spec.prompt.system": _DELETE}, "spec.prompt: exactly one of system or configMapRef"),
     "endpoint-missing": case(AGENT, {"spec.model.endpoint": _DELETE}, "spec.model.endpoint"),
     "endpoint-not-http": case(AGENT, {"spec.model.endpoint": "ftp://llm/v1"}, "spec.model.endpoint"),
@@ -119,37 +141,47 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
     "min-above-max": case(AGENT, {"spec.autoscaling.minReplicas": 11}, "spec.autoscaling.minReplicas"),
     "min-zero": case(AGENT, {"spec.autoscaling.minReplicas": 0}, "spec.autoscaling.minReplicas"),
     "replicas-negative": case(AGENT, {"spec.replicas": -1}, "spec.replicas"),
-    "step-two-actions": case(AGENT, {"spec.rollout.canary.steps.0.pause": {}},
-                             "each step must set exactly one of setWeight, pause or analysis"),
-    "step-empty": case(AGENT, {"spec.rollout.canary.steps.0": {}},
-                       "each step must set exactly one of setWeight, pause or analysis"),
+    "step-two-actions": case(
+        AGENT,
+        {"spec.rollout.canary.steps.0.pause": {}},
+        "each step must set exactly one of setWeight, pause or analysis",
+    ),
+    "step-empty": case(
+        AGENT, {"spec.rollout.canary.steps.0": {}}, "each step must set exactly one of setWeight, pause or analysis"
+    ),
     "weight-zero": case(AGENT, {"spec.rollout.canary.steps.0.setWeight": 0}, "spec.rollout.canary.steps[0].setWeight"),
-    "weight-above-100": case(AGENT, {"spec.rollout.canary.steps.3.setWeight": 101},
-                             "spec.rollout.canary.steps[3].setWeight"),
-    "pause-bad-duration": case(AGENT, {"spec.rollout.canary.steps.1.pause.duration": "soon"},
-                               "spec.rollout.canary.steps[1].pause.duration"),
+    "weight-above-100": case(
+        AGENT, {"spec.rollout.canary.steps.3.setWeight": 101}, "spec.rollout.canary.steps[3].setWeight"
+    ),
+    "pause-bad-duration": case(
+        AGENT, {"spec.rollout.canary.steps.1.pause.duration": "soon"}, "spec.rollout.canary.steps[1].pause.duration"
+    ),
     "canary-missing": case(AGENT, {"spec.rollout.canary": _DELETE}, "spec.rollout.canary"),
     "analysis-missing": case(AGENT, {"spec.rollout.canary.analysis": _DELETE}, "spec.rollout.canary.analysis"),
     "strategy-unknown": case(AGENT, {"spec.rollout.strategy": "BlueGreen"}, "spec.rollout.strategy"),
-    "error-ratio-above-1": case(AGENT, {"spec.rollout.canary.analysis.maxErrorRatio": 1.5},
-                                "spec.rollout.canary.analysis.maxErrorRatio"),
-    "duplicate-connector": case(AGENT, {"spec.connectors": [{"name": "crm"}, {"name": "crm"}]},
-                                "spec.connectors[1]"),
-    "bad-allowed-namespace": case(AGENT, {"spec.access.allowedNamespaces": ["Bad_NS"]},
-                                  "spec.access.allowedNamespaces[0]"),
+    "error-ratio-above-1": case(
+        AGENT, {"spec.rollout.canary.analysis.maxErrorRatio": 1.5}, "spec.rollout.canary.analysis.maxErrorRatio"
+    ),
+    "duplicate-connector": case(AGENT, {"spec.connectors": [{"name": "crm"}, {"name": "crm"}]}, "spec.connectors[1]"),
+    "bad-allowed-namespace": case(
+        AGENT, {"spec.access.allowedNamespaces": ["Bad_NS"]}, "spec.access.allowedNamespaces[0]"
+    ),
     "name-too-long": case(AGENT, {"metadata.name": "a" * 48}, "metadata.name"),
     "bad-tool-filter": case(AGENT, {"spec.connectors.0.tools": ["Lookup"]}, "spec.connectors[0].tools[0]"),
     # Connector
     "connector-endpoint": case(CONNECTOR, {"spec.endpoint": "crm.example.com"}, "spec.endpoint"),
     "connector-type": case(CONNECTOR, {"spec.type": "soap"}, "spec.type"),
     "auth-without-secret": case(CONNECTOR, {"spec.auth.secretRef": _DELETE}, "spec.auth.secretRef"),
-    "auth-none-with-secret": case(CONNECTOR, {"spec.auth": {"type": "none", "secretRef": {"name": "s"}}},
-                                  "spec.auth.secretRef"),
-    "header-on-bearer": case(CONNECTOR, {"spec.auth": {"type": "bearer", "secretRef": {"name": "s"},
-                                                       "header": "X-Key"}}, "spec.auth.header"),
+    "auth-none-with-secret": case(
+        CONNECTOR, {"spec.auth": {"type": "none", "secretRef": {"name": "s"}}}, "spec.auth.secretRef"
+    ),
+    "header-on-bearer": case(
+        CONNECTOR, {"spec.auth": {"type": "bearer", "secretRef": {"name": "s"}, "header": "X-Key"}}, "spec.auth.header"
+    ),
     "oauth-without-token-url": case(CONNECTOR, {"spec.auth.tokenURL": _DELETE}, "spec.auth.tokenURL"),
-    "scopes-on-api-key": case(CONNECTOR, {"spec.auth": {"type": "apiKey", "secretRef": {"name": "s"},
-                                                        "scopes": ["a"]}}, "spec.auth.scopes"),
+    "scopes-on-api-key": case(
+        CONNECTOR, {"spec.auth": {"type": "apiKey", "secretRef": {"name": "s"}, "scopes": ["a"]}}, "spec.auth.scopes"
+    ),
     "duplicate-tool": case(CONNECTOR, {"spec.tools.1.name": "lookup_customer"}, "spec.tools[1]"),
     "tool-name-pattern": case(CONNECTOR, {"spec.tools.0.name": "Lookup-Customer"}, "spec.tools[0].name"),
     "tool-method": case(CONNECTOR, {"spec.tools.0.method": "FETCH"}, "spec.tools[0].method"),
@@ -163,8 +195,9 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
     "memory-with-redis": case(STATE, {"spec.store.type": "memory"}, "spec.store.redis"),
     "redaction-unknown": case(STATE, {"spec.redaction.patterns": ["ssn"]}, "spec.redaction.patterns[0]"),
     "ttl-zero": case(STATE, {"spec.session.ttlSeconds": 0}, "spec.session.ttlSeconds"),
-    "encryption-key-missing": case(STATE, {"spec.encryption.keySecretRef.key": _DELETE},
-                                   "spec.encryption.keySecretRef.key"),
+    "encryption-key-missing": case(
+        STATE, {"spec.encryption.keySecretRef.key": _DELETE}, "spec.encryption.keySecretRef.key"
+    ),
 }
 
 

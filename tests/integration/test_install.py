@@ -15,8 +15,11 @@ def test_base_applies_cleanly_and_its_service_account_has_only_what_it_needs(kub
     applied = kubectl("apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "manifests" / "base"))
     assert applied.returncode == 0, applied.stderr
     try:
-        deployment = json.loads(kubectl("get", "deployment", "agentfleet-operator", "-n", "agentfleet-system",
-                                        "-o", "json", check=True).stdout)
+        deployment = json.loads(
+            kubectl(
+                "get", "deployment", "agentfleet-operator", "-n", "agentfleet-system", "-o", "json", check=True
+            ).stdout
+        )
         assert deployment["spec"]["replicas"] == 2
         assert "--leader-elect" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
         sa = "system:serviceaccount:agentfleet-system:agentfleet-operator"

@@ -26,8 +26,12 @@ from tests.unit.test_manifests_render import KNOWN_LABEL_NAMES, KNOWN_METRICS, M
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 MONITORING = Path(__file__).resolve().parents[2] / "manifests" / "monitoring"
-SERIES_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",),
-                   "summary": ("_sum", "_count", "")}
+SERIES_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "gauge": ("",),
+    "summary": ("_sum", "_count", ""),
+}
 
 
 def queried_names() -> dict[str, set[str]]:
@@ -51,8 +55,10 @@ def queried_names() -> dict[str, set[str]]:
         for variable in dashboard.get("templating", {}).get("list", []):
             if variable.get("type") == "query":
                 definition = variable["definition"]
-                note(definition if isinstance(definition, str) else json.dumps(definition),
-                     f"variable {variable['name']}")
+                note(
+                    definition if isinstance(definition, str) else json.dumps(definition),
+                    f"variable {variable['name']}",
+                )
     return used
 
 
@@ -74,8 +80,9 @@ def runtime(tmp_path: Path) -> Iterator[RuntimeProcess]:
         process.stop()
 
 
-def test_alerts_and_dashboard_query_only_exported_series(operator: OperatorProcess, kubectl: Kubectl,
-                                                         namespace: str, runtime: RuntimeProcess) -> None:
+def test_alerts_and_dashboard_query_only_exported_series(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str, runtime: RuntimeProcess
+) -> None:
     # Some traffic through both, so the scrape is of programs at work, not only of their declarations.
     apply(kubectl, namespace, rules_agent("bot"))
     wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
@@ -93,8 +100,12 @@ def test_alerts_and_dashboard_query_only_exported_series(operator: OperatorProce
     assert not missing, f"queried but exported by neither the operator nor the runtime: {missing}"
 
     # The unit tier's list: each entry is an exported series or, for histograms, the family name.
-    families = {name.removesuffix(suffix) for name, kind in exposed.items() for suffix in SERIES_SUFFIXES[kind]
-                if suffix and name.endswith(suffix)}
+    families = {
+        name.removesuffix(suffix)
+        for name, kind in exposed.items()
+        for suffix in SERIES_SUFFIXES[kind]
+        if suffix and name.endswith(suffix)
+    }
     stale = sorted(name for name in KNOWN_METRICS if name not in exposed and name not in families)
     assert not stale, f"tests/unit/test_manifests_render.py lists metrics nobody exports: {stale}"
 
@@ -102,7 +113,9 @@ def test_alerts_and_dashboard_query_only_exported_series(operator: OperatorProce
 def test_exposition_parsing_tells_the_types_apart() -> None:
     # The check above is only as good as this mapping: a counter queried without _total, or a histogram
     # queried bare, must not count as exported.
-    text = ("# HELP a_total x\n# TYPE a_total counter\n# HELP b_seconds x\n# TYPE b_seconds histogram\n"
-            "# HELP c x\n# TYPE c gauge\nc 1\n")
+    text = (
+        "# HELP a_total x\n# TYPE a_total counter\n# HELP b_seconds x\n# TYPE b_seconds histogram\n"
+        "# HELP c x\n# TYPE c gauge\nc 1\n"
+    )
     series = exposed_series(text)
     assert set(series) == {"a_total", "b_seconds_bucket", "b_seconds_sum", "b_seconds_count", "c"}

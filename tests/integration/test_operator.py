@@ -49,17 +49,27 @@ def apply(kubectl: Kubectl, namespace: str, *docs: dict[str, Any]) -> None:
 
 
 def rules_agent(name: str, **spec: Any) -> dict[str, Any]:
-    body = {"model": {"provider": "rules", "name": "greeter", "rules": [{"pattern": "hi", "reply": "hello"}]},
-            "prompt": {"system": "You greet."}}
+    body = {
+        "model": {"provider": "rules", "name": "greeter", "rules": [{"pattern": "hi", "reply": "hello"}]},
+        "prompt": {"system": "You greet."},
+    }
     body.update(spec)
     return {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "Agent", "metadata": {"name": name}, "spec": body}
 
 
 def connector(name: str, secret: str | None = None) -> dict[str, Any]:
     auth: dict[str, Any] = {"type": "bearer", "secretRef": {"name": secret}} if secret else {"type": "none"}
-    return {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "Connector", "metadata": {"name": name},
-            "spec": {"type": "http", "endpoint": "https://crm.example.com/api", "auth": auth,
-                     "tools": [{"name": "lookup_customer", "method": "GET", "path": "/customers"}]}}
+    return {
+        "apiVersion": "agentfleet.dev/v1alpha1",
+        "kind": "Connector",
+        "metadata": {"name": name},
+        "spec": {
+            "type": "http",
+            "endpoint": "https://crm.example.com/api",
+            "auth": auth,
+            "tools": [{"name": "lookup_customer", "method": "GET", "path": "/customers"}],
+        },
+    }
 
 
 def secret(name: str, **data: str) -> dict[str, Any]:
@@ -68,8 +78,11 @@ def secret(name: str, **data: str) -> dict[str, Any]:
 
 def ready(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any] | None:
     agent = get(kubectl, "agent", name, namespace)
-    if agent and condition(agent, "Ready").get("status") == "True" and \
-            agent["status"].get("observedGeneration") == agent["metadata"]["generation"]:
+    if (
+        agent
+        and condition(agent, "Ready").get("status") == "True"
+        and agent["status"].get("observedGeneration") == agent["metadata"]["generation"]
+    ):
         return agent
     return None
 
@@ -100,12 +113,23 @@ def test_agent_becomes_ready_with_its_children(operator: OperatorProcess, kubect
     assert status["endpoint"] == f"http://greeter.{namespace}.svc:8080"
     revision = status["revision"]["stable"]
     assert revision and status["observedGeneration"] == agent["metadata"]["generation"]
-    assert {c["type"] for c in status["conditions"]} == {"Ready", "Reconciling", "Stalled", "ConnectorsReady",
-                                                         "StateReady", "RolloutHealthy"}
+    assert {c["type"] for c in status["conditions"]} == {
+        "Ready",
+        "Reconciling",
+        "Stalled",
+        "ConnectorsReady",
+        "StateReady",
+        "RolloutHealthy",
+    }
     assert condition(agent, "Stalled")["status"] == "False"
-    for kind, name in [("serviceaccount", "greeter"), ("configmap", f"greeter-config-{revision}"),
-                       ("secret", "greeter-access"), ("deployment", "greeter"), ("service", "greeter"),
-                       ("networkpolicy", "greeter")]:
+    for kind, name in [
+        ("serviceaccount", "greeter"),
+        ("configmap", f"greeter-config-{revision}"),
+        ("secret", "greeter-access"),
+        ("deployment", "greeter"),
+        ("service", "greeter"),
+        ("networkpolicy", "greeter"),
+    ]:
         child = get(kubectl, kind, name, namespace)
         assert child is not None, f"{kind}/{name} missing"
         owner = child["metadata"]["ownerReferences"][0]
@@ -118,44 +142,74 @@ def test_agent_becomes_ready_with_its_children(operator: OperatorProcess, kubect
     assert "1/1" in listing and "Ready" in listing
 
 
-def test_missing_connector_recovers_without_touching_the_agent(operator: OperatorProcess, kubectl: Kubectl,
-                                                               namespace: str) -> None:
+def test_missing_connector_recovers_without_touching_the_agent(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
     apply(kubectl, namespace, rules_agent("bot", connectors=[{"name": "crm"}]))
-    agent = wait_for("ConnectorNotFound", lambda: (a := get(kubectl, "agent", "bot", namespace)) and condition(
-        a, "ConnectorsReady").get("reason") == "ConnectorNotFound" and a)
+    agent = wait_for(
+        "ConnectorNotFound",
+        lambda: (
+            (a := get(kubectl, "agent", "bot", namespace))
+            and condition(a, "ConnectorsReady").get("reason") == "ConnectorNotFound"
+            and a
+        ),
+    )
     assert condition(agent, "Ready")["status"] == "False" and condition(agent, "Ready")["reason"] == "ConnectorNotFound"
     assert condition(agent, "Stalled")["status"] == "True"
     assert agent["status"]["phase"] == "Pending"
     generation = agent["metadata"]["generation"]
-    events = kubectl("get", "events", "-n", namespace, "--field-selector", "involvedObject.name=bot", "-o", "json",
-                     check=True)
-    assert any(e["reason"] == "ConnectorNotFound" and e["type"] == "Warning"
-               for e in json.loads(events.stdout)["items"])
+    events = kubectl(
+        "get", "events", "-n", namespace, "--field-selector", "involvedObject.name=bot", "-o", "json", check=True
+    )
+    assert any(
+        e["reason"] == "ConnectorNotFound" and e["type"] == "Warning" for e in json.loads(events.stdout)["items"]
+    )
 
     apply(kubectl, namespace, connector("crm", secret="crm-token"))
     # The Connector reports its own missing Secret, and the Agent says why it waits.
-    wait_for("SecretNotFound", lambda: condition(get(kubectl, "connector", "crm", namespace),
-                                                 "SecretResolved").get("reason") == "SecretNotFound")
+    wait_for(
+        "SecretNotFound",
+        lambda: (
+            condition(get(kubectl, "connector", "crm", namespace), "SecretResolved").get("reason") == "SecretNotFound"
+        ),
+    )
     apply(kubectl, namespace, secret("crm-token", wrong="x"))
-    wait_for("SecretKeyMissing", lambda: condition(get(kubectl, "connector", "crm", namespace),
-                                                   "SecretResolved").get("reason") == "SecretKeyMissing")
+    wait_for(
+        "SecretKeyMissing",
+        lambda: (
+            condition(get(kubectl, "connector", "crm", namespace), "SecretResolved").get("reason") == "SecretKeyMissing"
+        ),
+    )
     apply(kubectl, namespace, secret("crm-token", token="t0ken"))
     agent = wait_for("Agent Ready", lambda: ready(kubectl, "bot", namespace))
     assert agent["metadata"]["generation"] == generation  # nobody edited the Agent
     assert condition(agent, "ConnectorsReady")["status"] == "True"
-    conn = wait_for("usedBy", lambda: (c := get(kubectl, "connector", "crm", namespace)) and
-                    c["status"].get("usedBy") == 1 and c)
+    conn = wait_for(
+        "usedBy", lambda: (c := get(kubectl, "connector", "crm", namespace)) and c["status"].get("usedBy") == 1 and c
+    )
     assert condition(conn, "Ready")["status"] == "True" and conn["status"]["secretHash"]
     assert "t0ken" not in json.dumps(conn) and "dDBrZW4" not in json.dumps(conn["status"])
 
 
-def test_secret_rotation_and_prompt_edit_make_new_revisions(operator: OperatorProcess, kubectl: Kubectl,
-                                                            namespace: str) -> None:
-    prompt = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "prompts"},
-              "data": {"support": "You help."}}
-    apply(kubectl, namespace, prompt, connector("crm", secret="crm-token"), secret("crm-token", token="one"),
-          rules_agent("bot", prompt={"configMapRef": {"name": "prompts", "key": "support"}},
-                      connectors=[{"name": "crm"}]))
+def test_secret_rotation_and_prompt_edit_make_new_revisions(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    prompt = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "prompts"},
+        "data": {"support": "You help."},
+    }
+    apply(
+        kubectl,
+        namespace,
+        prompt,
+        connector("crm", secret="crm-token"),
+        secret("crm-token", token="one"),
+        rules_agent(
+            "bot", prompt={"configMapRef": {"name": "prompts", "key": "support"}}, connectors=[{"name": "crm"}]
+        ),
+    )
     first = wait_for("Ready", lambda: ready(kubectl, "bot", namespace))["status"]["revision"]["stable"]
 
     def template_revision() -> str:
@@ -164,15 +218,25 @@ def test_secret_rotation_and_prompt_edit_make_new_revisions(operator: OperatorPr
 
     assert template_revision() == first
     apply(kubectl, namespace, secret("crm-token", token="two"))  # rotation
-    second = wait_for("rotation revision", lambda: (
-        (a := ready(kubectl, "bot", namespace)) and a["status"]["revision"]["stable"] != first
-        and a["status"]["revision"]["stable"]))
+    second = wait_for(
+        "rotation revision",
+        lambda: (
+            (a := ready(kubectl, "bot", namespace))
+            and a["status"]["revision"]["stable"] != first
+            and a["status"]["revision"]["stable"]
+        ),
+    )
     assert template_revision() == second
     prompt["data"]["support"] = "You help, politely."
     apply(kubectl, namespace, prompt)
-    third = wait_for("prompt revision", lambda: (
-        (a := ready(kubectl, "bot", namespace)) and a["status"]["revision"]["stable"] not in (first, second)
-        and a["status"]["revision"]["stable"]))
+    third = wait_for(
+        "prompt revision",
+        lambda: (
+            (a := ready(kubectl, "bot", namespace))
+            and a["status"]["revision"]["stable"] not in (first, second)
+            and a["status"]["revision"]["stable"]
+        ),
+    )
     assert template_revision() == third
     config = json.loads(get(kubectl, "configmap", f"bot-config-{third}", namespace)["data"]["config.json"])
     assert config["systemPrompt"] == "You help, politely."
@@ -183,25 +247,34 @@ def test_scale_subresource_and_pdb(operator: OperatorProcess, kubectl: Kubectl, 
     apply(kubectl, namespace, rules_agent("bot"))
     wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
     kubectl("scale", "agt/bot", "-n", namespace, "--replicas=3", check=True)
-    agent = wait_for("3 replicas", lambda: (a := ready(kubectl, "bot", namespace)) and
-                     a["status"]["replicas"] == 3 and a)
+    agent = wait_for(
+        "3 replicas", lambda: (a := ready(kubectl, "bot", namespace)) and a["status"]["replicas"] == 3 and a
+    )
     assert agent["status"]["ready"] == "3/3"
     assert get(kubectl, "deployment", "bot", namespace)["spec"]["replicas"] == 3
     assert get(kubectl, "pdb", "bot", namespace)["spec"]["maxUnavailable"] == 1
-    scale = json.loads(kubectl("get", "--raw", f"/apis/agentfleet.dev/v1alpha1/namespaces/{namespace}/agents/bot/scale",
-                               check=True).stdout)
+    scale = json.loads(
+        kubectl(
+            "get", "--raw", f"/apis/agentfleet.dev/v1alpha1/namespaces/{namespace}/agents/bot/scale", check=True
+        ).stdout
+    )
     assert scale["spec"]["replicas"] == 3 and scale["status"]["selector"] == "agentfleet.dev/agent=bot"
 
 
-def test_autoscaled_agent_leaves_replicas_to_the_hpa(operator: OperatorProcess, kubectl: Kubectl,
-                                                     namespace: str) -> None:
-    apply(kubectl, namespace, rules_agent("bot", autoscaling={"minReplicas": 2, "maxReplicas": 5,
-                                                              "targetCPUUtilization": 60}))
+def test_autoscaled_agent_leaves_replicas_to_the_hpa(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    apply(
+        kubectl,
+        namespace,
+        rules_agent("bot", autoscaling={"minReplicas": 2, "maxReplicas": 5, "targetCPUUtilization": 60}),
+    )
     wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
     hpa = get(kubectl, "hpa", "bot", namespace)
     assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["scaleTargetRef"]["name"] == "bot"
-    managers = json.loads(kubectl("get", "deployment", "bot", "-n", namespace, "-o", "json", "--show-managed-fields",
-                                 check=True).stdout)["metadata"]["managedFields"]
+    managers = json.loads(
+        kubectl("get", "deployment", "bot", "-n", namespace, "-o", "json", "--show-managed-fields", check=True).stdout
+    )["metadata"]["managedFields"]
     ours = [m for m in managers if m["manager"] == "agentfleet"]
     assert ours and all("f:replicas" not in json.dumps(m.get("fieldsV1", {}).get("f:spec", {})) for m in ours)
     # What the HPA does (a scale of the Deployment) is not undone by the operator.
@@ -215,25 +288,57 @@ def test_autoscaled_agent_leaves_replicas_to_the_hpa(operator: OperatorProcess, 
     assert [w for w in operator.writes_in(namespace) if "/deployments/bot" in w] == deployment_writes
 
 
-def test_drift_is_restored_and_foreign_fields_kept(operator: OperatorProcess, kubectl: Kubectl,
-                                                   namespace: str) -> None:
+def test_drift_is_restored_and_foreign_fields_kept(operator: OperatorProcess, kubectl: Kubectl, namespace: str) -> None:
     apply(kubectl, namespace, rules_agent("bot"))
     wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
     original = get(kubectl, "service", "bot", namespace)["metadata"]["uid"]
     kubectl("delete", "service", "bot", "-n", namespace, check=True)
-    wait_for("service restored", lambda: (s := get(kubectl, "service", "bot", namespace)) and
-             s["metadata"]["uid"] != original)
-    kubectl("patch", "networkpolicy", "bot", "-n", namespace, "--type=merge",
-            "-p", '{"spec":{"podSelector":{"matchLabels":{"agentfleet.dev/agent":"other"}}}}', check=True)
-    wait_for("selector restored", lambda: get(kubectl, "networkpolicy", "bot", namespace)["spec"]["podSelector"][
-        "matchLabels"]["agentfleet.dev/agent"] == "bot")
+    wait_for(
+        "service restored",
+        lambda: (s := get(kubectl, "service", "bot", namespace)) and s["metadata"]["uid"] != original,
+    )
+    kubectl(
+        "patch",
+        "networkpolicy",
+        "bot",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"podSelector":{"matchLabels":{"agentfleet.dev/agent":"other"}}}}',
+        check=True,
+    )
+    wait_for(
+        "selector restored",
+        lambda: (
+            get(kubectl, "networkpolicy", "bot", namespace)["spec"]["podSelector"]["matchLabels"][
+                "agentfleet.dev/agent"
+            ]
+            == "bot"
+        ),
+    )
     # A foreign annotation and drift of an operator-owned field in one write: the drift being undone shows
     # the operator applied over the very object that carries the annotation.
-    kubectl("patch", "service", "bot", "-n", namespace, "--type=merge", "-p",
-            '{"metadata":{"annotations":{"example.com/owner":"team-a"}},'
-            '"spec":{"selector":{"agentfleet.dev/agent":"other"}}}', check=True)
-    service = wait_for("service selector restored", lambda: (s := get(kubectl, "service", "bot", namespace)) and
-                       s["spec"]["selector"].get("agentfleet.dev/agent") == "bot" and s)
+    kubectl(
+        "patch",
+        "service",
+        "bot",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"metadata":{"annotations":{"example.com/owner":"team-a"}},'
+        '"spec":{"selector":{"agentfleet.dev/agent":"other"}}}',
+        check=True,
+    )
+    service = wait_for(
+        "service selector restored",
+        lambda: (
+            (s := get(kubectl, "service", "bot", namespace))
+            and s["spec"]["selector"].get("agentfleet.dev/agent") == "bot"
+            and s
+        ),
+    )
     assert service["metadata"]["annotations"]["example.com/owner"] == "team-a"
 
 
@@ -245,46 +350,73 @@ def test_deleting_the_agent_removes_every_child(operator: OperatorProcess, kubec
     def owned() -> set[str]:
         # By ownerReference, not by our label: a child that lost its label must be collected all the same.
         items = json.loads(kubectl("get", kinds, "-n", namespace, "-o", "json", check=True).stdout)["items"]
-        return {f"{i['kind']}/{i['metadata']['name']}" for i in items
-                if any(r["uid"] == agent["metadata"]["uid"] for r in i["metadata"].get("ownerReferences", []))}
+        return {
+            f"{i['kind']}/{i['metadata']['name']}"
+            for i in items
+            if any(r["uid"] == agent["metadata"]["uid"] for r in i["metadata"].get("ownerReferences", []))
+        }
 
     # The children shared/API.md names, by name: one that lost both label and owner would escape any search.
-    named = {"Deployment/bot", "Service/bot", "ServiceAccount/bot", "Secret/bot-access", "PodDisruptionBudget/bot",
-             "NetworkPolicy/bot", f"ConfigMap/bot-config-{agent['status']['revision']['stable']}"}
+    named = {
+        "Deployment/bot",
+        "Service/bot",
+        "ServiceAccount/bot",
+        "Secret/bot-access",
+        "PodDisruptionBudget/bot",
+        "NetworkPolicy/bot",
+        f"ConfigMap/bot-config-{agent['status']['revision']['stable']}",
+    }
     children = owned() | named
     kubectl("delete", "agt", "bot", "-n", namespace, "--timeout=30s", check=True)  # no finalizer keeps it
 
     def leftovers() -> list[str]:
         # Each child by kind and name (kubectl takes deployment/bot; names are lower case already).
-        found = kubectl("get", *[child.lower() for child in sorted(children)], "-n", namespace, "-o", "name",
-                        "--ignore-not-found")
+        found = kubectl(
+            "get", *[child.lower() for child in sorted(children)], "-n", namespace, "-o", "name", "--ignore-not-found"
+        )
         return found.stdout.split()
 
     wait_for("garbage collection", lambda: leftovers() == [] and owned() == set(), timeout=60)
 
 
-def test_no_op_resync_writes_nothing_and_restart_converges(operator: OperatorProcess, kubectl: Kubectl,
-                                                          namespace: str, tmp_path: Path) -> None:
-    apply(kubectl, namespace, connector("crm", secret="crm-token"), secret("crm-token", token="x"),
-          rules_agent("bot", connectors=[{"name": "crm"}], replicas=2))
+def test_no_op_resync_writes_nothing_and_restart_converges(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    apply(
+        kubectl,
+        namespace,
+        connector("crm", secret="crm-token"),
+        secret("crm-token", token="x"),
+        rules_agent("bot", connectors=[{"name": "crm"}], replicas=2),
+    )
     agent = wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
-    children_before = kubectl("get", "deploy,svc,sa,cm,secret,pdb,networkpolicy", "-n", namespace, "-o", "name",
-                              check=True).stdout.split()
+    children_before = kubectl(
+        "get", "deploy,svc,sa,cm,secret,pdb,networkpolicy", "-n", namespace, "-o", "name", check=True
+    ).stdout.split()
     operator.stop()
     # Watching this namespace only, so its reconcile counters are about this Agent and Connector alone.
-    restarted = OperatorProcess(operator.kubeconfig, tmp_path / "restarted.log",
-                                scope=("--namespace", namespace)).start()
+    restarted = OperatorProcess(
+        operator.kubeconfig, tmp_path / "restarted.log", scope=("--namespace", namespace)
+    ).start()
     try:
         # The restarted operator lists everything and reconciles every object once; once both were
         # reconciled and its queue is empty, whatever the restart was going to write has been written.
-        wait_for("bot and crm reconciled after the restart", lambda: queue_drained(restarted) and
-                 reconciles(restarted, "Agent") >= 1 and reconciles(restarted, "Connector") >= 1, timeout=60)
+        wait_for(
+            "bot and crm reconciled after the restart",
+            lambda: (
+                queue_drained(restarted)
+                and reconciles(restarted, "Agent") >= 1
+                and reconciles(restarted, "Connector") >= 1
+            ),
+            timeout=60,
+        )
         assert restarted.writes_in(namespace) == []
         assert restarted.api_requests().get("list", 0) == 0  # watches and indexes, not polling
         after = get(kubectl, "agent", "bot", namespace)
         assert after["metadata"]["resourceVersion"] == agent["metadata"]["resourceVersion"]
-        children_after = kubectl("get", "deploy,svc,sa,cm,secret,pdb,networkpolicy", "-n", namespace, "-o", "name",
-                                 check=True).stdout.split()
+        children_after = kubectl(
+            "get", "deploy,svc,sa,cm,secret,pdb,networkpolicy", "-n", namespace, "-o", "name", check=True
+        ).stdout.split()
         assert children_after == children_before
     finally:
         restarted.stop()
@@ -295,21 +427,31 @@ def test_agent_pods_pass_restricted_pod_security(operator: OperatorProcess, kube
     labels = get(kubectl, "namespace", namespace, namespace)["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     # A pod that breaks the standard is refused here: the check is real.
-    bad = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "privileged"},
-           "spec": {"containers": [{"name": "c", "image": "x", "securityContext": {"privileged": True}}]}}
+    bad = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "privileged"},
+        "spec": {"containers": [{"name": "c", "image": "x", "securityContext": {"privileged": True}}]},
+    }
     refused = kubectl("apply", "-n", namespace, "-f", "-", stdin=json.dumps(bad))
     assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr
     apply(kubectl, namespace, rules_agent("bot", replicas=2))
     wait_for("Ready", lambda: ready(kubectl, "bot", namespace))
-    pods = json.loads(kubectl("get", "pods", "-n", namespace, "-l", "agentfleet.dev/agent=bot", "-o", "json",
-                              check=True).stdout)["items"]
+    pods = json.loads(
+        kubectl("get", "pods", "-n", namespace, "-l", "agentfleet.dev/agent=bot", "-o", "json", check=True).stdout
+    )["items"]
     assert len(pods) == 2
 
 
-def test_provisioned_redis_passes_restricted_pod_security(operator: OperatorProcess, kubectl: Kubectl,
-                                                          namespace: str) -> None:
-    policy = {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "StatePolicy", "metadata": {"name": "sessions"},
-              "spec": {"store": {"type": "redis", "redis": {"provision": True}}}}
+def test_provisioned_redis_passes_restricted_pod_security(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    policy = {
+        "apiVersion": "agentfleet.dev/v1alpha1",
+        "kind": "StatePolicy",
+        "metadata": {"name": "sessions"},
+        "spec": {"store": {"type": "redis", "redis": {"provision": True}}},
+    }
     apply(kubectl, namespace, policy)
     sts = wait_for("StatefulSet", lambda: get(kubectl, "statefulset", "sessions-redis", namespace))
     # The pod stays Pending without a volume here; what matters is that admission accepted it.
@@ -323,8 +465,9 @@ def test_provisioned_redis_passes_restricted_pod_security(operator: OperatorProc
     assert stp["status"]["storeUrl"] == f"redis://sessions-redis.{namespace}.svc:6379/0"
 
 
-def test_operator_killed_mid_create_converges_without_duplicates(operator: OperatorProcess, kubectl: Kubectl,
-                                                                 namespace: str) -> None:
+def test_operator_killed_mid_create_converges_without_duplicates(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
     count = 15
     apply(kubectl, namespace, *[rules_agent(f"bot-{i}") for i in range(count)])
     wait_for("some work started", lambda: len(operator.writes_in(namespace)) > 3, timeout=60)

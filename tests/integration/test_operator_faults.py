@@ -48,23 +48,40 @@ MAX_WRITES_BEFORE_KILL = 300
 GIVE_UP = 300.0  # seconds before giving up on any one state: the machine is small and may be shared
 IDLE = 20.0  # seconds without a write after which a kill point that was not reached is taken anyway
 LABEL_AGENT = "agentfleet.dev/agent"
-OPERATOR_KINDS = ("deployments", "services", "serviceaccounts", "networkpolicies", "secrets", "configmaps",
-                  "poddisruptionbudgets", "horizontalpodautoscalers")
+OPERATOR_KINDS = (
+    "deployments",
+    "services",
+    "serviceaccounts",
+    "networkpolicies",
+    "secrets",
+    "configmaps",
+    "poddisruptionbudgets",
+    "horizontalpodautoscalers",
+)
 # Made by the cluster in every namespace, owned by no Agent.
 CLUSTER_MADE = {("configmaps", "kube-root-ca.crt"), ("serviceaccounts", "default")}
 
 
 # ----------------------------------------------------------------------------------------------- fixtures
 
-def cluster_sh(*args: str, timeout: float = CLUSTER_UP_TIMEOUT, stop_grace: str | None = None
-               ) -> subprocess.CompletedProcess[str]:
+
+def cluster_sh(
+    *args: str, timeout: float = CLUSTER_UP_TIMEOUT, stop_grace: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """hack/cluster.sh on the fault cluster; FAULT_DIR is absolute, so the state lands there whatever the cwd."""
     env = dict(os.environ, AGENTFLEET_CLUSTER_DIR=str(FAULT_DIR), AGENTFLEET_CLUSTER_NODES=FAULT_NODES)
     if stop_grace is not None:
         env["AGENTFLEET_CLUSTER_STOP_GRACE"] = stop_grace
     # Pipes are safe: the script gives the components it leaves running their own stdio (log files).
-    return subprocess.run(["bash", str(CLUSTER_SCRIPT), *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["bash", str(CLUSTER_SCRIPT), *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +113,10 @@ def fault_kubeconfig() -> Iterator[str]:
         except OSError as exc:
             _unavailable(f"could not run hack/cluster.sh: {exc}")
         if result.returncode != 0:
-            _unavailable(f"`hack/cluster.sh up` ({FAULT_DIR}) exited with {result.returncode}:\n"
-                         + "\n".join(result.stderr.splitlines()[-40:]))
+            _unavailable(
+                f"`hack/cluster.sh up` ({FAULT_DIR}) exited with {result.returncode}:\n"
+                + "\n".join(result.stderr.splitlines()[-40:])
+            )
         if not FAULT_KUBECONFIG.is_file():
             _unavailable(f"`hack/cluster.sh up` succeeded but wrote no {FAULT_KUBECONFIG}:\n{result.stderr}")
         yield str(FAULT_KUBECONFIG)
@@ -110,8 +129,13 @@ def fault_kubeconfig() -> Iterator[str]:
 def fkubectl(fault_kubeconfig: str) -> Kubectl:
     """kubectl on the fault cluster, shaped like conftest's `kubectl` fixture."""
 
-    def run(*args: str, check: bool = False, stdin: str | None = None, timeout: float = 120,
-            as_kubeconfig: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str,
+        check: bool = False,
+        stdin: str | None = None,
+        timeout: float = 120,
+        as_kubeconfig: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         cmd = ["kubectl", f"--kubeconfig={as_kubeconfig or fault_kubeconfig}", *args]
         result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
@@ -122,19 +146,25 @@ def fkubectl(fault_kubeconfig: str) -> Kubectl:
 
 
 @pytest.fixture(scope="module")
-def fault_operator(fault_kubeconfig: str, fkubectl: Kubectl,
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def fault_operator(
+    fault_kubeconfig: str, fkubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
     """The operator under its own ServiceAccount token and the ClusterRole it ships, never the admin cert."""
     install_crds_and_rbac(fkubectl)
-    token = fkubectl("create", "token", "agentfleet-operator", "-n", "agentfleet-system", "--duration=2h",
-                     check=True).stdout.strip()
+    token = fkubectl(
+        "create", "token", "agentfleet-operator", "-n", "agentfleet-system", "--duration=2h", check=True
+    ).stdout.strip()
     admin = yaml.safe_load(Path(fault_kubeconfig).read_text())
     cluster = admin["clusters"][0]
     user = "system:serviceaccount:agentfleet-system:agentfleet-operator"
-    config = {"apiVersion": "v1", "kind": "Config", "clusters": [cluster],
-              "users": [{"name": user, "user": {"token": token}}],
-              "contexts": [{"name": user, "context": {"cluster": cluster["name"], "user": user}}],
-              "current-context": user}
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": user, "context": {"cluster": cluster["name"], "user": user}}],
+        "current-context": user,
+    }
     directory = tmp_path_factory.mktemp("fault-operator")
     path = directory / "kubeconfig"
     path.write_text(yaml.safe_dump(config))
@@ -166,6 +196,7 @@ def fault_namespace(fkubectl: Kubectl) -> str:
 
 # ----------------------------------------------------------------------------------------------- helpers
 
+
 def kubectl_json(kubectl: Kubectl, *args: str) -> Any:
     """`kubectl ... -o json`, or None when it fails: waits poll through API server restarts."""
     result = kubectl(*args, "-o", "json", timeout=60)
@@ -191,16 +222,19 @@ def get_obj(kubectl: Kubectl, kind: str, name: str, namespace: str) -> dict[str,
 
 
 def is_ready(agent: dict[str, Any]) -> bool:
-    return condition(agent, "Ready").get("status") == "True" and \
-        agent.get("status", {}).get("observedGeneration") == agent["metadata"]["generation"]
+    return (
+        condition(agent, "Ready").get("status") == "True"
+        and agent.get("status", {}).get("observedGeneration") == agent["metadata"]["generation"]
+    )
 
 
 def alive(operator: OperatorProcess) -> bool:
     return operator.process is not None and operator.process.poll() is None
 
 
-def all_ready(kubectl: Kubectl, namespace: str, names: set[str], operator: OperatorProcess
-              ) -> dict[str, dict[str, Any]]:
+def all_ready(
+    kubectl: Kubectl, namespace: str, names: set[str], operator: OperatorProcess
+) -> dict[str, dict[str, Any]]:
     """Wait until exactly these Agents exist and each is Ready at its current generation."""
     last: dict[str, dict[str, Any]] = {}
 
@@ -218,8 +252,10 @@ def all_ready(kubectl: Kubectl, namespace: str, names: set[str], operator: Opera
     except AssertionError:
         late = sorted((n, condition(a, "Ready").get("reason")) for n, a in last.items() if not is_ready(a))
         missing = sorted(names - set(last))
-        raise AssertionError(f"not all {len(names)} Agents Ready: {len(late)} not ready, e.g. {late[:10]}; "
-                             f"missing {missing[:10]}\noperator log:\n{operator.log_tail()}") from None
+        raise AssertionError(
+            f"not all {len(names)} Agents Ready: {len(late)} not ready, e.g. {late[:10]}; "
+            f"missing {missing[:10]}\noperator log:\n{operator.log_tail()}"
+        ) from None
 
 
 def ready_count(kubectl: Kubectl, namespace: str) -> int:
@@ -296,8 +332,9 @@ def drained(operator: OperatorProcess) -> bool:
         return False
 
 
-def children_by_agent(kubectl: Kubectl, namespace: str, agents: dict[str, dict[str, Any]]
-                      ) -> dict[str, dict[str, list[str]]]:
+def children_by_agent(
+    kubectl: Kubectl, namespace: str, agents: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, list[str]]]:
     """Every object of the kinds the operator makes, by owning Agent and kind. Fails on an orphan: one
     controlled by no Agent, by an Agent that does not exist (a stale uid), or labelled for another."""
     uids = {a["metadata"]["uid"]: name for name, a in agents.items()}
@@ -308,21 +345,29 @@ def children_by_agent(kubectl: Kubectl, namespace: str, agents: dict[str, dict[s
             if (kind, meta["name"]) in CLUSTER_MADE:
                 continue
             controllers = [o for o in meta.get("ownerReferences", []) if o.get("controller")]
-            assert len(controllers) == 1 and controllers[0]["kind"] == "Agent", \
+            assert len(controllers) == 1 and controllers[0]["kind"] == "Agent", (
                 f"{kind}/{meta['name']} is not controlled by one Agent (orphan): {meta.get('ownerReferences')}"
+            )
             owner = uids.get(controllers[0]["uid"])
             assert owner is not None, f"{kind}/{meta['name']} is owned by an Agent that does not exist: {controllers}"
             label = meta.get("labels", {}).get(LABEL_AGENT)
-            assert controllers[0]["name"] == owner and label == owner, \
+            assert controllers[0]["name"] == owner and label == owner, (
                 f"{kind}/{meta['name']}: owner {controllers[0]['name']}, label {label}"
+            )
             found[owner].setdefault(kind, []).append(meta["name"])
     return {name: {kind: sorted(names) for kind, names in kinds.items()} for name, kinds in found.items()}
 
 
 def expected_children(name: str, revisions: list[str], replicas: int) -> dict[str, list[str]]:
     """What API.md says one Agent without autoscaling, Connectors or StatePolicy owns, outside a canary."""
-    expected = {"deployments": [name], "services": [name], "serviceaccounts": [name], "networkpolicies": [name],
-                "secrets": [f"{name}-access"], "configmaps": sorted(f"{name}-config-{r}" for r in revisions)}
+    expected = {
+        "deployments": [name],
+        "services": [name],
+        "serviceaccounts": [name],
+        "networkpolicies": [name],
+        "secrets": [f"{name}-access"],
+        "configmaps": sorted(f"{name}-config-{r}" for r in revisions),
+    }
     if replicas > 1:
         expected["poddisruptionbudgets"] = [name]
     return expected
@@ -344,8 +389,9 @@ def assert_fleet_children(kubectl: Kubectl, namespace: str, agents: dict[str, di
     replica_sets: dict[str, list[str]] = {}
     for rs in items(kubectl, "replicasets", namespace):
         owner = next(o for o in rs["metadata"]["ownerReferences"] if o.get("controller"))
-        assert owner["kind"] == "Deployment" and owner["uid"] == deployments[owner["name"]]["metadata"]["uid"], \
+        assert owner["kind"] == "Deployment" and owner["uid"] == deployments[owner["name"]]["metadata"]["uid"], (
             f"ReplicaSet {rs['metadata']['name']} is orphaned: {owner}"
+        )
         replica_sets.setdefault(owner["name"], []).append(rs["metadata"]["name"])
     for name, agent in agents.items():
         deployment = deployments[name]
@@ -370,8 +416,12 @@ CANARY_STEPS = [{"setWeight": 20}, {"pause": {}}]
 
 def canary_agent(prompt: str) -> dict[str, Any]:
     # No analysis step: that would need Prometheus; the pause waits for a person, so the state is stable.
-    return rules_agent(CANARY, replicas=2, prompt={"system": prompt}, rollout={
-        "strategy": "Canary", "canary": {"steps": CANARY_STEPS, "progressDeadlineSeconds": 600}})
+    return rules_agent(
+        CANARY,
+        replicas=2,
+        prompt={"system": prompt},
+        rollout={"strategy": "Canary", "canary": {"steps": CANARY_STEPS, "progressDeadlineSeconds": 600}},
+    )
 
 
 def rollout_snapshot(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
@@ -385,39 +435,59 @@ def rollout_snapshot(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
         d = deployments.get(name)
         if d is None:
             return None
-        return d["metadata"]["uid"], d["spec"]["template"]["metadata"]["labels"]["agentfleet.dev/revision"], \
-            d["spec"]["replicas"]
+        return (
+            d["metadata"]["uid"],
+            d["spec"]["template"]["metadata"]["labels"]["agentfleet.dev/revision"],
+            d["spec"]["replicas"],
+        )
 
     rollout = status["rollout"]
-    return {"revision": status["revision"], "phase": status["phase"],
-            "rollout": {k: rollout.get(k) for k in ("phase", "step", "weight", "handledIntents", "abortedRevision")},
-            "deployments": sorted(deployments), "stable": track(CANARY), "canary": track(f"{CANARY}-canary"),
-            "configmaps": sorted(c["metadata"]["name"] for c in items(kubectl, "configmaps", namespace)
-                                 if c["metadata"]["name"] != "kube-root-ca.crt")}
+    return {
+        "revision": status["revision"],
+        "phase": status["phase"],
+        "rollout": {k: rollout.get(k) for k in ("phase", "step", "weight", "handledIntents", "abortedRevision")},
+        "deployments": sorted(deployments),
+        "stable": track(CANARY),
+        "canary": track(f"{CANARY}-canary"),
+        "configmaps": sorted(
+            c["metadata"]["name"]
+            for c in items(kubectl, "configmaps", namespace)
+            if c["metadata"]["name"] != "kube-root-ca.crt"
+        ),
+    }
 
 
 def paused_at_pause_step(kubectl: Kubectl, namespace: str) -> dict[str, Any] | None:
     agent = get_obj(kubectl, "agent", CANARY, namespace)
     status = (agent or {}).get("status", {})
     rollout = status.get("rollout", {})
-    if rollout.get("phase") == "Paused" and rollout.get("step") == 1 and status.get("revision", {}).get("canary") \
-            and get_obj(kubectl, "deployment", f"{CANARY}-canary", namespace):
+    if (
+        rollout.get("phase") == "Paused"
+        and rollout.get("step") == 1
+        and status.get("revision", {}).get("canary")
+        and get_obj(kubectl, "deployment", f"{CANARY}-canary", namespace)
+    ):
         return agent
     return None
 
 
 @pytest.mark.parametrize("seed, kill_at", [(11, "paused"), (4242, "starting")], ids=["paused", "starting"])
-def test_operator_killed_during_a_canary_keeps_the_rollout_state(operator: OperatorProcess, fkubectl: Kubectl,
-                                                                 fault_namespace: str, seed: int,
-                                                                 kill_at: str) -> None:
+def test_operator_killed_during_a_canary_keeps_the_rollout_state(
+    operator: OperatorProcess, fkubectl: Kubectl, fault_namespace: str, seed: int, kill_at: str
+) -> None:
     """paused: SIGKILL while the canary waits at its pause step; the restarted operator must see the very
     same rollout and change nothing. starting: SIGKILL a seeded number of writes after the prompt change
     (the canary half made), and again a few writes after the promote intent; both must be finished."""
     ns, rng = fault_namespace, random.Random(seed)
     points: list[str] = []
     fkubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(canary_agent("You greet.")), check=True)
-    first = wait_for("first revision Ready", lambda: (a := get_obj(fkubectl, "agent", CANARY, ns)) and is_ready(a)
-                     and a["status"]["revision"]["stable"] and a, timeout=GIVE_UP)
+    first = wait_for(
+        "first revision Ready",
+        lambda: (
+            (a := get_obj(fkubectl, "agent", CANARY, ns)) and is_ready(a) and a["status"]["revision"]["stable"] and a
+        ),
+        timeout=GIVE_UP,
+    )
     old = first["status"]["revision"]["stable"]
     assert first["status"]["revision"]["canary"] == "" and first["status"]["rollout"]["phase"] == "Idle"
     old_stable_uid = get_obj(fkubectl, "deployment", CANARY, ns)["metadata"]["uid"]
@@ -426,8 +496,9 @@ def test_operator_killed_during_a_canary_keeps_the_rollout_state(operator: Opera
     fkubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(canary_agent("You greet, briefly.")), check=True)
     if kill_at == "starting":
         # Starting a canary is a handful of writes (revision ConfigMap, canary Deployment, status, Event).
-        points.append("after the prompt change " + kill_after_writes(operator, writes, rng.randint(1, 3),
-                                                                     rng.uniform(0, 0.3)))
+        points.append(
+            "after the prompt change " + kill_after_writes(operator, writes, rng.randint(1, 3), rng.uniform(0, 0.3))
+        )
         restart(operator)
     wait_for("the canary Paused at its pause step", lambda: paused_at_pause_step(fkubectl, ns), timeout=GIVE_UP)
     before = rollout_snapshot(fkubectl, ns)
@@ -457,16 +528,23 @@ def test_operator_killed_during_a_canary_keeps_the_rollout_state(operator: Opera
     writes = WriteLog(operator, ns)
     fkubectl("annotate", "--overwrite", "agt", CANARY, "-n", ns, "agentfleet.dev/promote=full", check=True)
     if kill_at == "starting":
-        points.append("after promote=full " + kill_after_writes(operator, writes, rng.randint(1, 3),
-                                                                rng.uniform(0, 0.3)))
+        points.append(
+            "after promote=full " + kill_after_writes(operator, writes, rng.randint(1, 3), rng.uniform(0, 0.3))
+        )
         restart(operator)
     print(f"kill points (seed {seed}): {points}")
 
     def promoted() -> dict[str, Any] | None:
         agent = get_obj(fkubectl, "agent", CANARY, ns)
         status = (agent or {}).get("status", {})
-        return agent if agent and status.get("revision") == {"stable": new, "canary": ""} and is_ready(agent) \
-            and get_obj(fkubectl, "deployment", f"{CANARY}-canary", ns) is None else None
+        return (
+            agent
+            if agent
+            and status.get("revision") == {"stable": new, "canary": ""}
+            and is_ready(agent)
+            and get_obj(fkubectl, "deployment", f"{CANARY}-canary", ns) is None
+            else None
+        )
 
     try:
         agent = wait_for("promotion to the canary's revision", promoted, timeout=GIVE_UP)
@@ -483,22 +561,34 @@ def test_operator_killed_during_a_canary_keeps_the_rollout_state(operator: Opera
     assert children_by_agent(fkubectl, ns, {CANARY: agent})[CANARY] == expected_children(CANARY, [old, new], 2)
 
 
-def test_restart_after_a_finished_canary_writes_nothing(operator: OperatorProcess, fkubectl: Kubectl,
-                                                        fault_namespace: str) -> None:
+def test_restart_after_a_finished_canary_writes_nothing(
+    operator: OperatorProcess, fkubectl: Kubectl, fault_namespace: str
+) -> None:
     """What the paused case proves for a canary in flight, for one that has finished: a restarted
     operator finds nothing to write. (It once rewrote the status every time: the cleared rollout
     timestamps were dropped from the merge patch, so the server kept them; see status_patch.)"""
     ns = fault_namespace
     fkubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(canary_agent("You greet.")), check=True)
-    wait_for("first revision Ready", lambda: (a := get_obj(fkubectl, "agent", CANARY, ns)) and is_ready(a)
-             and a["status"]["revision"]["stable"], timeout=GIVE_UP)
+    wait_for(
+        "first revision Ready",
+        lambda: (a := get_obj(fkubectl, "agent", CANARY, ns)) and is_ready(a) and a["status"]["revision"]["stable"],
+        timeout=GIVE_UP,
+    )
     fkubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(canary_agent("You greet, briefly.")), check=True)
-    new = wait_for("the canary Paused", lambda: paused_at_pause_step(fkubectl, ns), timeout=GIVE_UP)[
-        "status"]["revision"]["canary"]
+    new = wait_for("the canary Paused", lambda: paused_at_pause_step(fkubectl, ns), timeout=GIVE_UP)["status"][
+        "revision"
+    ]["canary"]
     fkubectl("annotate", "--overwrite", "agt", CANARY, "-n", ns, "agentfleet.dev/promote=full", check=True)
-    wait_for("promotion", lambda: (a := get_obj(fkubectl, "agent", CANARY, ns)) and is_ready(a)
-             and a["status"]["revision"] == {"stable": new, "canary": ""}
-             and get_obj(fkubectl, "deployment", f"{CANARY}-canary", ns) is None, timeout=GIVE_UP)
+    wait_for(
+        "promotion",
+        lambda: (
+            (a := get_obj(fkubectl, "agent", CANARY, ns))
+            and is_ready(a)
+            and a["status"]["revision"] == {"stable": new, "canary": ""}
+            and get_obj(fkubectl, "deployment", f"{CANARY}-canary", ns) is None
+        ),
+        timeout=GIVE_UP,
+    )
     wait_for("the promotion's last reconciles", lambda: drained(operator), timeout=GIVE_UP)
 
     operator.stop(signal.SIGKILL)
@@ -506,11 +596,14 @@ def test_restart_after_a_finished_canary_writes_nothing(operator: OperatorProces
     restart(operator)
     wait_for("the restarted operator's first reconciles", lambda: drained(operator), timeout=GIVE_UP)
     writes.poll()
-    assert writes.count == 0, f"{writes.count} writes after a restart; status.rollout: " \
+    assert writes.count == 0, (
+        f"{writes.count} writes after a restart; status.rollout: "
         f"{get_obj(fkubectl, 'agent', CANARY, ns)['status']['rollout']}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- control plane
+
 
 class Creator(threading.Thread):
     """Creates Agents one after another, retrying each until the API server takes it: runs across a
@@ -527,8 +620,17 @@ class Creator(threading.Thread):
             while not self.stopping.is_set():
                 doc = yaml.safe_dump(rules_agent(name, replicas=1))
                 try:
-                    result = self.kubectl("apply", "-n", self.namespace, "--server-side", "--request-timeout=5s",
-                                          "-f", "-", stdin=doc, timeout=30)
+                    result = self.kubectl(
+                        "apply",
+                        "-n",
+                        self.namespace,
+                        "--server-side",
+                        "--request-timeout=5s",
+                        "-f",
+                        "-",
+                        stdin=doc,
+                        timeout=30,
+                    )
                     if result.returncode == 0:
                         break
                 except subprocess.TimeoutExpired:
@@ -538,17 +640,33 @@ class Creator(threading.Thread):
             time.sleep(0.3)
 
 
-@pytest.mark.parametrize("components, stop_grace", [(("kube-apiserver",), None), (("etcd", "kube-apiserver"), "0")],
-                         ids=["apiserver", "etcd+apiserver"])
-def test_control_plane_restart_mid_run(operator: OperatorProcess, fkubectl: Kubectl, fault_namespace: str,
-                                       components: tuple[str, ...], stop_grace: str | None) -> None:
+@pytest.mark.parametrize(
+    "components, stop_grace",
+    [(("kube-apiserver",), None), (("etcd", "kube-apiserver"), "0")],
+    ids=["apiserver", "etcd+apiserver"],
+)
+def test_control_plane_restart_mid_run(
+    operator: OperatorProcess,
+    fkubectl: Kubectl,
+    fault_namespace: str,
+    components: tuple[str, ...],
+    stop_grace: str | None,
+) -> None:
     """apiserver: a graceful restart (TERM), as in a rolling upgrade. etcd+apiserver: both SIGKILLed
     (grace 0) and started again, as after a control-plane node crash; etcd keeps its data."""
     ns = fault_namespace
     pid = operator.process.pid if operator.process else None
     early = [f"early-{i}" for i in range(20)]
-    fkubectl("apply", "-n", ns, "--server-side", "-f", "-",
-             stdin=yaml.safe_dump_all([rules_agent(n, replicas=1) for n in early]), check=True)
+    fkubectl(
+        "apply",
+        "-n",
+        ns,
+        "--server-side",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump_all([rules_agent(n, replicas=1) for n in early]),
+        check=True,
+    )
     # Mid-run: some Agents Ready, others still being made, when the control plane goes.
     wait_for("a few Agents Ready", lambda: ready_count(fkubectl, ns) >= 3, timeout=GIVE_UP)
     during = Creator(fkubectl, ns, [f"during-{i}" for i in range(10)])
@@ -565,8 +683,9 @@ def test_control_plane_restart_mid_run(operator: OperatorProcess, fkubectl: Kube
     during.join(timeout=GIVE_UP)
     assert not during.is_alive(), "Agents could still not be created after the restart"
     print(f"creates refused or timed out during the outage: {during.failures}")
-    assert alive(operator) and operator.process and operator.process.pid == pid, \
+    assert alive(operator) and operator.process and operator.process.pid == pid, (
         f"the operator exited during the outage:\n{operator.log_tail()}"
+    )
     with operator.log_path.open("rb") as log:
         log.seek(log_before)
         felt = log.read().decode(errors="replace")
@@ -575,12 +694,29 @@ def test_control_plane_restart_mid_run(operator: OperatorProcess, fkubectl: Kube
 
     # After the restart: new Agents, and an edit that only a resumed watch can deliver.
     late = [f"late-{i}" for i in range(5)]
-    fkubectl("apply", "-n", ns, "--server-side", "-f", "-",
-             stdin=yaml.safe_dump_all([rules_agent(n, replicas=1) for n in late]), check=True)
+    fkubectl(
+        "apply",
+        "-n",
+        ns,
+        "--server-side",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump_all([rules_agent(n, replicas=1) for n in late]),
+        check=True,
+    )
     edited = early[:5]
     for name in edited:
-        fkubectl("patch", "agt", name, "-n", ns, "--type=merge",
-                 "-p", json.dumps({"spec": {"prompt": {"system": "You greet, after the outage."}}}), check=True)
+        fkubectl(
+            "patch",
+            "agt",
+            name,
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": {"prompt": {"system": "You greet, after the outage."}}}),
+            check=True,
+        )
     agents = all_ready(fkubectl, ns, set(early) | set(during.names) | set(late), operator)
     deployments = {d["metadata"]["name"]: d for d in items(fkubectl, "deployments", ns)}
     for name, agent in agents.items():
@@ -607,17 +743,23 @@ def test_control_plane_restart_mid_run(operator: OperatorProcess, fkubectl: Kube
 # ----------------------------------------------------------------------------------------------- 200-Agent create
 # Last in the module: the fleets make every later operator restart (which re-lists everything) slower.
 
+
 @pytest.mark.parametrize("seed", FLEET_SEEDS)
-def test_operator_killed_at_seeded_points_of_a_200_agent_create(operator: OperatorProcess, fkubectl: Kubectl,
-                                                                fault_namespace: str, seed: int) -> None:
+def test_operator_killed_at_seeded_points_of_a_200_agent_create(
+    operator: OperatorProcess, fkubectl: Kubectl, fault_namespace: str, seed: int
+) -> None:
     ns, rng = fault_namespace, random.Random(seed)
     names = {f"bot-{i}" for i in range(FLEET)}
     writes = WriteLog(operator, ns)
     manifest = yaml.safe_dump_all([rules_agent(f"bot-{i}", replicas=1) for i in range(FLEET)])
     created: list[subprocess.CompletedProcess[str]] = []
     # In the background: the first kill point may come while the Agents are still being created.
-    creating = threading.Thread(target=lambda: created.append(fkubectl(
-        "apply", "-n", ns, "--server-side", "-f", "-", stdin=manifest, timeout=GIVE_UP)), daemon=True)
+    creating = threading.Thread(
+        target=lambda: created.append(
+            fkubectl("apply", "-n", ns, "--server-side", "-f", "-", stdin=manifest, timeout=GIVE_UP)
+        ),
+        daemon=True,
+    )
     creating.start()
 
     points: list[str] = []

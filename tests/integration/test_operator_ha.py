@@ -42,17 +42,27 @@ def _log_lines(process: OperatorProcess) -> list[str]:
     return process.log_path.read_text(errors="replace").splitlines()
 
 
-def test_standby_takes_over_when_the_leader_is_killed(operator: OperatorProcess, kubectl: Kubectl, namespace: str,
-                                                      tmp_path: Path,
-                                                      serviceaccount_kubeconfig: Callable[[str, str], str]) -> None:
+def test_standby_takes_over_when_the_leader_is_killed(
+    operator: OperatorProcess,
+    kubectl: Kubectl,
+    namespace: str,
+    tmp_path: Path,
+    serviceaccount_kubeconfig: Callable[[str, str], str],
+) -> None:
     install_crds_and_rbac(kubectl)
     operator.stop()  # the session operator would reconcile this namespace too
     config = serviceaccount_kubeconfig("agentfleet-system", "agentfleet-operator")
 
     def replica(name: str) -> OperatorProcess:
         # Watching only this namespace, with the Lease in it: no other test's objects or Lease interfere.
-        return OperatorProcess(config, tmp_path / f"{name}.log", "--leader-elect", "--lease-seconds=6",
-                               scope=("--namespace", namespace), env={"POD_NAMESPACE": namespace})
+        return OperatorProcess(
+            config,
+            tmp_path / f"{name}.log",
+            "--leader-elect",
+            "--lease-seconds=6",
+            scope=("--namespace", namespace),
+            env={"POD_NAMESPACE": namespace},
+        )
 
     first = replica("first").start()
     second: OperatorProcess | None = None
@@ -72,8 +82,10 @@ def test_standby_takes_over_when_the_leader_is_killed(operator: OperatorProcess,
         wait_for("second leads", lambda: "became the leader" in second.log_tail(200), timeout=60)
         assert _holder(kubectl, namespace).endswith(_identity_of(second))
         apply(kubectl, namespace, rules_agent("bot", replicas=2))
-        agent = wait_for("reconciled by the new leader", lambda: (a := ready(kubectl, "bot", namespace)) and
-                         a["status"]["replicas"] == 2 and a)
+        agent = wait_for(
+            "reconciled by the new leader",
+            lambda: (a := ready(kubectl, "bot", namespace)) and a["status"]["replicas"] == 2 and a,
+        )
         assert agent["status"]["ready"] == "2/2"
         assert _reconciles(second) > 0
 

@@ -60,21 +60,48 @@ def _manifest(namespace: str) -> dict[str, Any]:
 FAKE_STATUS: dict[str, Any] = {
     "observedGeneration": 1,
     "phase": "Paused",
-    "conditions": [{"type": "Ready", "status": "True", "reason": "CanaryPaused", "message": "stable 2/2 ready",
-                    "lastTransitionTime": "2025-03-04T10:00:00Z"}],
-    "replicas": 2, "readyReplicas": 2, "ready": "2/2",
+    "conditions": [
+        {
+            "type": "Ready",
+            "status": "True",
+            "reason": "CanaryPaused",
+            "message": "stable 2/2 ready",
+            "lastTransitionTime": "2025-03-04T10:00:00Z",
+        }
+    ],
+    "replicas": 2,
+    "readyReplicas": 2,
+    "ready": "2/2",
     "revision": {"stable": STABLE, "canary": CANARY},
     "revisionHistory": [CANARY, STABLE, "1a2b3c4d"],
     "rollout": {
-        "phase": "Paused", "step": 2, "weight": 10, "actualWeight": 10,
+        "phase": "Paused",
+        "step": 2,
+        "weight": 10,
+        "actualWeight": 10,
         "message": "step 3/4: 3 inconclusive measurements in a row; paused for a human (promote or abort)",
-        "stepStartedAt": "2025-03-04T10:01:00Z", "inconclusive": 3,
+        "stepStartedAt": "2025-03-04T10:01:00Z",
+        "inconclusive": 3,
         "analysis": [
-            {"time": "2025-03-04T10:02:00Z", "metric": "errorRatio", "query": "q1", "value": "0.0120",
-             "stableValue": "0.0100", "threshold": "0.05", "verdict": "Passed"},
-            {"time": "2025-03-04T10:02:00Z", "metric": "latencyP95", "query": "q2", "value": "",
-             "stableValue": "1.1000", "threshold": "2", "verdict": "Inconclusive",
-             "message": "4 canary requests < minRequests 20"},
+            {
+                "time": "2025-03-04T10:02:00Z",
+                "metric": "errorRatio",
+                "query": "q1",
+                "value": "0.0120",
+                "stableValue": "0.0100",
+                "threshold": "0.05",
+                "verdict": "Passed",
+            },
+            {
+                "time": "2025-03-04T10:02:00Z",
+                "metric": "latencyP95",
+                "query": "q2",
+                "value": "",
+                "stableValue": "1.1000",
+                "threshold": "2",
+                "verdict": "Inconclusive",
+                "message": "4 canary requests < minRequests 20",
+            },
         ],
     },
 }
@@ -88,8 +115,18 @@ def agent(crds: str, kubectl: Kubectl, namespace: str) -> str:
 
 
 def _patch_status(kubectl: Kubectl, namespace: str) -> None:
-    kubectl("patch", "agt", AGENT, "-n", namespace, "--subresource=status", "--type=merge",
-            "-p", json.dumps({"status": FAKE_STATUS}), check=True)
+    kubectl(
+        "patch",
+        "agt",
+        AGENT,
+        "-n",
+        namespace,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": FAKE_STATUS}),
+        check=True,
+    )
 
 
 def _get(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
@@ -141,8 +178,10 @@ def _check_status_output(out: str, agent: dict[str, Any], namespace: str) -> Non
     marked = [line.split() for line in lines if line.lstrip().startswith(">")]
     assert marked == [[">", "3", "analysis", "10%"]]
     rows = [line.split() for line in lines if line.lstrip().startswith("2025-03-04T10:02:00Z")]
-    assert [row[3:8] for row in rows] == [["errorRatio", "0.0120", "0.0100", "0.05", "Passed"],
-                                          ["latencyP95", "-", "1.1000", "2", "Inconclusive"]]
+    assert [row[3:8] for row in rows] == [
+        ["errorRatio", "0.0120", "0.0100", "0.05", "Passed"],
+        ["latencyP95", "-", "1.1000", "2", "Inconclusive"],
+    ]
 
 
 def test_status_as_a_program_and_as_a_kubectl_plugin(agent: str, kubeconfig: str, kubectl: Kubectl) -> None:
@@ -152,8 +191,11 @@ def test_status_as_a_program_and_as_a_kubectl_plugin(agent: str, kubeconfig: str
     _check_status_output(result.stdout, current, namespace)
 
     # Through kubectl's plugin discovery; flags after the command, kubeconfig from $KUBECONFIG as kubectl users do.
-    result, current = _settled(kubectl, namespace, lambda: _run(
-        ["kubectl", "agentfleet", "status", AGENT, "-n", namespace], env=_env(KUBECONFIG=kubeconfig)))
+    result, current = _settled(
+        kubectl,
+        namespace,
+        lambda: _run(["kubectl", "agentfleet", "status", AGENT, "-n", namespace], env=_env(KUBECONFIG=kubeconfig)),
+    )
     assert result.returncode == 0, result.stderr
     _check_status_output(result.stdout, current, namespace)
 
@@ -189,8 +231,13 @@ def test_intents_set_annotations_only(agent: str, kubeconfig: str, kubectl: Kube
     assert "acts on this value once" in result.stdout
 
     # Same command again: a new distinct value, so the operator would act again.
-    result = subprocess.run(["kubectl", "agentfleet", "promote", AGENT, "--full", "-n", namespace],
-                            capture_output=True, text=True, timeout=60, env=_env(KUBECONFIG=kubeconfig))
+    result = subprocess.run(
+        ["kubectl", "agentfleet", "promote", AGENT, "--full", "-n", namespace],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(KUBECONFIG=kubeconfig),
+    )
     assert result.returncode == 0, result.stderr
     second = _get(kubectl, namespace)["metadata"]["annotations"]["agentfleet.dev/promote"]
     assert second.startswith("full:") and second != first
@@ -212,24 +259,35 @@ def test_intents_set_annotations_only(agent: str, kubeconfig: str, kubectl: Kube
     assert final["metadata"]["generation"] == initial["metadata"]["generation"]
     assert final["spec"] == initial["spec"]
     assert {k for k in final["metadata"]["annotations"] if k.startswith("agentfleet.dev/")} == {
-        "agentfleet.dev/promote", "agentfleet.dev/abort", "agentfleet.dev/retry"}
+        "agentfleet.dev/promote",
+        "agentfleet.dev/abort",
+        "agentfleet.dev/retry",
+    }
 
 
 def test_history_lists_revisions_and_their_config_maps(agent: str, kubeconfig: str, kubectl: Kubectl) -> None:
     namespace = agent
     # A revision ConfigMap as the operator writes it (without the managed-by label, so no operator prunes it).
-    for revision, image in ((STABLE, "ghcr.io/acme/agentfleet-runtime:0.1.0"),
-                            (CANARY, "ghcr.io/acme/agentfleet-runtime:0.2.0")):
+    for revision, image in (
+        (STABLE, "ghcr.io/acme/agentfleet-runtime:0.1.0"),
+        (CANARY, "ghcr.io/acme/agentfleet-runtime:0.2.0"),
+    ):
         config_map = {
-            "apiVersion": "v1", "kind": "ConfigMap", "immutable": True,
-            "metadata": {"name": f"{AGENT}-config-{revision}", "namespace": namespace,
-                         "labels": {"agentfleet.dev/agent": AGENT, "agentfleet.dev/revision": revision},
-                         "annotations": {"agentfleet.dev/image": image}},
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "immutable": True,
+            "metadata": {
+                "name": f"{AGENT}-config-{revision}",
+                "namespace": namespace,
+                "labels": {"agentfleet.dev/agent": AGENT, "agentfleet.dev/revision": revision},
+                "annotations": {"agentfleet.dev/image": image},
+            },
             "data": {"config.json": "{}"},
         }
         kubectl("apply", "-f", "-", stdin=json.dumps(config_map), check=True)
-    created = json.loads(kubectl("get", "cm", f"{AGENT}-config-{CANARY}", "-n", namespace, "-o", "json",
-                                 check=True).stdout)["metadata"]["creationTimestamp"]
+    created = json.loads(
+        kubectl("get", "cm", f"{AGENT}-config-{CANARY}", "-n", namespace, "-o", "json", check=True).stdout
+    )["metadata"]["creationTimestamp"]
 
     result = _plugin(kubeconfig, namespace, "history", AGENT)
     assert result.returncode == 0, result.stderr

@@ -41,8 +41,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-
-
 class Traffic:
     """An agent runtime's /metrics, fed by a thread that 'answers requests' for each revision."""
 
@@ -156,9 +154,7 @@ def start_prometheus(traffic: Traffic, tmp_path_factory: pytest.TempPathFactory)
         config.write_text(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
             "scrape_configs:\n  - job_name: agent\n    static_configs:\n"
-            f"      - targets: ['127.0.0.1:{traffic.port}']"
-            + (f"\n        labels:{labels}" if labels else "")
-            + "\n"
+            f"      - targets: ['127.0.0.1:{traffic.port}']" + (f"\n        labels:{labels}" if labels else "") + "\n"
         )
         port = _free_port()
         log = home / "prometheus.log"
@@ -180,9 +176,7 @@ def start_prometheus(traffic: Traffic, tmp_path_factory: pytest.TempPathFactory)
         deadline = time.monotonic() + READY_WITHIN
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                pytest.fail(
-                    f"prometheus exited with {process.returncode}:\n{server.log_tail()}", pytrace=False
-                )
+                pytest.fail(f"prometheus exited with {process.returncode}:\n{server.log_tail()}", pytrace=False)
             try:
                 if httpx.get(f"{server.url}/-/ready", timeout=2).status_code == 200:
                     return server

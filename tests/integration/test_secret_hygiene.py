@@ -37,25 +37,55 @@ def _needles(values: list[str]) -> list[str]:
 
 def test_no_secret_value_leaks(operator: OperatorProcess, kubectl: Kubectl, namespace: str) -> None:
     docs: list[dict[str, Any]] = [secret(name, **data) for name, data in VALUES.items()]
-    for name, auth in [("crm-a", {"type": "apiKey", "secretRef": {"name": "crm-apikey"}}),
-                       ("crm-b", {"type": "basic", "secretRef": {"name": "crm-basic"}}),
-                       ("crm-o", {"type": "oauth2ClientCredentials", "secretRef": {"name": "crm-oauth"},
-                                  "tokenURL": "https://crm.example.com/oauth/token"})]:
+    for name, auth in [
+        ("crm-a", {"type": "apiKey", "secretRef": {"name": "crm-apikey"}}),
+        ("crm-b", {"type": "basic", "secretRef": {"name": "crm-basic"}}),
+        (
+            "crm-o",
+            {
+                "type": "oauth2ClientCredentials",
+                "secretRef": {"name": "crm-oauth"},
+                "tokenURL": "https://crm.example.com/oauth/token",
+            },
+        ),
+    ]:
         doc = connector(name)
         doc["spec"]["auth"] = auth
         docs.append(doc)
-    docs.append({"apiVersion": "agentfleet.dev/v1alpha1", "kind": "StatePolicy", "metadata": {"name": "sessions"},
-                 "spec": {"store": {"type": "redis", "redis": {"provision": True}},
-                          "encryption": {"keySecretRef": {"name": "state-key", "key": "key"}}}})
-    agent = {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "bot"},
-             "spec": {"model": {"provider": "openai-compatible", "name": "m", "endpoint": "https://llm.example.com/v1",
-                                "credentialsSecretRef": {"name": "llm-key", "key": "apiKey"}},
-                      "prompt": {"system": "You help."},
-                      "connectors": [{"name": "crm-a"}, {"name": "crm-b"}, {"name": "crm-o"}, {"name": "missing"}],
-                      "statePolicyRef": {"name": "sessions"},
-                      "access": {"apiKeySecretRef": {"name": "callers"}}}}
-    generated = {"apiVersion": "agentfleet.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "plain"},
-                 "spec": {"model": {"provider": "rules", "name": "r"}, "prompt": {"system": "Hi."}}}
+    docs.append(
+        {
+            "apiVersion": "agentfleet.dev/v1alpha1",
+            "kind": "StatePolicy",
+            "metadata": {"name": "sessions"},
+            "spec": {
+                "store": {"type": "redis", "redis": {"provision": True}},
+                "encryption": {"keySecretRef": {"name": "state-key", "key": "key"}},
+            },
+        }
+    )
+    agent = {
+        "apiVersion": "agentfleet.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": "bot"},
+        "spec": {
+            "model": {
+                "provider": "openai-compatible",
+                "name": "m",
+                "endpoint": "https://llm.example.com/v1",
+                "credentialsSecretRef": {"name": "llm-key", "key": "apiKey"},
+            },
+            "prompt": {"system": "You help."},
+            "connectors": [{"name": "crm-a"}, {"name": "crm-b"}, {"name": "crm-o"}, {"name": "missing"}],
+            "statePolicyRef": {"name": "sessions"},
+            "access": {"apiKeySecretRef": {"name": "callers"}},
+        },
+    }
+    generated = {
+        "apiVersion": "agentfleet.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": "plain"},
+        "spec": {"model": {"provider": "rules", "name": "r"}, "prompt": {"system": "Hi."}},
+    }
     apply(kubectl, namespace, *docs, agent, generated)
     # A failure path: the missing Connector must be explained without quoting anything secret.
     wait_for("ConnectorNotFound", lambda: "ConnectorNotFound" in json.dumps(get(kubectl, "agent", "bot", namespace)))
@@ -65,17 +95,33 @@ def test_no_secret_value_leaks(operator: OperatorProcess, kubectl: Kubectl, name
     # A rotation, so old and new values both pass through the operator. Before it, the Connector's hash
     # and the Agent's revision of the old value; after it, both must have moved, or the search below
     # would run before the new value ever reached the operator.
-    connector_hash = wait_for("crm-b hash", lambda: (get(kubectl, "connector", "crm-b", namespace) or {}).get(
-        "status", {}).get("secretHash"))
-    revision = wait_for("bot revision", lambda: (a := get(kubectl, "agent", "bot", namespace)) and
-                        a.get("status", {}).get("observedGeneration") == a["metadata"]["generation"] and
-                        a["status"].get("revision", {}).get("stable"))
+    connector_hash = wait_for(
+        "crm-b hash", lambda: (get(kubectl, "connector", "crm-b", namespace) or {}).get("status", {}).get("secretHash")
+    )
+    revision = wait_for(
+        "bot revision",
+        lambda: (
+            (a := get(kubectl, "agent", "bot", namespace))
+            and a.get("status", {}).get("observedGeneration") == a["metadata"]["generation"]
+            and a["status"].get("revision", {}).get("stable")
+        ),
+    )
     rotated = secret("crm-basic", username="svc-user-a1", password="crm-pass-rotated-42")
     apply(kubectl, namespace, rotated)
-    wait_for("crm-b hash of the rotated Secret", lambda: (h := (get(kubectl, "connector", "crm-b", namespace) or {})
-             .get("status", {}).get("secretHash")) and h != connector_hash)
-    wait_for("bot revision of the rotated Secret", lambda: (a := get(kubectl, "agent", "bot", namespace)) and
-             a["status"].get("revision", {}).get("stable") not in (None, "", revision))
+    wait_for(
+        "crm-b hash of the rotated Secret",
+        lambda: (
+            (h := (get(kubectl, "connector", "crm-b", namespace) or {}).get("status", {}).get("secretHash"))
+            and h != connector_hash
+        ),
+    )
+    wait_for(
+        "bot revision of the rotated Secret",
+        lambda: (
+            (a := get(kubectl, "agent", "bot", namespace))
+            and a["status"].get("revision", {}).get("stable") not in (None, "", revision)
+        ),
+    )
 
     values = [v for data in VALUES.values() for v in data.values()] + ["crm-pass-rotated-42"]
     for name in ("plain-access", "sessions-redis-auth"):
@@ -88,8 +134,14 @@ def test_no_secret_value_leaks(operator: OperatorProcess, kubectl: Kubectl, name
         "operator log": operator.log_path.read_text(errors="replace"),
         "events": kubectl("get", "events", "-n", namespace, "-o", "json", check=True).stdout,
         "configmaps": kubectl("get", "configmaps", "-n", namespace, "-o", "json", check=True).stdout,
-        "statuses": json.dumps([o.get("status") for o in json.loads(kubectl(
-            "get", "agents,connectors,statepolicies", "-n", namespace, "-o", "json", check=True).stdout)["items"]]),
+        "statuses": json.dumps(
+            [
+                o.get("status")
+                for o in json.loads(
+                    kubectl("get", "agents,connectors,statepolicies", "-n", namespace, "-o", "json", check=True).stdout
+                )["items"]
+            ]
+        ),
         "deployments": kubectl("get", "deployments,statefulsets", "-n", namespace, "-o", "json", check=True).stdout,
     }
     assert json.loads(produced["events"])["items"], "no events at all: the search would prove nothing"

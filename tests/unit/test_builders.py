@@ -27,15 +27,27 @@ def _agent(**overrides: Any) -> ResolvedAgent:
     policy = StatePolicySpec.model_validate(load_sample("chat-sessions-statepolicy.yaml")["spec"])
     spec = AgentSpec.model_validate(agent_doc["spec"])
     base: dict[str, Any] = dict(
-        name="support-bot", namespace="support", uid="uid-1", spec=spec, image="runtime:1",
+        name="support-bot",
+        namespace="support",
+        uid="uid-1",
+        spec=spec,
+        image="runtime:1",
         prompt_text=spec.prompt.system or "",
         connectors=(ResolvedConnector(ref=spec.connectors[0], spec=connector),),
-        state=ResolvedState(name="chat-sessions", spec=policy,
-                            redis_url=state_store.redis_url("chat-sessions", "support"),
-                            password_secret=("chat-sessions-redis-auth", "password")),
+        state=ResolvedState(
+            name="chat-sessions",
+            spec=policy,
+            redis_url=state_store.redis_url("chat-sessions", "support"),
+            password_secret=("chat-sessions-redis-auth", "password"),
+        ),
         access_secret="support-bot-access",
-        secret_hashes={"crm-creds": "h1", "llm-key": "h2", "state-key": "h3", "chat-sessions-redis-auth": "h4",
-                       "support-bot-access": "h5"},
+        secret_hashes={
+            "crm-creds": "h1",
+            "llm-key": "h2",
+            "state-key": "h3",
+            "chat-sessions-redis-auth": "h4",
+            "support-bot-access": "h5",
+        },
     )
     base.update(overrides)
     return ResolvedAgent(**base)
@@ -143,14 +155,21 @@ def test_deployment_is_restricted_and_probed() -> None:
     container = pod["containers"][0]
     assert pod["automountServiceAccountToken"] is False and pod["securityContext"]["runAsNonRoot"] is True
     security = container["securityContext"]
-    assert security == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
-                        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert security == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert "env" not in container  # secrets only as files
     secret_volumes = {v["secret"]["secretName"]: v["secret"] for v in pod["volumes"] if "secret" in v}
-    assert secret_volumes["crm-creds"]["items"] == [{"key": "clientId", "path": "clientId"},
-                                                    {"key": "clientSecret", "path": "clientSecret"}]
+    assert secret_volumes["crm-creds"]["items"] == [
+        {"key": "clientId", "path": "clientId"},
+        {"key": "clientSecret", "path": "clientSecret"},
+    ]
     assert "items" not in secret_volumes["support-bot-access"]  # every key is an accepted caller key
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     # Exactly the operator's own set, written out here rather than taken from names.agent_labels: any
@@ -159,9 +178,12 @@ def test_deployment_is_restricted_and_probed() -> None:
     # tests/integration/test_child_labels.py with an Agent carrying Argo CD's tracking label.
     assert labels == {
         "app.kubernetes.io/name": "agent-runtime",
-        "app.kubernetes.io/component": "agent", "app.kubernetes.io/part-of": "agentfleet",
-        "app.kubernetes.io/managed-by": "agentfleet", "agentfleet.dev/agent": "support-bot",
-        "agentfleet.dev/track": "stable", "agentfleet.dev/revision": _track(agent).revision,
+        "app.kubernetes.io/component": "agent",
+        "app.kubernetes.io/part-of": "agentfleet",
+        "app.kubernetes.io/managed-by": "agentfleet",
+        "agentfleet.dev/agent": "support-bot",
+        "agentfleet.dev/track": "stable",
+        "agentfleet.dev/revision": _track(agent).revision,
     }
     assert deployment["metadata"]["ownerReferences"][0]["controller"] is True
 
@@ -213,19 +235,24 @@ def test_redis_statefulset_keeps_password_out_of_the_spec() -> None:
     assert "requirepass" not in text
     assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "1Gi"
     secret = state_store.password_secret("chat-sessions", "support", "uid", "pw")
-    assert "requirepass pw" in secret["stringData"]["redis.conf"] and "appendonly yes" in secret["stringData"][
-        "redis.conf"]
+    assert (
+        "requirepass pw" in secret["stringData"]["redis.conf"]
+        and "appendonly yes" in secret["stringData"]["redis.conf"]
+    )
 
 
-@pytest.mark.parametrize(("live", "want", "expected"), [
-    ({"a": 1, "b": 2}, {"a": 1}, True),
-    ({"a": 1}, {"a": 2}, False),
-    ({"cpu": "500m"}, {"cpu": "0.5"}, True),
-    ({"memory": "256Mi"}, {"memory": "268435456"}, True),
-    ({"l": [{"x": 1, "y": 2}]}, {"l": [{"x": 1}]}, True),
-    ({"l": [1, 2]}, {"l": [1]}, False),
-    ({"flag": True}, {"flag": 1}, False),
-])
+@pytest.mark.parametrize(
+    ("live", "want", "expected"),
+    [
+        ({"a": 1, "b": 2}, {"a": 1}, True),
+        ({"a": 1}, {"a": 2}, False),
+        ({"cpu": "500m"}, {"cpu": "0.5"}, True),
+        ({"memory": "256Mi"}, {"memory": "268435456"}, True),
+        ({"l": [{"x": 1, "y": 2}]}, {"l": [{"x": 1}]}, True),
+        ({"l": [1, 2]}, {"l": [1]}, False),
+        ({"flag": True}, {"flag": 1}, False),
+    ],
+)
 def test_contains(live: dict[str, Any], want: dict[str, Any], expected: bool) -> None:
     assert contains(live, want) is expected
 
@@ -259,11 +286,15 @@ def test_secret_hash_reveals_nothing(plain: bytes) -> None:
 def test_route_patch_rewrites_only_our_rules() -> None:
     from agentfleet_operator.builders.traffic_route import route_patch
 
-    route = {"spec": {"rules": [
-        {"matches": [{"path": {"value": "/bot"}}], "backendRefs": [{"name": "bot", "port": 8080}]},
-        {"backendRefs": [{"name": "other", "port": 80}]},
-        {"backendRefs": [{"name": "bot-stable", "port": 8080}, {"name": "legacy", "port": 80}]},
-    ]}}
+    route = {
+        "spec": {
+            "rules": [
+                {"matches": [{"path": {"value": "/bot"}}], "backendRefs": [{"name": "bot", "port": 8080}]},
+                {"backendRefs": [{"name": "other", "port": 80}]},
+                {"backendRefs": [{"name": "bot-stable", "port": 8080}, {"name": "legacy", "port": 80}]},
+            ]
+        }
+    }
     ops = route_patch(route, "bot", 30, has_canary=True)
     assert [op["path"] for op in ops] == ["/spec/rules/0/backendRefs"]
     assert [(b["name"], b["weight"]) for b in ops[0]["value"]] == [("bot-stable", 70), ("bot-canary", 30)]
@@ -273,13 +304,16 @@ def test_route_patch_rewrites_only_our_rules() -> None:
     assert back[0]["value"] == [{"group": "", "kind": "Service", "name": "bot-stable", "port": 8080, "weight": 100}]
 
 
-@pytest.mark.parametrize(("pattern", "accepted"), [("^hello (?P<name>\\w+)", True), ("([unclosed", False),
-                                                   ("(?<=a+)b", False)])
+@pytest.mark.parametrize(
+    ("pattern", "accepted"), [("^hello (?P<name>\\w+)", True), ("([unclosed", False), ("(?<=a+)b", False)]
+)
 def test_a_rule_pattern_the_runtime_cannot_compile_is_refused_by_the_model(pattern: str, accepted: bool) -> None:
     # The runtime compiles each rule at start; a pattern it cannot compile must be InvalidSpec (the
     # reconciler's answer to a model error), not a runtime config that fails to build on every reconcile.
-    spec = {"model": {"provider": "rules", "name": "r", "rules": [{"pattern": pattern, "reply": "x"}]},
-            "prompt": {"system": "s"}}
+    spec = {
+        "model": {"provider": "rules", "name": "r", "rules": [{"pattern": pattern, "reply": "x"}]},
+        "prompt": {"system": "s"},
+    }
     if accepted:
         AgentSpec.model_validate(spec)
     else:

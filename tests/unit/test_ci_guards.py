@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 GUARDED = ("tests/unit/test_manifests_render.py", "tests/unit/test_argocd_health.py")
 HIDEABLE = ("kubectl", "promtool", "lupa")
 
-HIDE_TOOL_PLUGIN = '''
+HIDE_TOOL_PLUGIN = """
 import os
 import pathlib
 import shutil
@@ -34,7 +34,7 @@ else:
     _exists = pathlib.Path.exists
     shutil.which = lambda name, *a, **k: None if name == HIDDEN else _which(name, *a, **k)
     pathlib.Path.exists = lambda self, *a, **k: False if self.name == HIDDEN else _exists(self, *a, **k)
-'''
+"""
 
 
 def run_with_tool_hidden(tmp_path: Path, hidden: str, ci: bool) -> dict[str, list[str]]:
@@ -46,9 +46,24 @@ def run_with_tool_hidden(tmp_path: Path, hidden: str, ci: bool) -> dict[str, lis
     if ci:
         env["CI"] = "true"
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "hide_tool", "-p", "no:cacheprovider", "-q",
-         f"--junitxml={report}", *GUARDED],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "hide_tool",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            f"--junitxml={report}",
+            *GUARDED,
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     outcomes: dict[str, list[str]] = {"failure": [], "error": [], "skipped": []}
     for case in ET.parse(report).getroot().iter("testcase"):

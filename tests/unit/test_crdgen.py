@@ -63,7 +63,12 @@ def test_agent_crd_names_columns_and_subresources() -> None:
     }
     columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
     assert [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")] == [
-        "Ready", "Phase", "Model", "Canary", "Age"]
+        "Ready",
+        "Phase",
+        "Model",
+        "Canary",
+        "Age",
+    ]
     assert columns["Reason"]["priority"] == 1 and columns["Endpoint"]["priority"] == 1
     conditions = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map" and conditions["x-kubernetes-list-map-keys"] == ["type"]
@@ -94,12 +99,21 @@ def test_samples_parse_with_the_models() -> None:
 
 def test_wire_round_trip_keeps_camel_case() -> None:
     spec = {
-        "model": {"provider": "openai-compatible", "name": "m", "endpoint": "http://x/v1",
-                  "credentialsSecretRef": {"name": "k", "key": "apiKey"}},
+        "model": {
+            "provider": "openai-compatible",
+            "name": "m",
+            "endpoint": "http://x/v1",
+            "credentialsSecretRef": {"name": "k", "key": "apiKey"},
+        },
         "prompt": {"configMapRef": {"name": "p", "key": "system"}},
         "autoscaling": {"minReplicas": 2, "maxReplicas": 4, "targetCPUUtilization": 70},
-        "rollout": {"strategy": "Canary", "canary": {"steps": [{"setWeight": 10}],
-                    "analysis": {"prometheusURL": "http://p:9090", "maxLatencyP95Seconds": 1.5}}},
+        "rollout": {
+            "strategy": "Canary",
+            "canary": {
+                "steps": [{"setWeight": 10}],
+                "analysis": {"prometheusURL": "http://p:9090", "maxLatencyP95Seconds": 1.5},
+            },
+        },
     }
     wire = Agent.model_validate({"spec": spec}).spec.to_wire()
     assert wire["model"]["credentialsSecretRef"] == {"name": "k", "key": "apiKey"}

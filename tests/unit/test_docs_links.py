@@ -41,19 +41,22 @@ def links(path: Path) -> list[str]:
     return [m.group(1) for m in LINK.finditer(text)]
 
 
-CASES = [(md, target) for md in markdown_files() for target in links(md)
-         if not re.match(r"^[a-z][a-z0-9+.-]*:", target)]
+CASES = [
+    (md, target) for md in markdown_files() for target in links(md) if not re.match(r"^[a-z][a-z0-9+.-]*:", target)
+]
 
 
-@pytest.mark.parametrize(("document", "target"), CASES,
-                         ids=[f"{md.relative_to(ROOT)}->{target}" for md, target in CASES])
+@pytest.mark.parametrize(
+    ("document", "target"), CASES, ids=[f"{md.relative_to(ROOT)}->{target}" for md, target in CASES]
+)
 def test_relative_link_resolves(document: Path, target: str) -> None:
     file_part, _, anchor = target.partition("#")
     resolved = (document.parent / file_part).resolve() if file_part else document
     assert resolved.exists(), f"{document.relative_to(ROOT)} links to {file_part}, which does not exist"
     if anchor and resolved.suffix == ".md":
         assert anchor.lower() in anchors(resolved), (
-            f"{document.relative_to(ROOT)} links to #{anchor} in {resolved.relative_to(ROOT)}, no such heading")
+            f"{document.relative_to(ROOT)} links to #{anchor} in {resolved.relative_to(ROOT)}, no such heading"
+        )
 
 
 def quoted_paths(path: Path) -> list[str]:
@@ -71,8 +74,9 @@ def quoted_paths(path: Path) -> list[str]:
 PATHS = sorted({(md, quoted) for md in markdown_files() for quoted in quoted_paths(md)})
 
 
-@pytest.mark.parametrize(("document", "quoted"), PATHS,
-                         ids=[f"{md.relative_to(ROOT)}:{quoted}" for md, quoted in PATHS])
+@pytest.mark.parametrize(
+    ("document", "quoted"), PATHS, ids=[f"{md.relative_to(ROOT)}:{quoted}" for md, quoted in PATHS]
+)
 def test_quoted_repository_path_exists(document: Path, quoted: str) -> None:
     assert (ROOT / quoted).exists(), f"{document.relative_to(ROOT)} names {quoted}, which does not exist"
 

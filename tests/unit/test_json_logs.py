@@ -62,8 +62,10 @@ def test_the_runtime_adds_identity_request_id_and_redaction() -> None:
 
 def test_the_contract_package_stays_light() -> None:
     # Both programs import it; it must drag in neither side nor either side's libraries.
-    code = ("import sys, agentfleet_contract.json_logs, agentfleet_contract.runtime_config; "
-            "heavy = {'fastapi', 'starlette', 'httpx', 'redis', 'uvicorn', 'kopf', 'kubernetes', "
-            "'agentfleet_operator', 'agentfleet_runtime'} & set(sys.modules); print(sorted(heavy))")
+    code = (
+        "import sys, agentfleet_contract.json_logs, agentfleet_contract.runtime_config; "
+        "heavy = {'fastapi', 'starlette', 'httpx', 'redis', 'uvicorn', 'kopf', 'kubernetes', "
+        "'agentfleet_operator', 'agentfleet_runtime'} & set(sys.modules); print(sorted(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

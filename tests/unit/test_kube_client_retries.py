@@ -41,18 +41,25 @@ async def server() -> AsyncIterator[Server]:
             key = f"{request.method} {request.path}"
             hits[key] = hits.get(key, 0) + 1
             return handler(request)
+
         return wrapper
 
     def throttled_then_ok(request: web.Request) -> web.Response:
         if hits[f"{request.method} {request.path}"] <= 2:
-            return web.json_response({"kind": "Status", "reason": "TooManyRequests", "message": "slow down"},
-                                     status=429, headers={"Retry-After": "1"})
+            return web.json_response(
+                {"kind": "Status", "reason": "TooManyRequests", "message": "slow down"},
+                status=429,
+                headers={"Retry-After": "1"},
+            )
         return web.json_response(CONFIGMAP)
 
     def throttled_long(request: web.Request) -> web.Response:
         if hits[f"{request.method} {request.path}"] <= 5:
-            return web.json_response({"kind": "Status", "reason": "TooManyRequests", "message": "slow down"},
-                                     status=429, headers={"Retry-After": str(SLOW_RETRY_AFTER)})
+            return web.json_response(
+                {"kind": "Status", "reason": "TooManyRequests", "message": "slow down"},
+                status=429,
+                headers={"Retry-After": str(SLOW_RETRY_AFTER)},
+            )
         return web.json_response(CONFIGMAP)
 
     def failing_then_ok(request: web.Request) -> web.Response:
@@ -101,7 +108,8 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 @pytest.mark.parametrize("jitter", [0.0, 0.5, 0.999], ids=["lowest-jitter", "mid-jitter", "highest-jitter"])
 async def test_429_waits_at_least_retry_after_before_each_retry(
-        server: Server, sleeps: list[float], monkeypatch: pytest.MonkeyPatch, jitter: float) -> None:
+    server: Server, sleeps: list[float], monkeypatch: pytest.MonkeyPatch, jitter: float
+) -> None:
     # Jitter pinned at each end of its range: the server's ask is a floor the jitter may never cut into.
     monkeypatch.setattr(random, "random", lambda: jitter)
     client = client_for(server.url)
@@ -116,7 +124,8 @@ async def test_429_waits_at_least_retry_after_before_each_retry(
 
 
 async def test_retry_after_beyond_the_backoff_cap_is_still_honoured(
-        server: Server, sleeps: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    server: Server, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(random, "random", lambda: 0.0)
     client = client_for(server.url)
     try:
@@ -129,7 +138,8 @@ async def test_retry_after_beyond_the_backoff_cap_is_still_honoured(
 
 
 async def test_without_retry_after_the_client_backs_off_in_doubling_steps(
-        server: Server, sleeps: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    server: Server, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(random, "random", lambda: 0.5)  # jitter factor exactly 1: the bare steps show
     client = client_for(server.url)
     try:

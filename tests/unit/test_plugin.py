@@ -49,24 +49,49 @@ def _agent(status: dict[str, Any] | None, **meta: Any) -> dict[str, Any]:
 
 def _conditions(ready: str, reason: str, message: str) -> list[dict[str, Any]]:
     return [
-        {"type": "Ready", "status": ready, "reason": reason, "message": message,
-         "lastTransitionTime": "2025-03-04T10:00:00Z", "observedGeneration": 4},
-        {"type": "RolloutHealthy", "status": "True", "reason": "CanaryProgressing", "message": "canary on its way",
-         "lastTransitionTime": "2025-03-04T10:00:00Z", "observedGeneration": 4},
+        {
+            "type": "Ready",
+            "status": ready,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": "2025-03-04T10:00:00Z",
+            "observedGeneration": 4,
+        },
+        {
+            "type": "RolloutHealthy",
+            "status": "True",
+            "reason": "CanaryProgressing",
+            "message": "canary on its way",
+            "lastTransitionTime": "2025-03-04T10:00:00Z",
+            "observedGeneration": 4,
+        },
     ]
 
 
-def _measurement(time: str, metric: str, value: str, stable: str, threshold: str, verdict: str,
-                 message: str = "") -> dict[str, Any]:
-    return {"time": time, "metric": metric, "query": f"sum(rate(agent_requests_total[30s])) # {metric}",
-            "value": value, "stableValue": stable, "threshold": threshold, "verdict": verdict, "message": message}
+def _measurement(
+    time: str, metric: str, value: str, stable: str, threshold: str, verdict: str, message: str = ""
+) -> dict[str, Any]:
+    return {
+        "time": time,
+        "metric": metric,
+        "query": f"sum(rate(agent_requests_total[30s])) # {metric}",
+        "value": value,
+        "stableValue": stable,
+        "threshold": threshold,
+        "verdict": verdict,
+        "message": message,
+    }
 
 
 def _base_status(**rollout: Any) -> dict[str, Any]:
     return {
-        "observedGeneration": 4, "phase": "Progressing",
+        "observedGeneration": 4,
+        "phase": "Progressing",
         "conditions": _conditions("True", "CanaryInProgress", "stable 2/2 ready; canary at step 3/5"),
-        "replicas": 2, "readyReplicas": 2, "ready": "2/2", "selector": "agentfleet.dev/agent=support-bot",
+        "replicas": 2,
+        "readyReplicas": 2,
+        "ready": "2/2",
+        "selector": "agentfleet.dev/agent=support-bot",
         "endpoint": "http://support-bot.agentfleet-demo.svc:8080",
         "revision": {"stable": STABLE, "canary": CANARY},
         "revisionHistory": [CANARY, STABLE, "1a2b3c4d"],
@@ -75,31 +100,60 @@ def _base_status(**rollout: Any) -> dict[str, Any]:
 
 
 MID_ANALYSIS = _base_status(
-    step=2, weight=10, actualWeight=10, stepStartedAt="2025-03-04T10:04:00Z", startedAt="2025-03-04T10:02:00Z",
+    step=2,
+    weight=10,
+    actualWeight=10,
+    stepStartedAt="2025-03-04T10:04:00Z",
+    startedAt="2025-03-04T10:02:00Z",
     message="step 3/5: analysis running",
     analysis=[
         _measurement("2025-03-04T10:04:30Z", "errorRatio", "0.0120", "0.0100", "0.05", "Passed"),
-        _measurement("2025-03-04T10:04:30Z", "latencyP95", "2.4100", "1.1000", "2", "Failed",
-                     "p95 2.41s above 2s"),
+        _measurement("2025-03-04T10:04:30Z", "latencyP95", "2.4100", "1.1000", "2", "Failed", "p95 2.41s above 2s"),
     ],
     failures=1,
 )
 PAUSED = _base_status(
-    phase="Paused", step=2, weight=10, actualWeight=10, stepStartedAt="2025-03-04T10:01:00Z",
+    phase="Paused",
+    step=2,
+    weight=10,
+    actualWeight=10,
+    stepStartedAt="2025-03-04T10:01:00Z",
     message="step 3/5: 3 inconclusive measurements in a row; paused for a human (promote or abort)",
-    analysis=[_measurement(f"2025-03-04T10:0{i}:00Z", "errorRatio", "", "0.0100", "0.05", "Inconclusive",
-                           "4 canary requests < minRequests 20") for i in (2, 3, 4)],
+    analysis=[
+        _measurement(
+            f"2025-03-04T10:0{i}:00Z",
+            "errorRatio",
+            "",
+            "0.0100",
+            "0.05",
+            "Inconclusive",
+            "4 canary requests < minRequests 20",
+        )
+        for i in (2, 3, 4)
+    ],
     inconclusive=3,
 ) | {"phase": "Paused"}
 ABORTED = _base_status(
-    phase="Aborted", step=2, weight=0, actualWeight=0, abortedRevision=CANARY,
+    phase="Aborted",
+    step=2,
+    weight=0,
+    actualWeight=0,
+    abortedRevision=CANARY,
     message=f"rolled back {CANARY}: 2 failed measurements; stable {STABLE} keeps serving "
-            "(retry with agentfleet.dev/retry or change the spec)",
-    analysis=[_measurement("2025-03-04T10:03:00Z", "errorRatio", "0.2100", "0.0100", "0.05", "Failed",
-                           "error ratio 0.21 above 0.05")] * 2,
-    failures=2, handledIntents={"promote": "step:20250304T100000Z-aa11bb22"},
-) | {"phase": "Degraded", "revision": {"stable": STABLE, "canary": ""},
-     "conditions": _conditions("True", "RolledBack", f"canary {CANARY} rolled back; stable {STABLE} serving")}
+    "(retry with agentfleet.dev/retry or change the spec)",
+    analysis=[
+        _measurement(
+            "2025-03-04T10:03:00Z", "errorRatio", "0.2100", "0.0100", "0.05", "Failed", "error ratio 0.21 above 0.05"
+        )
+    ]
+    * 2,
+    failures=2,
+    handledIntents={"promote": "step:20250304T100000Z-aa11bb22"},
+) | {
+    "phase": "Degraded",
+    "revision": {"stable": STABLE, "canary": ""},
+    "conditions": _conditions("True", "RolledBack", f"canary {CANARY} rolled back; stable {STABLE} serving"),
+}
 
 
 def _lines(text: str) -> list[str]:
@@ -130,22 +184,30 @@ def test_status_mid_analysis_shows_health_revisions_marked_step_and_analysis_tab
     # Steps: every step of the spec in order, the weight in effect at it, the marker on the current one only.
     lines = _lines(out)
     header = lines.index(next(line for line in lines if "STEP" in line and "ACTION" in line))
-    rows = [line.split() for line in lines[header + 1: header + 6]]
-    assert rows == [["1", "setWeight", "10", "10%"], ["2", "pause", "60s", "10%"], [">", "3", "analysis", "10%"],
-                    ["4", "setWeight", "50", "50%"], ["5", "analysis", "50%"]]
+    rows = [line.split() for line in lines[header + 1 : header + 6]]
+    assert rows == [
+        ["1", "setWeight", "10", "10%"],
+        ["2", "pause", "60s", "10%"],
+        [">", "3", "analysis", "10%"],
+        ["4", "setWeight", "50", "50%"],
+        ["5", "analysis", "50%"],
+    ]
 
     # Analysis: columns in the documented order, one row per measurement, values as measured.
-    analysis = lines[lines.index("Analysis (oldest first):") + 1:]
+    analysis = lines[lines.index("Analysis (oldest first):") + 1 :]
     assert analysis[0].split() == ["TIME", "METRIC", "VALUE", "STABLE", "THRESHOLD", "VERDICT", "MESSAGE"]
-    assert analysis[1].split()[:9] == ["2025-03-04T10:04:30Z", "(30s", "ago)", "errorRatio", "0.0120", "0.0100",
-                                       "0.05", "Passed"][:9]
+    assert (
+        analysis[1].split()[:9]
+        == ["2025-03-04T10:04:30Z", "(30s", "ago)", "errorRatio", "0.0120", "0.0100", "0.05", "Passed"][:9]
+    )
     assert analysis[2].split()[3:] == ["latencyP95", "2.4100", "1.1000", "2", "Failed", "p95", "2.41s", "above", "2s"]
     # Columns line up: VERDICT starts at the same offset in the header and every row.
     offset = analysis[0].index("VERDICT")
     assert analysis[1][offset:].startswith("Passed") and analysis[2][offset:].startswith("Failed")
     assert "skip ahead with `kubectl agentfleet promote support-bot`" in _line(out, "Hint:")
-    assert "Conditions:" in lines and any(line.split()[:3] == ["RolloutHealthy", "True", "CanaryProgressing"]
-                                          for line in lines)
+    assert "Conditions:" in lines and any(
+        line.split()[:3] == ["RolloutHealthy", "True", "CanaryProgressing"] for line in lines
+    )
 
 
 def test_status_paused_for_a_human_says_how_to_continue() -> None:
@@ -177,8 +239,11 @@ def test_status_aborted_shows_rollback_and_retry_hint() -> None:
 
 
 def test_status_lists_intents_the_operator_has_not_acted_upon() -> None:
-    annotations = {"agentfleet.dev/promote": "full:20250304T100400Z-cc33dd44",
-                   "agentfleet.dev/abort": "20250304T090000Z-0000aaaa", "argocd.argoproj.io/tracking-id": "x"}
+    annotations = {
+        "agentfleet.dev/promote": "full:20250304T100400Z-cc33dd44",
+        "agentfleet.dev/abort": "20250304T090000Z-0000aaaa",
+        "argocd.argoproj.io/tracking-id": "x",
+    }
     status = copy.deepcopy(PAUSED)
     status["rollout"]["handledIntents"] = {"abort": "20250304T090000Z-0000aaaa"}
     agent = _agent(status, annotations=annotations)
@@ -195,15 +260,20 @@ def test_status_rolling_update_says_so_and_has_no_steps() -> None:
     agent["spec"].pop("autoscaling")
     agent["spec"]["replicas"] = 3
     agent["status"] = _base_status() | {
-        "phase": "Progressing", "ready": "1/3", "readyReplicas": 1, "replicas": 3,
-        "revision": {"stable": CANARY, "canary": ""}, "observedGeneration": 3,
+        "phase": "Progressing",
+        "ready": "1/3",
+        "readyReplicas": 1,
+        "replicas": 3,
+        "revision": {"stable": CANARY, "canary": ""},
+        "observedGeneration": 3,
         "conditions": _conditions("False", "DeploymentUnavailable", "1 of 3 pods ready"),
         "rollout": {"phase": "Idle", "step": 0, "weight": 0, "message": f"rolling update to revision {CANARY}"},
     }
     Agent.model_validate(agent)
     out = render_status(agent, now=NOW)
     assert _line(out, "Rollout:") == (
-        "Rollout:      RollingUpdate: new revisions replace the pods in place (no canary steps)")
+        "Rollout:      RollingUpdate: new revisions replace the pods in place (no canary steps)"
+    )
     assert _line(out, "Message:").endswith(f"rolling update to revision {CANARY}")
     assert _line(out, "Ready:") == "Ready:        False (DeploymentUnavailable): 1 of 3 pods ready"
     assert _line(out, "Replicas:") == "Replicas:     1/3 ready (spec.replicas 3)"
@@ -224,8 +294,12 @@ def test_status_without_status_yet() -> None:
 def test_status_survives_odd_status_written_by_hand() -> None:
     # Unknown fields, a step past the end, nulls and wrong types: render, never crash.
     agent = _agent(None)
-    agent["status"] = {"phase": None, "conditions": [{"type": "Ready"}], "revision": None,
-                       "rollout": {"phase": "Progressing", "step": 99, "analysis": [{"metric": "x"}], "extra": 1}}
+    agent["status"] = {
+        "phase": None,
+        "conditions": [{"type": "Ready"}],
+        "revision": None,
+        "rollout": {"phase": "Progressing", "step": 99, "analysis": [{"metric": "x"}], "extra": 1},
+    }
     out = render_status(agent)
     assert _line(out, "Ready:") == "Ready:        Unknown"
     assert "Step:" not in out and not any(line.lstrip().startswith(">") for line in _lines(out))
@@ -236,26 +310,51 @@ def test_status_survives_odd_status_written_by_hand() -> None:
 
 
 def _config_map(revision: str, created: str, image: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "immutable": True,
-            "metadata": {"name": f"support-bot-config-{revision}", "namespace": "agentfleet-demo",
-                         "creationTimestamp": created,
-                         "labels": {"agentfleet.dev/agent": "support-bot", "agentfleet.dev/revision": revision},
-                         "annotations": {"agentfleet.dev/image": image, "agentfleet.dev/secret-mounts": "{}"}},
-            "data": {"config.json": "{}"}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "immutable": True,
+        "metadata": {
+            "name": f"support-bot-config-{revision}",
+            "namespace": "agentfleet-demo",
+            "creationTimestamp": created,
+            "labels": {"agentfleet.dev/agent": "support-bot", "agentfleet.dev/revision": revision},
+            "annotations": {"agentfleet.dev/image": image, "agentfleet.dev/secret-mounts": "{}"},
+        },
+        "data": {"config.json": "{}"},
+    }
 
 
 def test_history_newest_first_with_roles_and_config_maps() -> None:
-    maps = [_config_map(STABLE, "2025-03-03T09:00:00Z", "ghcr.io/acme/agentfleet-runtime:0.1.0"),
-            _config_map(CANARY, "2025-03-04T10:02:00Z", "ghcr.io/acme/agentfleet-runtime:0.2.0"),
-            _config_map("77777777", "2025-02-01T09:00:00Z", "ghcr.io/acme/agentfleet-runtime:0.0.9")]
+    maps = [
+        _config_map(STABLE, "2025-03-03T09:00:00Z", "ghcr.io/acme/agentfleet-runtime:0.1.0"),
+        _config_map(CANARY, "2025-03-04T10:02:00Z", "ghcr.io/acme/agentfleet-runtime:0.2.0"),
+        _config_map("77777777", "2025-02-01T09:00:00Z", "ghcr.io/acme/agentfleet-runtime:0.0.9"),
+    ]
     out = render_history(_agent(MID_ANALYSIS), maps, now=NOW)
     lines = _lines(out)
     assert lines[0] == "Revisions of Agent agentfleet-demo/support-bot (newest first):"
     assert lines[1].split() == ["REVISION", "ROLE", "CONFIGMAP", "EXISTS", "CREATED", "IMAGE"]
-    assert lines[2].split() == [CANARY, "canary", f"support-bot-config-{CANARY}", "yes", "2025-03-04T10:02:00Z",
-                                "(3m", "ago)", "ghcr.io/acme/agentfleet-runtime:0.2.0"]
-    assert lines[3].split() == [STABLE, "stable", f"support-bot-config-{STABLE}", "yes", "2025-03-03T09:00:00Z",
-                                "(1d", "ago)", "ghcr.io/acme/agentfleet-runtime:0.1.0"]
+    assert lines[2].split() == [
+        CANARY,
+        "canary",
+        f"support-bot-config-{CANARY}",
+        "yes",
+        "2025-03-04T10:02:00Z",
+        "(3m",
+        "ago)",
+        "ghcr.io/acme/agentfleet-runtime:0.2.0",
+    ]
+    assert lines[3].split() == [
+        STABLE,
+        "stable",
+        f"support-bot-config-{STABLE}",
+        "yes",
+        "2025-03-03T09:00:00Z",
+        "(1d",
+        "ago)",
+        "ghcr.io/acme/agentfleet-runtime:0.1.0",
+    ]
     assert lines[4].split() == ["1a2b3c4d", "-", "support-bot-config-1a2b3c4d", "no", "(deleted)", "-", "-"]
     assert "Revision ConfigMaps not listed in status.revisionHistory:" in lines
     assert lines[-1].strip() == "support-bot-config-77777777"
@@ -273,11 +372,24 @@ def test_history_marks_the_rolled_back_revision_and_handles_no_status() -> None:
 
 def test_steps_weights_and_ages() -> None:
     steps = [{"pause": {}}, {"setWeight": 20}, {"analysis": {}}, {"pause": {"duration": "5m"}}, {"setWeight": 60}]
-    assert [describe_step(s) for s in steps] == ["pause (until promoted)", "setWeight 20", "analysis", "pause 5m",
-                                                 "setWeight 60"]
+    assert [describe_step(s) for s in steps] == [
+        "pause (until promoted)",
+        "setWeight 20",
+        "analysis",
+        "pause 5m",
+        "setWeight 60",
+    ]
     assert step_weights(steps) == [0, 20, 20, 20, 60]
-    assert [age(t, NOW) for t in ("2025-03-04T10:04:55Z", "2025-03-04T10:01:50Z", "2025-03-04T09:40:00Z",
-                                  "2025-03-04T07:05:00Z", "2025-03-01T10:05:00Z")] == ["5s", "3m10s", "25m", "3h", "3d"]
+    assert [
+        age(t, NOW)
+        for t in (
+            "2025-03-04T10:04:55Z",
+            "2025-03-04T10:01:50Z",
+            "2025-03-04T09:40:00Z",
+            "2025-03-04T07:05:00Z",
+            "2025-03-01T10:05:00Z",
+        )
+    ] == ["5s", "3m10s", "25m", "3h", "3d"]
     assert age("garbage", NOW) == "" and age("2025-03-04T10:04:55Z", None) == ""
     assert table(["A", "LONGER"], [["xxxx", "1"], ["y", ""]]) == ["  A     LONGER", "  xxxx  1", "  y"]
 
@@ -310,10 +422,13 @@ def test_intent_outcome_warns_when_the_intent_would_be_ignored() -> None:
     what, warning = intent_outcome(_agent(MID_ANALYSIS), "promote", full=True)
     assert what.startswith(f"promote canary {CANARY} to stable now") and warning is None
     assert intent_outcome(_agent(MID_ANALYSIS), "abort") == (
-        f"roll back canary {CANARY}; stable {STABLE} keeps serving", None)
+        f"roll back canary {CANARY}; stable {STABLE} keeps serving",
+        None,
+    )
     assert intent_outcome(_agent(PAUSED), "retry") == (
         "start an aborted canary again from step 1",
-        "retry applies only to an aborted rollout (rollout phase Paused): it will be ignored")
+        "retry applies only to an aborted rollout (rollout phase Paused): it will be ignored",
+    )
 
     what, warning = intent_outcome(_agent(ABORTED), "retry")
     assert what == f"start the canary of revision {CANARY} again from step 1" and warning is None
@@ -331,7 +446,13 @@ def test_flags_work_before_and_after_the_command() -> None:
     after = parser.parse_args(["promote", "a", "--full", "-n", "ns1", "--context", "c", "--kubeconfig", "k"])
     for args in (before, after):
         assert (args.command, args.agent, args.full, args.namespace, args.context, args.kubeconfig) == (
-            "promote", "a", True, "ns1", "c", "k")
+            "promote",
+            "a",
+            True,
+            "ns1",
+            "c",
+            "k",
+        )
     plain = parser.parse_args(["status", "a"])
     assert (plain.namespace, plain.context, plain.kubeconfig) == (None, None, None)
 

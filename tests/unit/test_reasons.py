@@ -18,8 +18,16 @@ OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
 KUBELET_REASONS = FAILED_WAITING | {OOM_KILLED, CRASH_LOOP}
 
 # (callable name, index of the reason among its positional arguments)
-REASON_ARGUMENT = {"Cond": 2, "problem": 1, "Problem": 1, "ProbeResult": 1, "PodFailure": 0, "_start": 1,
-                   "_abort": 0, "ctx.event": 2}
+REASON_ARGUMENT = {
+    "Cond": 2,
+    "problem": 1,
+    "Problem": 1,
+    "ProbeResult": 1,
+    "PodFailure": 0,
+    "_start": 1,
+    "_abort": 0,
+    "ctx.event": 2,
+}
 
 
 def _documented(reason: str) -> bool:
@@ -49,16 +57,23 @@ def _literal_reasons(tree: ast.AST) -> list[tuple[int, str]]:
         # Events are (type, reason, message) tuples.
         if isinstance(node, ast.Tuple) and len(node.elts) == 3:
             first, second = node.elts[0], node.elts[1]
-            if (isinstance(first, ast.Constant) and first.value in ("Normal", "Warning")
-                    and isinstance(second, ast.Constant) and isinstance(second.value, str)):
+            if (
+                isinstance(first, ast.Constant)
+                and first.value in ("Normal", "Warning")
+                and isinstance(second, ast.Constant)
+                and isinstance(second.value, str)
+            ):
                 found.append((node.lineno, second.value))
     return found
 
 
 def test_the_code_names_reasons_only_through_the_constants() -> None:
-    literals = [f"{path.relative_to(ROOT)}:{line}: {value!r}"
-                for path in sorted(PACKAGE.rglob("*.py")) if "cli" not in path.parts
-                for line, value in _literal_reasons(ast.parse(path.read_text()))]
+    literals = [
+        f"{path.relative_to(ROOT)}:{line}: {value!r}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "cli" not in path.parts
+        for line, value in _literal_reasons(ast.parse(path.read_text()))
+    ]
     assert not literals, "use a constant of api/reasons.py (and document it):\n" + "\n".join(literals)
 
 

@@ -12,8 +12,11 @@ from hypothesis import strategies as st
 
 
 def _spec(replicas: int = 1, autoscaling: dict[str, Any] | None = None) -> AgentSpec:
-    body: dict[str, Any] = {"model": {"provider": "rules", "name": "r"}, "prompt": {"system": "s"},
-                            "replicas": replicas}
+    body: dict[str, Any] = {
+        "model": {"provider": "rules", "name": "r"},
+        "prompt": {"system": "s"},
+        "replicas": replicas,
+    }
     if autoscaling:
         body["autoscaling"] = autoscaling
     return AgentSpec.model_validate(body)
@@ -29,8 +32,9 @@ def test_fixed_replicas_are_applied() -> None:
 
 def test_switching_to_autoscaling_hands_the_current_count_over() -> None:
     # kubectl scale agt/x --replicas=3, then autoscaling added: 3 pods stay, the HPA takes over from there.
-    plan = plan_replicas(_spec(3, AUTO), live_replicas=3, hpa_exists=False,
-                         previous=ScalingStatus(owner="Agent", spec_replicas=3))
+    plan = plan_replicas(
+        _spec(3, AUTO), live_replicas=3, hpa_exists=False, previous=ScalingStatus(owner="Agent", spec_replicas=3)
+    )
     assert plan.apply is None and plan.hand_over == 3
     assert plan.status.owner == "HorizontalPodAutoscaler"
 
@@ -46,14 +50,22 @@ def test_new_autoscaled_deployment_starts_at_min_replicas() -> None:
 
 
 def test_a_deployment_recreated_under_an_existing_hpa_starts_at_min_replicas() -> None:
-    plan = plan_replicas(_spec(1, AUTO), live_replicas=None, hpa_exists=True,
-                         previous=ScalingStatus(owner="HorizontalPodAutoscaler", spec_replicas=1))
+    plan = plan_replicas(
+        _spec(1, AUTO),
+        live_replicas=None,
+        hpa_exists=True,
+        previous=ScalingStatus(owner="HorizontalPodAutoscaler", spec_replicas=1),
+    )
     assert plan.apply == 2 and plan.hand_over == 2
 
 
 def test_once_the_hpa_exists_the_operator_leaves_the_count_alone() -> None:
-    plan = plan_replicas(_spec(1, AUTO), live_replicas=4, hpa_exists=True,
-                         previous=ScalingStatus(owner="HorizontalPodAutoscaler", spec_replicas=1))
+    plan = plan_replicas(
+        _spec(1, AUTO),
+        live_replicas=4,
+        hpa_exists=True,
+        previous=ScalingStatus(owner="HorizontalPodAutoscaler", spec_replicas=1),
+    )
     assert plan.apply is None and plan.hand_over is None
 
 
@@ -76,18 +88,31 @@ def test_without_a_status_an_existing_hpa_means_the_count_is_kept() -> None:
 
 
 def test_a_count_changed_together_with_removing_autoscaling_is_applied() -> None:
-    plan = plan_replicas(_spec(3), live_replicas=4, hpa_exists=True,
-                         previous=ScalingStatus(owner="HorizontalPodAutoscaler", spec_replicas=1))
+    plan = plan_replicas(
+        _spec(3),
+        live_replicas=4,
+        hpa_exists=True,
+        previous=ScalingStatus(owner="HorizontalPodAutoscaler", spec_replicas=1),
+    )
     assert plan.apply == 3 and plan.status.owner == "Agent"
 
 
-@given(replicas=st.integers(0, 50), live=st.none() | st.integers(0, 50), hpa=st.booleans(),
-       low=st.integers(1, 10), span=st.integers(0, 10),
-       previous=st.none() | st.builds(ScalingStatus, owner=st.sampled_from(["Agent", "HorizontalPodAutoscaler",
-                                                                            "Deployment"]),
-                                      spec_replicas=st.none() | st.integers(0, 50)))
-def test_the_count_never_goes_unowned(replicas: int, live: int | None, hpa: bool, low: int, span: int,
-                                      previous: ScalingStatus | None) -> None:
+@given(
+    replicas=st.integers(0, 50),
+    live=st.none() | st.integers(0, 50),
+    hpa=st.booleans(),
+    low=st.integers(1, 10),
+    span=st.integers(0, 10),
+    previous=st.none()
+    | st.builds(
+        ScalingStatus,
+        owner=st.sampled_from(["Agent", "HorizontalPodAutoscaler", "Deployment"]),
+        spec_replicas=st.none() | st.integers(0, 50),
+    ),
+)
+def test_the_count_never_goes_unowned(
+    replicas: int, live: int | None, hpa: bool, low: int, span: int, previous: ScalingStatus | None
+) -> None:
     """Whenever the operator stops sending spec.replicas of an existing Deployment, someone else owns it
     (the hand-over manager now, the HPA, or the HPA's last write while the count is held)."""
     autoscaling = {"minReplicas": low, "maxReplicas": low + span}

@@ -39,8 +39,9 @@ def _spec(edit: Callable[[dict[str, Any]], None] | None = None, sample: str = "s
     return AgentSpec.model_validate(doc)
 
 
-def _connector(spec: AgentSpec, edit: Callable[[dict[str, Any]], None] | None = None,
-               index: int = 0) -> ResolvedConnector:
+def _connector(
+    spec: AgentSpec, edit: Callable[[dict[str, Any]], None] | None = None, index: int = 0
+) -> ResolvedConnector:
     doc = copy.deepcopy(load_sample("crm-connector.yaml")["spec"])
     if edit:
         edit(doc)
@@ -55,8 +56,15 @@ def _policy(edit: Callable[[dict[str, Any]], None] | None = None) -> StatePolicy
 
 
 def _resolved(spec: AgentSpec, **fields: Any) -> ResolvedAgent:
-    base: dict[str, Any] = dict(name="bot", namespace="support", uid="uid-1", spec=spec, image="runtime:1",
-                                prompt_text=spec.prompt.system or "", secret_hashes=SECRET_HASHES)
+    base: dict[str, Any] = dict(
+        name="bot",
+        namespace="support",
+        uid="uid-1",
+        spec=spec,
+        image="runtime:1",
+        prompt_text=spec.prompt.system or "",
+        secret_hashes=SECRET_HASHES,
+    )
     base.update(fields)
     return ResolvedAgent(**base)
 
@@ -64,11 +72,17 @@ def _resolved(spec: AgentSpec, **fields: Any) -> ResolvedAgent:
 def support_bot_sample() -> ResolvedAgent:
     spec = _spec()
     return _resolved(
-        spec, name="support-bot", connectors=(_connector(spec),),
-        state=ResolvedState(name="chat-sessions", spec=_policy(),
-                            redis_url=state_store.redis_url("chat-sessions", "support"),
-                            password_secret=("chat-sessions-redis-auth", "password")),
-        access_secret="support-bot-access")
+        spec,
+        name="support-bot",
+        connectors=(_connector(spec),),
+        state=ResolvedState(
+            name="chat-sessions",
+            spec=_policy(),
+            redis_url=state_store.redis_url("chat-sessions", "support"),
+            password_secret=("chat-sessions-redis-auth", "password"),
+        ),
+        access_secret="support-bot-access",
+    )
 
 
 def hello_rules_sample() -> ResolvedAgent:
@@ -77,13 +91,24 @@ def hello_rules_sample() -> ResolvedAgent:
 
 def rules_with_a_tool_and_a_whole_temperature() -> ResolvedAgent:
     def edit(doc: dict[str, Any]) -> None:
-        doc["model"] = {"provider": "rules", "name": "lookup", "temperature": 1, "rules": [
-            {"pattern": r"customer (?P<email>\S+@\S+)", "tool": "lookup_customer",
-             "arguments": {"email": "{email}"}, "reply": "Found: {tool_result}"},
-            {"pattern": "ticket", "tool": "create_ticket"},
-            {"pattern": ".*", "reply": "Sorry."}]}
+        doc["model"] = {
+            "provider": "rules",
+            "name": "lookup",
+            "temperature": 1,
+            "rules": [
+                {
+                    "pattern": r"customer (?P<email>\S+@\S+)",
+                    "tool": "lookup_customer",
+                    "arguments": {"email": "{email}"},
+                    "reply": "Found: {tool_result}",
+                },
+                {"pattern": "ticket", "tool": "create_ticket"},
+                {"pattern": ".*", "reply": "Sorry."},
+            ],
+        }
         doc["connectors"] = [{"name": "crm"}]
         doc.pop("statePolicyRef")
+
     spec = _spec(edit)
     return _resolved(spec, prompt_text="", connectors=(_connector(spec),), access_secret="bot-keys")
 
@@ -102,8 +127,11 @@ def api_key_auth_narrowed_tools_memory_store() -> ResolvedAgent:
 
     spec = _spec(edit_agent)
     policy = _policy(lambda d: (d.update(store={"type": "memory"}), d.pop("encryption"), d.pop("redaction")))
-    return _resolved(spec, connectors=(_connector(spec, edit_connector),),
-                     state=ResolvedState(name="dev", spec=policy, redis_url=None, password_secret=None))
+    return _resolved(
+        spec,
+        connectors=(_connector(spec, edit_connector),),
+        state=ResolvedState(name="dev", spec=policy, redis_url=None, password_secret=None),
+    )
 
 
 def bearer_and_unauthenticated_connectors_external_redis() -> ResolvedAgent:
@@ -119,16 +147,33 @@ def bearer_and_unauthenticated_connectors_external_redis() -> ResolvedAgent:
         doc.update(type="webhook", endpoint="https://hooks.example.com", auth={"type": "none"})
 
     spec = _spec(edit_agent)
-    policy = _policy(lambda d: (
-        d.update(store={"type": "redis", "redis": {"url": "rediss://redis.example.com:6380/2",
-                                                   "passwordSecretRef": {"name": "redis-auth", "key": "pw"}}},
-                 session={"ttlSeconds": 60, "maxTurns": 3}, redaction={"patterns": []}),
-        d.pop("encryption")))
+    policy = _policy(
+        lambda d: (
+            d.update(
+                store={
+                    "type": "redis",
+                    "redis": {
+                        "url": "rediss://redis.example.com:6380/2",
+                        "passwordSecretRef": {"name": "redis-auth", "key": "pw"},
+                    },
+                },
+                session={"ttlSeconds": 60, "maxTurns": 3},
+                redaction={"patterns": []},
+            ),
+            d.pop("encryption"),
+        )
+    )
     return _resolved(
-        spec, connectors=(_connector(spec, bearer), _connector(spec, unauthenticated_webhook, index=1)),
-        state=ResolvedState(name="external", spec=policy, redis_url="rediss://redis.example.com:6380/2",
-                            password_secret=("redis-auth", "pw")),
-        access_secret="bot-keys")
+        spec,
+        connectors=(_connector(spec, bearer), _connector(spec, unauthenticated_webhook, index=1)),
+        state=ResolvedState(
+            name="external",
+            spec=policy,
+            redis_url="rediss://redis.example.com:6380/2",
+            password_secret=("redis-auth", "pw"),
+        ),
+        access_secret="bot-keys",
+    )
 
 
 def basic_auth_all_tools_from_the_connector() -> ResolvedAgent:
@@ -138,16 +183,27 @@ def basic_auth_all_tools_from_the_connector() -> ResolvedAgent:
 
     spec = _spec(edit_agent)
     connector = _connector(spec, lambda d: d.update(auth={"type": "basic", "secretRef": {"name": "crm-creds"}}))
-    return _resolved(spec, prompt_text="A prompt from a ConfigMap.\n", connectors=(connector,),
-                     state=ResolvedState(name="chat-sessions", spec=_policy(lambda d: d.pop("redaction")),
-                                         redis_url=state_store.redis_url("chat-sessions", "support"),
-                                         password_secret=("chat-sessions-redis-auth", "password")))
+    return _resolved(
+        spec,
+        prompt_text="A prompt from a ConfigMap.\n",
+        connectors=(connector,),
+        state=ResolvedState(
+            name="chat-sessions",
+            spec=_policy(lambda d: d.pop("redaction")),
+            redis_url=state_store.redis_url("chat-sessions", "support"),
+            password_secret=("chat-sessions-redis-auth", "password"),
+        ),
+    )
 
 
 CASES: dict[str, Callable[[], ResolvedAgent]] = {
-    case.__name__: case for case in (
-        support_bot_sample, hello_rules_sample, rules_with_a_tool_and_a_whole_temperature,
-        api_key_auth_narrowed_tools_memory_store, bearer_and_unauthenticated_connectors_external_redis,
+    case.__name__: case
+    for case in (
+        support_bot_sample,
+        hello_rules_sample,
+        rules_with_a_tool_and_a_whole_temperature,
+        api_key_auth_narrowed_tools_memory_store,
+        bearer_and_unauthenticated_connectors_external_redis,
         basic_auth_all_tools_from_the_connector,
     )
 }

@@ -13,13 +13,24 @@ from kopf._cogs.clients import watching
 
 
 def event() -> dict[str, Any]:
-    return {"type": "MODIFIED", "object": {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "bot", "namespace": "ns", "uid": "u1", "resourceVersion": "7",
-                     "labels": {"agentfleet.dev/agent": "bot"},
-                     "annotations": {LAST_APPLIED: '{"big": "copy"}', "agentfleet.dev/promote": "step"},
-                     "managedFields": [{"manager": "agentfleet", "fieldsV1": {"f:spec": {}}}]},
-        "spec": {"replicas": 2}, "status": {"readyReplicas": 2}}}
+    return {
+        "type": "MODIFIED",
+        "object": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "bot",
+                "namespace": "ns",
+                "uid": "u1",
+                "resourceVersion": "7",
+                "labels": {"agentfleet.dev/agent": "bot"},
+                "annotations": {LAST_APPLIED: '{"big": "copy"}', "agentfleet.dev/promote": "step"},
+                "managedFields": [{"manager": "agentfleet", "fieldsV1": {"f:spec": {}}}],
+            },
+            "spec": {"replicas": 2},
+            "status": {"readyReplicas": 2},
+        },
+    }
 
 
 def test_slim_drops_managed_fields_and_last_applied_only() -> None:
@@ -30,8 +41,16 @@ def test_slim_drops_managed_fields_and_last_applied_only() -> None:
     assert slim(raw) == expected
 
 
-@pytest.mark.parametrize("raw", [None, {"type": "BOOKMARK"}, {"object": "not a dict"},
-                                 {"object": {"metadata": None}}, {"object": {"metadata": {"annotations": None}}}])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        {"type": "BOOKMARK"},
+        {"object": "not a dict"},
+        {"object": {"metadata": None}},
+        {"object": {"metadata": {"annotations": None}}},
+    ],
+)
 def test_slim_passes_odd_events_through(raw: Any) -> None:
     assert slim(copy.deepcopy(raw)) == raw
 

@@ -30,21 +30,30 @@ def chat_router(runtime: Runtime) -> APIRouter:
     @router.post(
         "/v1/chat/completions",
         openapi_extra=openapi_docs.request_body(openapi_docs.ChatCompletionRequest),
-        responses={200: {"model": openapi_docs.ChatCompletion,
-                         "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-                   **openapi_docs.error_responses(400, 401, 413, 415, 502, 503, 504)},
+        responses={
+            200: {
+                "model": openapi_docs.ChatCompletion,
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            **openapi_docs.error_responses(400, 401, 413, 415, 502, 503, 504),
+        },
     )
     @guarded
     async def chat_completions(request: Request) -> Response:
         data = await read_json_body(request, runtime.limits)
         chat = parse_chat_request(data, request.headers.get("x-session-id"), runtime.limits)
-        completion = shapes.Completion(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()),
-                                       model=config.model.name,
-                                       system_fingerprint=f"{config.agent.name}-{config.agent.revision}")
+        completion = shapes.Completion(
+            id=f"chatcmpl-{uuid.uuid4().hex}",
+            created=int(time.time()),
+            model=config.model.name,
+            system_fingerprint=f"{config.agent.name}-{config.agent.revision}",
+        )
         if not chat.stream:
             result = await runtime.agent.respond(chat.session_id, chat.messages)
-            return JSONResponse(shapes.chat_completion(completion, result.reply, result.finish_reason, result.usage),
-                                headers=turn_headers(config.agent.revision, chat.session_id))
+            return JSONResponse(
+                shapes.chat_completion(completion, result.reply, result.finish_reason, result.usage),
+                headers=turn_headers(config.agent.revision, chat.session_id),
+            )
         return await _stream(runtime, chat, completion)
 
     @router.get("/v1/models")
@@ -84,6 +93,9 @@ async def _stream(runtime: Runtime, chat: ChatRequest, completion: shapes.Comple
             await events.aclose()
         yield shapes.SSE_DONE
 
-    headers = {**turn_headers(runtime.config.agent.revision, chat.session_id),
-               "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    headers = {
+        **turn_headers(runtime.config.agent.revision, chat.session_id),
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    }
     return StreamingResponse(body(), media_type="text/event-stream", headers=headers)

@@ -77,6 +77,13 @@ class ApiMiddleware:
             elapsed = time.perf_counter() - started
             metrics.inflight.dec()
             metrics.request_done(status, elapsed)
-            access_log.info("request", extra={"method": scope["method"], "path": scope["path"],
-                                              "status": status, "duration_ms": round(elapsed * 1000, 2)})
+            access_log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
             request_id_var.reset(token)

@@ -26,33 +26,57 @@ class Completion:
 
 
 def usage(tokens: Usage) -> dict[str, int]:
-    return {"prompt_tokens": tokens.input_tokens, "completion_tokens": tokens.output_tokens,
-            "total_tokens": tokens.total_tokens}
+    return {
+        "prompt_tokens": tokens.input_tokens,
+        "completion_tokens": tokens.output_tokens,
+        "total_tokens": tokens.total_tokens,
+    }
 
 
 def chat_completion(completion: Completion, reply: str, finish_reason: str, tokens: Usage) -> dict[str, Any]:
     """The `chat.completion` object of a non-streamed answer."""
     return {
-        "id": completion.id, "object": "chat.completion", "created": completion.created, "model": completion.model,
+        "id": completion.id,
+        "object": "chat.completion",
+        "created": completion.created,
+        "model": completion.model,
         "system_fingerprint": completion.system_fingerprint,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
-                     "finish_reason": finish_reason, "logprobs": None}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply},
+                "finish_reason": finish_reason,
+                "logprobs": None,
+            }
+        ],
         "usage": usage(tokens),
     }
 
 
-def chat_completion_chunk(completion: Completion, delta: dict[str, Any],
-                          finish_reason: str | None = None) -> dict[str, Any]:
+def chat_completion_chunk(
+    completion: Completion, delta: dict[str, Any], finish_reason: str | None = None
+) -> dict[str, Any]:
     """One `chat.completion.chunk` of a streamed answer: a piece of text, or the end with its reason."""
-    return {"id": completion.id, "object": "chat.completion.chunk", "created": completion.created,
-            "model": completion.model, "system_fingerprint": completion.system_fingerprint,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+    return {
+        "id": completion.id,
+        "object": "chat.completion.chunk",
+        "created": completion.created,
+        "model": completion.model,
+        "system_fingerprint": completion.system_fingerprint,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
 
 
 def usage_chunk(completion: Completion, tokens: Usage) -> dict[str, Any]:
     """The last chunk when the caller asked for `stream_options.include_usage`: no choices, only usage."""
-    return {"id": completion.id, "object": "chat.completion.chunk", "created": completion.created,
-            "model": completion.model, "choices": [], "usage": usage(tokens)}
+    return {
+        "id": completion.id,
+        "object": "chat.completion.chunk",
+        "created": completion.created,
+        "model": completion.model,
+        "choices": [],
+        "usage": usage(tokens),
+    }
 
 
 def model_list(model: str, owner: str) -> dict[str, Any]:

@@ -21,8 +21,9 @@ def probe_router(runtime: Runtime) -> APIRouter:
         # Ready means the state store answers: a pod that cannot keep sessions must not get traffic.
         store_ok = True if runtime.memory is None else await runtime.memory.ping()
         checks = {"config": "ok", "stateStore": "ok" if store_ok else "unreachable"}
-        return JSONResponse({"status": "ready" if store_ok else "not ready", "checks": checks},
-                            status_code=200 if store_ok else 503)
+        return JSONResponse(
+            {"status": "ready" if store_ok else "not ready", "checks": checks}, status_code=200 if store_ok else 503
+        )
 
     @router.get("/metrics")
     async def metrics() -> Response:

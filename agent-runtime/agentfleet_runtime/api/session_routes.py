@@ -24,8 +24,11 @@ def reply_body(session_id: str | None, result: ReasoningResult) -> dict[str, Any
         "sessionId": session_id,
         "reply": result.reply,
         "toolCalls": [call.to_json() for call in result.tool_calls],
-        "usage": {"inputTokens": result.usage.input_tokens, "outputTokens": result.usage.output_tokens,
-                  "totalTokens": result.usage.total_tokens},
+        "usage": {
+            "inputTokens": result.usage.input_tokens,
+            "outputTokens": result.usage.output_tokens,
+            "totalTokens": result.usage.total_tokens,
+        },
     }
 
 
@@ -45,8 +48,10 @@ def session_router(runtime: Runtime) -> APIRouter:
     @router.post(
         "/v1/sessions/{session_id}/messages",
         openapi_extra=openapi_docs.request_body(openapi_docs.SessionMessageRequest),
-        responses={200: {"model": openapi_docs.SessionMessageResponse},
-                   **openapi_docs.error_responses(400, 401, 413, 415, 502, 503, 504)},
+        responses={
+            200: {"model": openapi_docs.SessionMessageResponse},
+            **openapi_docs.error_responses(400, 401, 413, 415, 502, 503, 504),
+        },
     )
     @guarded
     async def session_message(request: Request, session_id: str) -> Response:
@@ -56,8 +61,10 @@ def session_router(runtime: Runtime) -> APIRouter:
         result = await runtime.agent.respond(sid, [message])
         return JSONResponse(reply_body(sid, result), headers=turn_headers(runtime.config.agent.revision, sid))
 
-    @router.get("/v1/sessions/{session_id}",
-                responses={200: {"model": openapi_docs.SessionHistory}, **openapi_docs.error_responses(400, 401, 404)})
+    @router.get(
+        "/v1/sessions/{session_id}",
+        responses={200: {"model": openapi_docs.SessionHistory}, **openapi_docs.error_responses(400, 401, 404)},
+    )
     @guarded
     async def session_history(session_id: str) -> Response:
         sid = session_id_from(session_id, "session id")
@@ -67,8 +74,7 @@ def session_router(runtime: Runtime) -> APIRouter:
             raise ApiError(404, "session not found (never started, expired or erased)", code="session_not_found")
         return JSONResponse(history_body(sid, turns))
 
-    @router.delete("/v1/sessions/{session_id}", status_code=204,
-                   responses=openapi_docs.error_responses(400, 401, 503))
+    @router.delete("/v1/sessions/{session_id}", status_code=204, responses=openapi_docs.error_responses(400, 401, 503))
     @guarded
     async def session_erase(session_id: str) -> Response:
         sid = session_id_from(session_id, "session id")

@@ -14,9 +14,7 @@ class _Entry:
 
 
 class InMemoryBackend:
-    def __init__(
-        self, *, ttl_seconds: float, max_turns: int, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, *, ttl_seconds: float, max_turns: int, clock: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl_seconds
         self._max_turns = max_turns
         self._clock = clock

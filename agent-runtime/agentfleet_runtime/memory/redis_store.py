@@ -36,8 +36,7 @@ class RedisBackend:
             # the first command on each one fails and the caller gets a 503 although Redis is back.
             # One reconnect-and-retry on connection errors only: a timeout is not retried, so a Redis
             # that is down still answers 503 quickly.
-            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1,
-                           supported_errors=(RedisConnectionError,)),
+            "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), retries=1, supported_errors=(RedisConnectionError,)),
         }
         if password:
             kwargs["password"] = password

@@ -99,9 +99,9 @@ class OpenAICompatibleReasoner:
         if self.metrics is not None:
             self.metrics.model_operation(time.perf_counter() - started, usage.input_tokens, usage.output_tokens)
 
-    async def _complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> tuple[
-        dict[str, Any], Usage
-    ]:
+    async def _complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ) -> tuple[dict[str, Any], Usage]:
         started = time.perf_counter()
         response = await self._send(self._payload(messages, tools, stream=False), stream=False)
         try:

@@ -125,9 +125,7 @@ class OAuth2ClientCredentials(_FromSecret):
                 f"connector {self._connector}: token endpoint unreachable ({type(exc).__name__})"
             ) from None
         if response.status_code != 200:
-            raise CredentialsError(
-                f"connector {self._connector}: token endpoint answered HTTP {response.status_code}"
-            )
+            raise CredentialsError(f"connector {self._connector}: token endpoint answered HTTP {response.status_code}")
         try:
             body = response.json()
             token = str(body["access_token"])

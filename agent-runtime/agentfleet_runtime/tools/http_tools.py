@@ -73,9 +73,7 @@ class ConnectorClient:
             config.auth, config.name, timeout=config.timeout_seconds
         )
         self.breaker = CircuitBreaker()
-        self.bucket = (
-            TokenBucket(config.rate_limit.requests_per_second) if config.rate_limit is not None else None
-        )
+        self.bucket = TokenBucket(config.rate_limit.requests_per_second) if config.rate_limit is not None else None
 
     def _url(self, tool: ToolConfig, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         path, rest = tool.path, dict(args)
@@ -217,8 +215,9 @@ class ToolBox:
         started = time.perf_counter()
         result = await self._call(name, arguments)
         if self.metrics is not None:
-            self.metrics.tool_call(name if name in self.tools else "unknown", result.outcome,
-                                   time.perf_counter() - started)
+            self.metrics.tool_call(
+                name if name in self.tools else "unknown", result.outcome, time.perf_counter() - started
+            )
         if not result.ok:
             log.info("tool call failed", extra={"tool": name, "outcome": result.outcome})
         return result

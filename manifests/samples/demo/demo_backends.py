@@ -72,8 +72,11 @@ def completion(request: dict[str, Any]) -> dict[str, Any]:
         text = str(last.get("content") or "")
         email = EMAIL.search(text)
         if email and "lookup_customer" in tools:
-            call = {"id": f"call_{secrets.token_hex(6)}", "type": "function",
-                    "function": {"name": "lookup_customer", "arguments": json.dumps({"email": email.group(0)})}}
+            call = {
+                "id": f"call_{secrets.token_hex(6)}",
+                "type": "function",
+                "function": {"name": "lookup_customer", "arguments": json.dumps({"email": email.group(0)})},
+            }
             message = {"role": "assistant", "content": None, "tool_calls": [call]}
             finish = "tool_calls"
         else:
@@ -82,11 +85,16 @@ def completion(request: dict[str, Any]) -> dict[str, Any]:
     prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in messages)
     completion_tokens = len(str(message.get("content") or "").split())
     return {
-        "id": f"chatcmpl-{secrets.token_hex(8)}", "object": "chat.completion", "created": int(time.time()),
+        "id": f"chatcmpl-{secrets.token_hex(8)}",
+        "object": "chat.completion",
+        "created": int(time.time()),
         "model": request.get("model", "demo"),
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }
 
 

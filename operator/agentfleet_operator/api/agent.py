@@ -27,11 +27,14 @@ class ModelRule(ApiModel):
     """A deterministic rule of the built-in `rules` reasoner."""
 
     pattern: str = Field(
-        min_length=1, max_length=1024,
+        min_length=1,
+        max_length=1024,
         description="Regular expression (case-insensitive) matched against the user's message.",
     )
     tool: str | None = Field(
-        default=None, max_length=63, pattern=TOOL_NAME,
+        default=None,
+        max_length=63,
+        pattern=TOOL_NAME,
         description="Tool to call when the pattern matches; arguments are filled from the pattern's groups.",
     )
     arguments: dict[str, str] = Field(
@@ -39,7 +42,8 @@ class ModelRule(ApiModel):
         description="Tool arguments as templates, e.g. {email: '{email}'} with a named group `email`.",
     )
     reply: str | None = Field(
-        default=None, max_length=4096,
+        default=None,
+        max_length=4096,
         description="Reply template; `{tool_result}` is replaced by the tool's answer.",
     )
 
@@ -57,10 +61,16 @@ class ModelSpec(ApiModel):
     """Which model reasons for the agent."""
 
     model_config = validations(
-        cel("self.provider != 'openai-compatible' || has(self.endpoint)",
-            "spec.model.endpoint is required when spec.model.provider is openai-compatible", ".endpoint"),
-        cel("self.provider == 'rules' || !has(self.rules) || size(self.rules) == 0",
-            "spec.model.rules may only be set when spec.model.provider is rules", ".rules"),
+        cel(
+            "self.provider != 'openai-compatible' || has(self.endpoint)",
+            "spec.model.endpoint is required when spec.model.provider is openai-compatible",
+            ".endpoint",
+        ),
+        cel(
+            "self.provider == 'rules' || !has(self.rules) || size(self.rules) == 0",
+            "spec.model.rules may only be set when spec.model.provider is rules",
+            ".rules",
+        ),
     )
 
     provider: Literal["openai-compatible", "rules"] = Field(
@@ -69,16 +79,20 @@ class ModelSpec(ApiModel):
     )
     name: str = Field(min_length=1, max_length=253, description="Model name sent to the provider, e.g. gpt-4o-mini.")
     endpoint: str | None = Field(
-        default=None, max_length=2048, pattern=HTTP_URL,
+        default=None,
+        max_length=2048,
+        pattern=HTTP_URL,
         description="Base URL of the OpenAI-compatible API (…/v1). Required for openai-compatible.",
     )
     credentials_secret_ref: SecretKeyReference | None = Field(
-        default=None, description="Secret key holding the provider's API key; mounted as a file, never an env var.",
+        default=None,
+        description="Secret key holding the provider's API key; mounted as a file, never an env var.",
     )
     temperature: float = Field(default=0.2, ge=0, le=2, description="Sampling temperature, 0..2.")
     max_tokens: int | None = Field(default=None, gt=0, le=1_000_000, description="Upper bound of tokens per answer.")
     rules: list[ModelRule] = Field(
-        default_factory=list, max_length=100,
+        default_factory=list,
+        max_length=100,
         description="Rules of the `rules` provider, tried in order; the first match answers.",
     )
 
@@ -87,13 +101,16 @@ class PromptSpec(ApiModel):
     """The system prompt, inline or from a ConfigMap (exactly one)."""
 
     model_config = validations(
-        cel("has(self.system) != has(self.configMapRef)",
-            "spec.prompt: exactly one of system or configMapRef must be set"),
+        cel(
+            "has(self.system) != has(self.configMapRef)",
+            "spec.prompt: exactly one of system or configMapRef must be set",
+        ),
     )
 
     system: str | None = Field(default=None, max_length=262144, description="The system prompt text.")
     config_map_ref: ConfigMapKeyReference | None = Field(
-        default=None, description="ConfigMap key holding the system prompt; edits make a new revision.",
+        default=None,
+        description="ConfigMap key holding the system prompt; edits make a new revision.",
     )
 
 
@@ -102,7 +119,8 @@ class AgentConnectorRef(ApiModel):
 
     name: str = Field(min_length=1, max_length=253, description="Name of a Connector in the same namespace.")
     tools: list[str] = Field(
-        default_factory=list, max_length=128,
+        default_factory=list,
+        max_length=128,
         description="Tool names the agent may call; empty means all tools of the Connector.",
         json_schema_extra={"items": {"type": "string", "maxLength": 63, "pattern": TOOL_NAME}},
     )
@@ -114,11 +132,16 @@ class AutoscalingSpec(ApiModel):
     min_replicas: int = Field(default=1, ge=1, le=1000, description="Lower bound of replicas, >= 1.")
     max_replicas: int = Field(ge=1, le=1000, description="Upper bound of replicas, >= minReplicas.")
     target_cpu_utilization: int | None = Field(
-        default=None, ge=1, le=100, alias="targetCPUUtilization",
+        default=None,
+        ge=1,
+        le=100,
+        alias="targetCPUUtilization",
         description="Average CPU utilization (percent of requests) the autoscaler aims for.",
     )
     target_inflight_requests: int | None = Field(
-        default=None, ge=1, le=100000,
+        default=None,
+        ge=1,
+        le=100000,
         description="Average in-flight requests per pod (pods metric agent_inflight_requests).",
     )
 
@@ -139,11 +162,14 @@ class ResourcesSpec(ApiModel):
     """Compute resources of each agent container (corev1.ResourceRequirements)."""
 
     requests: dict[str, Any] = Field(
-        default_factory=dict, description="Minimum resources, e.g. {cpu: 100m, memory: 256Mi}.",
+        default_factory=dict,
+        description="Minimum resources, e.g. {cpu: 100m, memory: 256Mi}.",
         json_schema_extra=QUANTITY,
     )
     limits: dict[str, Any] = Field(
-        default_factory=dict, description="Maximum resources, e.g. {memory: 512Mi}.", json_schema_extra=QUANTITY,
+        default_factory=dict,
+        description="Maximum resources, e.g. {memory: 512Mi}.",
+        json_schema_extra=QUANTITY,
     )
 
 
@@ -156,7 +182,8 @@ class AccessSpec(ApiModel):
         "Secret <agent>-access with a random key.",
     )
     allowed_namespaces: list[str] | None = Field(
-        default=None, max_length=64,
+        default=None,
+        max_length=64,
         description="Namespaces whose pods may connect (NetworkPolicy ingress). Absent: same namespace only.",
         json_schema_extra={"items": {"type": "string", "maxLength": 63, "pattern": DNS_LABEL}},
     )
@@ -164,7 +191,9 @@ class AccessSpec(ApiModel):
 
 class PauseStep(ApiModel):
     duration: str | None = Field(
-        default=None, max_length=32, pattern=DURATION,
+        default=None,
+        max_length=32,
+        pattern=DURATION,
         description="How long to pause, e.g. 60s or 5m. Absent: wait for the promote intent.",
     )
 
@@ -177,8 +206,10 @@ class CanaryStep(ApiModel):
     """One canary step: exactly one of setWeight, pause, analysis."""
 
     model_config = validations(
-        cel("(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) == 1",
-            "spec.rollout.canary.steps: each step must set exactly one of setWeight, pause or analysis"),
+        cel(
+            "(has(self.setWeight) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.analysis) ? 1 : 0) == 1",
+            "spec.rollout.canary.steps: each step must set exactly one of setWeight, pause or analysis",
+        ),
     )
 
     set_weight: int | None = Field(default=None, ge=1, le=100, description="Percent of traffic to the canary, 1..100.")
@@ -190,7 +221,9 @@ class AnalysisSpec(ApiModel):
     """How the canary is measured against Prometheus."""
 
     prometheus_url: str = Field(
-        alias="prometheusURL", max_length=2048, pattern=HTTP_URL,
+        alias="prometheusURL",
+        max_length=2048,
+        pattern=HTTP_URL,
         description="Base URL of the Prometheus HTTP API, e.g. http://prometheus.monitoring:9090.",
     )
     interval: str = Field(default="30s", max_length=32, pattern=DURATION, description="Measurement window and period.")
@@ -199,12 +232,16 @@ class AnalysisSpec(ApiModel):
         default=2.0, gt=0, le=3600, alias="maxLatencyP95Seconds", description="Highest allowed canary p95 latency."
     )
     min_requests: int = Field(
-        default=20, ge=1, le=1_000_000,
+        default=20,
+        ge=1,
+        le=1_000_000,
         description="Fewer canary requests in the window make a measurement inconclusive, never a pass.",
     )
     failure_limit: int = Field(default=2, ge=1, le=100, description="Failed measurements before the canary aborts.")
     inconclusive_limit: int = Field(
-        default=3, ge=1, le=100,
+        default=3,
+        ge=1,
+        le=100,
         description="Consecutive inconclusive measurements before the rollout pauses for a human.",
     )
 
@@ -217,27 +254,35 @@ class TrafficRoutingSpec(ApiModel):
     """Exact traffic splitting by a router instead of a replica ratio."""
 
     http_route: HTTPRouteRef | None = Field(
-        default=None, alias="httpRoute",
+        default=None,
+        alias="httpRoute",
         description="HTTPRoute whose backendRefs the operator weights between <agent>-stable and <agent>-canary.",
     )
 
 
 class CanarySpec(ApiModel):
     steps: list[CanaryStep] = Field(
-        min_length=1, max_length=32, description="Steps walked in order; after the last, the canary is promoted.",
+        min_length=1,
+        max_length=32,
+        description="Steps walked in order; after the last, the canary is promoted.",
     )
     analysis: AnalysisSpec | None = Field(default=None, description="Settings of the analysis steps.")
     progress_deadline_seconds: int = Field(
-        default=600, ge=10, le=86400, description="A canary not progressing this long is aborted.",
+        default=600,
+        ge=10,
+        le=86400,
+        description="A canary not progressing this long is aborted.",
     )
     traffic_routing: TrafficRoutingSpec | None = Field(
-        default=None, description="Optional router for exact weights; absent: weight is a replica ratio.",
+        default=None,
+        description="Optional router for exact weights; absent: weight is a replica ratio.",
     )
 
 
 class RolloutSpec(ApiModel):
     strategy: Literal["RollingUpdate", "Canary"] = Field(
-        default="RollingUpdate", description="RollingUpdate replaces pods in place; Canary shifts traffic in steps.",
+        default="RollingUpdate",
+        description="RollingUpdate replaces pods in place; Canary shifts traffic in steps.",
     )
     canary: CanarySpec | None = Field(default=None, description="Steps and analysis of the Canary strategy.")
 
@@ -257,7 +302,8 @@ class PodTemplateSpec(ApiModel):
     tolerations: list[Toleration] = Field(default_factory=list, max_length=32, description="Taints the pods tolerate.")
     priority_class_name: str | None = Field(default=None, max_length=253, description="PriorityClass of the pods.")
     affinity: dict[str, Any] | None = Field(
-        default=None, description="corev1.Affinity, passed through unchanged.",
+        default=None,
+        description="corev1.Affinity, passed through unchanged.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
 
@@ -266,17 +312,21 @@ class AgentSpec(ApiModel):
     """Desired state of an agent."""
 
     image: str | None = Field(
-        default=None, max_length=1024,
+        default=None,
+        max_length=1024,
         description="Runtime image. Absent: the operator's default runtime image.",
     )
     model: ModelSpec = Field(description="The model that reasons for the agent.")
     prompt: PromptSpec = Field(description="The system prompt (exactly one of system, configMapRef).")
     connectors: list[AgentConnectorRef] = Field(
-        default_factory=list, max_length=32, description="Connectors whose tools the agent may call.",
+        default_factory=list,
+        max_length=32,
+        description="Connectors whose tools the agent may call.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     state_policy_ref: LocalObjectReference | None = Field(
-        default=None, description="StatePolicy keeping conversations. Absent: stateless.",
+        default=None,
+        description="StatePolicy keeping conversations. Absent: stateless.",
     )
     replicas: int = Field(default=1, ge=0, le=1000, description="Pods of the stable track; ignored while autoscaling.")
     autoscaling: AutoscalingSpec | None = Field(default=None, description="Autoscaling of the stable track.")
@@ -287,15 +337,22 @@ class AgentSpec(ApiModel):
 
     # Cross-field rules the schema alone cannot say; each message names the field.
     model_config = validations(
-        cel("!has(self.autoscaling) || self.autoscaling.minReplicas <= self.autoscaling.maxReplicas",
+        cel(
+            "!has(self.autoscaling) || self.autoscaling.minReplicas <= self.autoscaling.maxReplicas",
             "spec.autoscaling.minReplicas must be <= spec.autoscaling.maxReplicas",
-            ".autoscaling.minReplicas"),
-        cel("!has(self.rollout) || self.rollout.strategy != 'Canary' || has(self.rollout.canary)",
-            "spec.rollout.canary is required when spec.rollout.strategy is Canary", ".rollout.canary"),
-        cel("!has(self.rollout) || !has(self.rollout.canary) || "
+            ".autoscaling.minReplicas",
+        ),
+        cel(
+            "!has(self.rollout) || self.rollout.strategy != 'Canary' || has(self.rollout.canary)",
+            "spec.rollout.canary is required when spec.rollout.strategy is Canary",
+            ".rollout.canary",
+        ),
+        cel(
+            "!has(self.rollout) || !has(self.rollout.canary) || "
             "!self.rollout.canary.steps.exists(s, has(s.analysis)) || has(self.rollout.canary.analysis)",
             "spec.rollout.canary.analysis is required when a canary step is an analysis step",
-            ".rollout.canary.analysis"),
+            ".rollout.canary.analysis",
+        ),
     )
 
 
@@ -319,16 +376,22 @@ class RevisionStatus(ApiModel):
 
 class RolloutStatus(ApiModel):
     phase: Literal["Idle", "Progressing", "Paused", "Promoting", "Aborted"] = Field(
-        default="Idle", description="Idle, Progressing, Paused, Promoting or Aborted.",
+        default="Idle",
+        description="Idle, Progressing, Paused, Promoting or Aborted.",
     )
     step: int = Field(default=0, ge=0, description="Index of the current canary step.")
     weight: int = Field(default=0, ge=0, le=100, description="Percent of traffic the canary is meant to get.")
     actual_weight: int | None = Field(
-        default=None, ge=0, le=100, description="Percent achieved (replica ratio without a traffic router).",
+        default=None,
+        ge=0,
+        le=100,
+        description="Percent achieved (replica ratio without a traffic router).",
     )
     message: str = Field(default="", description="What the rollout is doing or waiting for.")
     analysis: list[AnalysisMeasurement] = Field(
-        default_factory=list, max_length=20, description="The last few measurements.",
+        default_factory=list,
+        max_length=20,
+        description="The last few measurements.",
     )
     step_started_at: str | None = Field(default=None, description="When the current step began (RFC 3339).")
     started_at: str | None = Field(default=None, description="When the canary began (RFC 3339).")
@@ -337,7 +400,8 @@ class RolloutStatus(ApiModel):
     inconclusive: int = Field(default=0, ge=0, description="Consecutive inconclusive measurements.")
     aborted_revision: str = Field(default="", description="The revision that was rolled back, if any.")
     handled_intents: dict[str, str] = Field(
-        default_factory=dict, description="Last value of each intent annotation acted upon (promote, abort, retry).",
+        default_factory=dict,
+        description="Last value of each intent annotation acted upon (promote, abort, retry).",
     )
 
 
@@ -348,20 +412,24 @@ class ScalingStatus(ApiModel):
     owner: Literal["Agent", "HorizontalPodAutoscaler", "Deployment"] = Field(
         default="Agent",
         description="Agent: spec.replicas is applied. HorizontalPodAutoscaler: the HPA scales. Deployment: "
-                    "autoscaling was removed and the count the HPA left is kept until spec.replicas changes.",
+        "autoscaling was removed and the count the HPA left is kept until spec.replicas changes.",
     )
     spec_replicas: int | None = Field(
-        default=None, ge=0, description="spec.replicas as last seen; a different value is an explicit new count.",
+        default=None,
+        ge=0,
+        description="spec.replicas as last seen; a different value is an explicit new count.",
     )
 
 
 class AgentStatus(ApiModel):
     observed_generation: int | None = Field(default=None, description="The generation this status describes.")
     phase: Literal["Pending", "Progressing", "Paused", "Ready", "Degraded", "Failed"] | None = Field(
-        default=None, description="Summary for humans: Pending, Progressing, Paused, Ready, Degraded or Failed.",
+        default=None,
+        description="Summary for humans: Pending, Progressing, Paused, Ready, Degraded or Failed.",
     )
     conditions: list[Condition] = Field(
-        default_factory=list, max_length=16,
+        default_factory=list,
+        max_length=16,
         description="Ready, Reconciling, Stalled, ConnectorsReady, StateReady, RolloutHealthy.",
         json_schema_extra=CONDITIONS_EXTRA,
     )
@@ -373,7 +441,9 @@ class AgentStatus(ApiModel):
     revision: RevisionStatus = Field(default_factory=RevisionStatus, description="Stable and canary revisions.")
     rollout: RolloutStatus = Field(default_factory=RolloutStatus, description="Progress of the current rollout.")
     revision_history: list[str] = Field(
-        default_factory=list, max_length=20, description="Recent revisions, newest first.",
+        default_factory=list,
+        max_length=20,
+        description="Recent revisions, newest first.",
     )
     scaling: ScalingStatus | None = Field(default=None, description="Who sets the stable replica count.")
 
@@ -387,7 +457,9 @@ class Agent(ApiModel):
 
 AGENT_ROOT_VALIDATIONS = [
     # A rule on the root object; fieldPath makes the refusal name metadata.name instead of "<nil>".
-    cel("self.metadata.name.size() <= 47 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+    cel(
+        "self.metadata.name.size() <= 47 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
         "must be a DNS-1035 label of at most 47 characters (it prefixes child names)",
-        field_path=".metadata.name"),
+        field_path=".metadata.name",
+    ),
 ]

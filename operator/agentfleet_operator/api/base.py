@@ -58,18 +58,14 @@ class SecretKeyReference(ApiModel):
     """One key of a Secret in the same namespace."""
 
     name: ResourceName = Field(description="Name of the Secret in the same namespace.")
-    key: str = Field(
-        min_length=1, max_length=253, pattern=SECRET_KEY, description="Key inside the Secret's data."
-    )
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY, description="Key inside the Secret's data.")
 
 
 class ConfigMapKeyReference(ApiModel):
     """One key of a ConfigMap in the same namespace."""
 
     name: ResourceName = Field(description="Name of the ConfigMap in the same namespace.")
-    key: str = Field(
-        min_length=1, max_length=253, pattern=SECRET_KEY, description="Key inside the ConfigMap's data."
-    )
+    key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY, description="Key inside the ConfigMap's data.")
 
 
 class Condition(ApiModel):

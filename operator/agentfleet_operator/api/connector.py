@@ -33,16 +33,31 @@ class ConnectorAuth(ApiModel):
     """How the runtime authenticates to the system."""
 
     model_config = validations(
-        cel("self.type == 'none' || has(self.secretRef)",
-            "spec.auth.secretRef is required unless spec.auth.type is none", ".secretRef"),
-        cel("self.type != 'none' || !has(self.secretRef)",
-            "spec.auth.secretRef must not be set when spec.auth.type is none", ".secretRef"),
-        cel("!has(self.header) || self.type == 'apiKey'",
-            "spec.auth.header may only be set when spec.auth.type is apiKey", ".header"),
-        cel("(self.type == 'oauth2ClientCredentials') == has(self.tokenURL)",
-            "spec.auth.tokenURL is required for oauth2ClientCredentials and allowed for it only", ".tokenURL"),
-        cel("!has(self.scopes) || size(self.scopes) == 0 || self.type == 'oauth2ClientCredentials'",
-            "spec.auth.scopes may only be set when spec.auth.type is oauth2ClientCredentials", ".scopes"),
+        cel(
+            "self.type == 'none' || has(self.secretRef)",
+            "spec.auth.secretRef is required unless spec.auth.type is none",
+            ".secretRef",
+        ),
+        cel(
+            "self.type != 'none' || !has(self.secretRef)",
+            "spec.auth.secretRef must not be set when spec.auth.type is none",
+            ".secretRef",
+        ),
+        cel(
+            "!has(self.header) || self.type == 'apiKey'",
+            "spec.auth.header may only be set when spec.auth.type is apiKey",
+            ".header",
+        ),
+        cel(
+            "(self.type == 'oauth2ClientCredentials') == has(self.tokenURL)",
+            "spec.auth.tokenURL is required for oauth2ClientCredentials and allowed for it only",
+            ".tokenURL",
+        ),
+        cel(
+            "!has(self.scopes) || size(self.scopes) == 0 || self.type == 'oauth2ClientCredentials'",
+            "spec.auth.scopes may only be set when spec.auth.type is oauth2ClientCredentials",
+            ".scopes",
+        ),
     )
 
     type: AuthType = Field(
@@ -51,18 +66,26 @@ class ConnectorAuth(ApiModel):
         "oauth2ClientCredentials (keys clientId, clientSecret).",
     )
     secret_ref: LocalObjectReference | None = Field(
-        default=None, description="Secret holding the credentials, with the keys the auth type needs.",
+        default=None,
+        description="Secret holding the credentials, with the keys the auth type needs.",
     )
     header: str | None = Field(
-        default=None, max_length=256, pattern=r"^[A-Za-z0-9-]+$",
+        default=None,
+        max_length=256,
+        pattern=r"^[A-Za-z0-9-]+$",
         description="Header carrying the key for apiKey auth (default X-API-Key).",
     )
     token_url: str | None = Field(
-        default=None, alias="tokenURL", max_length=2048, pattern=HTTP_URL,
+        default=None,
+        alias="tokenURL",
+        max_length=2048,
+        pattern=HTTP_URL,
         description="OAuth2 token endpoint for oauth2ClientCredentials.",
     )
     scopes: list[str] = Field(
-        default_factory=list, max_length=64, description="OAuth2 scopes requested.",
+        default_factory=list,
+        max_length=64,
+        description="OAuth2 scopes requested.",
         json_schema_extra={"items": {"type": "string", "maxLength": 256}},
     )
 
@@ -89,18 +112,23 @@ class ConnectorSpec(ApiModel):
     """Desired state of a connector."""
 
     model_config = validations(
-        cel("self.type == 'mcp' || (has(self.tools) && size(self.tools) > 0)",
-            "spec.tools must list at least one tool unless spec.type is mcp", ".tools"),
+        cel(
+            "self.type == 'mcp' || (has(self.tools) && size(self.tools) > 0)",
+            "spec.tools must list at least one tool unless spec.type is mcp",
+            ".tools",
+        ),
     )
 
     type: Literal["http", "webhook", "mcp"] = Field(description="http | webhook | mcp.")
     endpoint: str = Field(max_length=2048, pattern=HTTP_URL, description="Base URL, http(s) only.")
     auth: ConnectorAuth = Field(
-        default_factory=ConnectorAuth, description="How to authenticate.",
+        default_factory=ConnectorAuth,
+        description="How to authenticate.",
         json_schema_extra={"default": {"type": "none"}},
     )
     tools: list[ConnectorTool] = Field(
-        default_factory=list, max_length=128,
+        default_factory=list,
+        max_length=128,
         description="http/webhook: the tools the agent may call; mcp: filter of discovered tools.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
@@ -112,7 +140,10 @@ class ConnectorSpec(ApiModel):
 class ConnectorStatus(ApiModel):
     observed_generation: int | None = Field(default=None, description="The generation this status describes.")
     conditions: list[Condition] = Field(
-        default_factory=list, max_length=16, description="Ready, SecretResolved.", json_schema_extra=CONDITIONS_EXTRA,
+        default_factory=list,
+        max_length=16,
+        description="Ready, SecretResolved.",
+        json_schema_extra=CONDITIONS_EXTRA,
     )
     secret_hash: str = Field(default="", description="Hash of the referenced Secret's data; never the data.")
     used_by: int = Field(default=0, ge=0, description="Agents referencing this Connector.")

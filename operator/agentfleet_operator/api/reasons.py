@@ -68,5 +68,6 @@ AUTH_FAILED = "AuthFailed"
 TIMEOUT = "Timeout"
 UNREACHABLE = "Unreachable"
 
-ALL: frozenset[str] = frozenset(value for name, value in dict(globals()).items()
-                                if name.isupper() and isinstance(value, str))
+ALL: frozenset[str] = frozenset(
+    value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str)
+)

@@ -13,32 +13,47 @@ RedactionPattern = Literal["email", "phone", "creditCard", "iban"]
 
 class RedisStore(ApiModel):
     model_config = validations(
-        cel("has(self.url) != (has(self.provision) && self.provision)",
-            "spec.store.redis: set exactly one of url or provision: true", ".url"),
+        cel(
+            "has(self.url) != (has(self.provision) && self.provision)",
+            "spec.store.redis: set exactly one of url or provision: true",
+            ".url",
+        ),
     )
 
     url: str | None = Field(
-        default=None, max_length=2048, pattern=r"^rediss?://[^\s]+$",
+        default=None,
+        max_length=2048,
+        pattern=r"^rediss?://[^\s]+$",
         description="redis:// or rediss:// URL of an existing Redis.",
     )
     password_secret_ref: SecretKeyReference | None = Field(
-        default=None, description="Secret key with the Redis password (generated when provisioned).",
+        default=None,
+        description="Secret key with the Redis password (generated when provisioned).",
     )
     provision: bool = Field(
-        default=False, description="true: the operator runs a Redis StatefulSet + Service with persistence.",
+        default=False,
+        description="true: the operator runs a Redis StatefulSet + Service with persistence.",
     )
     storage_size: str = Field(
-        default="1Gi", max_length=32, pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)$",
+        default="1Gi",
+        max_length=32,
+        pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)$",
         description="Volume size of a provisioned Redis.",
     )
 
 
 class StoreSpec(ApiModel):
     model_config = validations(
-        cel("self.type != 'redis' || has(self.redis)",
-            "spec.store.redis is required when spec.store.type is redis", ".redis"),
-        cel("self.type != 'memory' || !has(self.redis)",
-            "spec.store.redis must not be set when spec.store.type is memory", ".redis"),
+        cel(
+            "self.type != 'redis' || has(self.redis)",
+            "spec.store.redis is required when spec.store.type is redis",
+            ".redis",
+        ),
+        cel(
+            "self.type != 'memory' || !has(self.redis)",
+            "spec.store.redis must not be set when spec.store.type is memory",
+            ".redis",
+        ),
     )
 
     type: Literal["redis", "memory"] = Field(
@@ -60,7 +75,8 @@ class EncryptionSpec(ApiModel):
 
 class RedactionSpec(ApiModel):
     patterns: list[RedactionPattern] = Field(
-        default_factory=list, max_length=4,
+        default_factory=list,
+        max_length=4,
         description="PII replaced before it is stored or logged: email, phone, creditCard, iban.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
@@ -71,7 +87,9 @@ class StatePolicySpec(ApiModel):
 
     store: StoreSpec = Field(description="Where sessions live.")
     session: SessionSpec = Field(
-        default_factory=SessionSpec, description="Expiry and history length.", json_schema_extra={"default": {}},
+        default_factory=SessionSpec,
+        description="Expiry and history length.",
+        json_schema_extra={"default": {}},
     )
     encryption: EncryptionSpec | None = Field(default=None, description="Encryption at rest of session data.")
     redaction: RedactionSpec | None = Field(default=None, description="PII redaction.")
@@ -80,7 +98,10 @@ class StatePolicySpec(ApiModel):
 class StatePolicyStatus(ApiModel):
     observed_generation: int | None = Field(default=None, description="The generation this status describes.")
     conditions: list[Condition] = Field(
-        default_factory=list, max_length=16, description="Ready, StoreReachable.", json_schema_extra=CONDITIONS_EXTRA,
+        default_factory=list,
+        max_length=16,
+        description="Ready, StoreReachable.",
+        json_schema_extra=CONDITIONS_EXTRA,
     )
     used_by: int = Field(default=0, ge=0, description="Agents referencing this StatePolicy.")
     store_url: str = Field(default="", description="The Redis URL agents use (no password).")

@@ -39,29 +39,45 @@ def _meta(agent: ResolvedAgent, name: str, labels: dict[str, str] | None = None)
 
 def service_account(agent: ResolvedAgent) -> dict[str, Any]:
     # Agent pods never talk to the Kubernetes API; no token is mounted.
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(agent, agent.name),
-            "automountServiceAccountToken": False}
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(agent, agent.name),
+        "automountServiceAccountToken": False,
+    }
 
 
 def revision_config_map(agent: ResolvedAgent, track: Track, config: dict[str, Any]) -> dict[str, Any]:
     """Immutable and named by revision: a pod always reads exactly the config its revision hashed.
     Image and Secret mounts ride along as annotations so an older revision can be rebuilt as is."""
-    meta = _meta(agent, names.config_map(agent.name, track.revision),
-                 names.agent_labels(agent.name) | {names.LABEL_REVISION: track.revision})
+    meta = _meta(
+        agent,
+        names.config_map(agent.name, track.revision),
+        names.agent_labels(agent.name) | {names.LABEL_REVISION: track.revision},
+    )
     meta["annotations"] = {
         ANNOTATION_IMAGE: track.image,
         ANNOTATION_MOUNTS: json.dumps({k: list(v) for k, v in sorted(track.mounts.items())}, sort_keys=True),
     }
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, "immutable": True,
-            "data": {"config.json": json.dumps(config, sort_keys=True, indent=1)}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta,
+        "immutable": True,
+        "data": {"config.json": json.dumps(config, sort_keys=True, indent=1)},
+    }
 
 
 def track_from_config_map(config_map: dict[str, Any], name: str, replicas: int | None) -> Track:
     annotations = config_map.get("metadata", {}).get("annotations", {})
     mounts = json.loads(annotations.get(ANNOTATION_MOUNTS, "{}"))
-    return Track(name=name, revision=config_map["metadata"]["labels"][names.LABEL_REVISION],
-                 image=annotations.get(ANNOTATION_IMAGE, ""),
-                 mounts={k: tuple(v) for k, v in mounts.items()}, replicas=replicas)
+    return Track(
+        name=name,
+        revision=config_map["metadata"]["labels"][names.LABEL_REVISION],
+        image=annotations.get(ANNOTATION_IMAGE, ""),
+        mounts={k: tuple(v) for k, v in mounts.items()},
+        replicas=replicas,
+    )
 
 
 # Time for the endpoint removal to reach every node's proxy before the runtime stops accepting.
@@ -70,8 +86,13 @@ PRESTOP_SLEEP_SECONDS = 5
 
 def access_secret(agent: ResolvedAgent, key: str) -> dict[str, Any]:
     """Generated once with a random caller key; the operator never rewrites an existing one."""
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(agent, names.access_secret(agent.name)),
-            "type": "Opaque", "stringData": {"apiKey": key}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(agent, names.access_secret(agent.name)),
+        "type": "Opaque",
+        "stringData": {"apiKey": key},
+    }
 
 
 def _pod_labels(agent: ResolvedAgent, track: Track) -> dict[str, str]:
@@ -125,8 +146,12 @@ def pod_template(agent: ResolvedAgent, track: Track) -> dict[str, Any]:
         "args": ["--config", names.CONFIG_FILE],
         "ports": [{"name": "http", "containerPort": names.RUNTIME_PORT, "protocol": "TCP"}],
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10,
-                          "failureThreshold": 3, "initialDelaySeconds": 5},
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+            "initialDelaySeconds": 5,
+        },
         "resources": _resources(agent.spec),
         "securityContext": _container_security(),
         "volumeMounts": mounts,
@@ -141,8 +166,13 @@ def pod_template(agent: ResolvedAgent, track: Track) -> dict[str, Any]:
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 30,
-        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
-                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "fsGroup": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "containers": [container],
         "volumes": volumes,
     }
@@ -177,8 +207,12 @@ def deployment(agent: ResolvedAgent, track: Track) -> dict[str, Any]:
 
 def replica_hand_over(agent: ResolvedAgent, replicas: int) -> dict[str, Any]:
     """Only the stable Deployment's count, applied by the hand-over manager (builders/replicas.py)."""
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": agent.name, "namespace": agent.namespace}, "spec": {"replicas": replicas}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": agent.name, "namespace": agent.namespace},
+        "spec": {"replicas": replicas},
+    }
 
 
 def service(agent: ResolvedAgent, name: str, track: str | None) -> dict[str, Any]:
@@ -203,11 +237,25 @@ def horizontal_pod_autoscaler(agent: ResolvedAgent) -> dict[str, Any] | None:
         return None
     metrics: list[dict[str, Any]] = []
     if scaling.target_cpu_utilization is not None or scaling.target_inflight_requests is None:
-        metrics.append({"type": "Resource", "resource": {"name": "cpu", "target": {
-            "type": "Utilization", "averageUtilization": scaling.target_cpu_utilization or 80}}})
+        metrics.append(
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {"type": "Utilization", "averageUtilization": scaling.target_cpu_utilization or 80},
+                },
+            }
+        )
     if scaling.target_inflight_requests is not None:
-        metrics.append({"type": "Pods", "pods": {"metric": {"name": "agent_inflight_requests"}, "target": {
-            "type": "AverageValue", "averageValue": str(scaling.target_inflight_requests)}}})
+        metrics.append(
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": "agent_inflight_requests"},
+                    "target": {"type": "AverageValue", "averageValue": str(scaling.target_inflight_requests)},
+                },
+            }
+        )
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -234,8 +282,10 @@ def pod_disruption_budget(agent: ResolvedAgent, replicas: int | None = None) -> 
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": _meta(agent, agent.name),
-        "spec": {"maxUnavailable": 1,
-                 "selector": {"matchLabels": {names.LABEL_AGENT: agent.name, names.LABEL_TRACK: "stable"}}},
+        "spec": {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": {names.LABEL_AGENT: agent.name, names.LABEL_TRACK: "stable"}},
+        },
     }
 
 
@@ -263,8 +313,15 @@ def network_policy(agent: ResolvedAgent) -> dict[str, Any]:
     peers: list[dict[str, Any]] = [{"podSelector": {}}]  # the Agent's own namespace
     allowed = agent.spec.access.allowed_namespaces if agent.spec.access else None
     if allowed:
-        peers.append({"namespaceSelector": {"matchExpressions": [
-            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(set(allowed))}]}})
+        peers.append(
+            {
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": sorted(set(allowed))}
+                    ]
+                }
+            }
+        )
     egress: list[dict[str, Any]] = [
         {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},  # DNS
     ]

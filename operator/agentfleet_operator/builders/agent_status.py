@@ -30,8 +30,7 @@ FAILING_RECHECK_SECONDS = 30.0
 Event = tuple[str, str, str]  # (type, reason, message)
 
 # The Agent's phase while its canary is in a rollout phase; Idle leaves it to the Deployment.
-PHASE_OF_ROLLOUT = {"Progressing": "Progressing", "Promoting": "Progressing", "Paused": "Paused",
-                    "Aborted": "Degraded"}
+PHASE_OF_ROLLOUT = {"Progressing": "Progressing", "Promoting": "Progressing", "Paused": "Paused", "Aborted": "Degraded"}
 
 
 @dataclass
@@ -104,7 +103,9 @@ def rolled_out(deployment: Mapping[str, Any] | None, revision: str, want: int | 
     complete = (
         labels.get(names.LABEL_REVISION) == revision
         and status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
-        and updated >= target and available >= target and replicas == updated
+        and updated >= target
+        and available >= target
+        and replicas == updated
     )
     return complete, replicas, ready
 
@@ -118,8 +119,9 @@ def deadline_exceeded(deployment: Mapping[str, Any] | None) -> str | None:
 
 def stable_target(observed: ObservedAgent, replicas: ReplicaTarget) -> int:
     """The stable pod count READY is measured against."""
-    desired = (observed.stable or {}).get("spec", {}).get(
-        "replicas", replicas.count if replicas.count is not None else 0)
+    desired = (
+        (observed.stable or {}).get("spec", {}).get("replicas", replicas.count if replicas.count is not None else 0)
+    )
     if replicas.min_replicas is not None:
         # Until the autoscaler has scaled to its minimum, fewer pods than the Agent asks for are running.
         desired = max(desired, replicas.min_replicas)
@@ -142,11 +144,21 @@ def reference_conditions(res: Resolution) -> tuple[Cond, Cond]:
     """ConnectorsReady and StateReady from the resolution."""
     conn = res.first("connectors")
     state = res.first("state") or next(iter(res.degraded), None)
-    connectors = Cond("ConnectorsReady", False, conn.reason, conn.message) if conn else Cond(
-        "ConnectorsReady", True, reasons.RESOLVED, f"{len(res.connectors)} connector(s) resolved")
-    state_cond = Cond("StateReady", False, state.reason, state.message) if state else Cond(
-        "StateReady", True, reasons.RESOLVED if res.state else reasons.STATELESS,
-        f"StatePolicy {res.state.name} resolved" if res.state else "no StatePolicy: each request stands alone")
+    connectors = (
+        Cond("ConnectorsReady", False, conn.reason, conn.message)
+        if conn
+        else Cond("ConnectorsReady", True, reasons.RESOLVED, f"{len(res.connectors)} connector(s) resolved")
+    )
+    state_cond = (
+        Cond("StateReady", False, state.reason, state.message)
+        if state
+        else Cond(
+            "StateReady",
+            True,
+            reasons.RESOLVED if res.state else reasons.STATELESS,
+            f"StatePolicy {res.state.name} resolved" if res.state else "no StatePolicy: each request stands alone",
+        )
+    )
     return connectors, state_cond
 
 
@@ -166,9 +178,13 @@ def columns(observed: ObservedAgent, desired: int) -> dict[str, Any]:
     carries them, so an Agent that is Pending or Failed shows 0/2 and its endpoint, not blanks."""
     status = (observed.stable or {}).get("status", {})
     ready = status.get("readyReplicas", 0)
-    return {"replicas": status.get("replicas", 0), "readyReplicas": ready, "ready": f"{ready}/{desired}",
-            "selector": f"{names.LABEL_AGENT}={observed.name}",
-            "endpoint": names.endpoint(observed.name, observed.namespace)}
+    return {
+        "replicas": status.get("replicas", 0),
+        "readyReplicas": ready,
+        "ready": f"{ready}/{desired}",
+        "selector": f"{names.LABEL_AGENT}={observed.name}",
+        "endpoint": names.endpoint(observed.name, observed.namespace),
+    }
 
 
 def transitions(old_status: Mapping[str, Any], events: Sequence[Event]) -> list[Event]:
@@ -182,20 +198,37 @@ def transitions(old_status: Mapping[str, Any], events: Sequence[Event]) -> list[
 def invalid_spec_status(observed: ObservedAgent, message: str) -> StatusUpdate:
     """The CRD schema refuses this at admission; reaching here means a schema older than the operator."""
     live = (observed.stable or {}).get("spec", {}).get("replicas", 0)
-    return StatusUpdate(fields={"phase": "Failed", **columns(observed, live)}, conditions=[
-        Cond("Ready", False, reasons.INVALID_SPEC, message), Cond("Reconciling", False, reasons.INVALID_SPEC),
-        Cond("Stalled", True, reasons.INVALID_SPEC, message)], events=[], error=None)
+    return StatusUpdate(
+        fields={"phase": "Failed", **columns(observed, live)},
+        conditions=[
+            Cond("Ready", False, reasons.INVALID_SPEC, message),
+            Cond("Reconciling", False, reasons.INVALID_SPEC),
+            Cond("Stalled", True, reasons.INVALID_SPEC, message),
+        ],
+        events=[],
+        error=None,
+    )
 
 
-def apply_failed_status(observed: ObservedAgent, res: Resolution, replicas: ReplicaTarget, http_status: int,
-                        message: str) -> StatusUpdate:
+def apply_failed_status(
+    observed: ObservedAgent, res: Resolution, replicas: ReplicaTarget, http_status: int, message: str
+) -> StatusUpdate:
     """The API server refused a child. 400/403/422 do not pass by retrying (Stalled); others may."""
     reason = reasons.FORBIDDEN if http_status == 403 else reasons.APPLY_FAILED
     connectors_cond, state_cond = reference_conditions(res)
-    return StatusUpdate(fields={"phase": "Failed", **columns(observed, replicas.spec_replicas)}, conditions=[
-        Cond("Ready", False, reason, message), Cond("Reconciling", True, reason, message),
-        Cond("Stalled", http_status in (400, 403, 422), reason, message), connectors_cond, state_cond,
-        Cond("RolloutHealthy", None, reason, "children could not be applied")], events=[], error=reason)
+    return StatusUpdate(
+        fields={"phase": "Failed", **columns(observed, replicas.spec_replicas)},
+        conditions=[
+            Cond("Ready", False, reason, message),
+            Cond("Reconciling", True, reason, message),
+            Cond("Stalled", http_status in (400, 403, 422), reason, message),
+            connectors_cond,
+            state_cond,
+            Cond("RolloutHealthy", None, reason, "children could not be applied"),
+        ],
+        events=[],
+        error=reason,
+    )
 
 
 def _unresolved_status(observed: ObservedAgent, res: Resolution, replicas: ReplicaTarget) -> StatusUpdate:
@@ -203,17 +236,24 @@ def _unresolved_status(observed: ObservedAgent, res: Resolution, replicas: Repli
     first = res.problems[0]
     connectors_cond, state_cond = reference_conditions(res)
     phase = "Degraded" if observed.stable is not None else "Pending"
-    return StatusUpdate(fields={"phase": phase, **columns(observed, replicas.spec_replicas)}, conditions=[
-        Cond("Ready", False, first.reason, first.message),
-        Cond("Reconciling", False, first.reason, "waiting for the reference to be fixed"),
-        Cond("Stalled", True, first.reason, first.message),
-        connectors_cond, state_cond,
-        Cond("RolloutHealthy", None, first.reason, "no rollout while references are unresolved"),
-    ], events=transitions(observed.old_status, [("Warning", first.reason, first.message)]), error=first.reason)
+    return StatusUpdate(
+        fields={"phase": phase, **columns(observed, replicas.spec_replicas)},
+        conditions=[
+            Cond("Ready", False, first.reason, first.message),
+            Cond("Reconciling", False, first.reason, "waiting for the reference to be fixed"),
+            Cond("Stalled", True, first.reason, first.message),
+            connectors_cond,
+            state_cond,
+            Cond("RolloutHealthy", None, first.reason, "no rollout while references are unresolved"),
+        ],
+        events=transitions(observed.old_status, [("Warning", first.reason, first.message)]),
+        error=first.reason,
+    )
 
 
-def agent_status(observed: ObservedAgent, plan: RolloutPlan | None, res: Resolution,
-                 replicas: ReplicaTarget) -> StatusUpdate:
+def agent_status(
+    observed: ObservedAgent, plan: RolloutPlan | None, res: Resolution, replicas: ReplicaTarget
+) -> StatusUpdate:
     """The status an Agent reports and the events to post when it changes. `plan` is None only when
     references are unresolved (nothing was planned)."""
     if res.problems or plan is None:
@@ -231,20 +271,33 @@ def agent_status(observed: ObservedAgent, plan: RolloutPlan | None, res: Resolut
         stalled = Cond("Stalled", True, reasons.DEPLOYMENT_UNAVAILABLE, stuck)
         phase = "Failed"
     elif complete and ready >= desired_count:
-        ready_cond = Cond("Ready", True, reasons.AGENT_READY, f"{ready}/{desired_count} pods ready at revision "
-                          f"{stable_track.revision}")
-        reconciling = Cond("Reconciling", plan.in_progress,
-                           reasons.CANARY_PROGRESSING if plan.in_progress else reasons.IDLE, plan.message)
+        ready_cond = Cond(
+            "Ready",
+            True,
+            reasons.AGENT_READY,
+            f"{ready}/{desired_count} pods ready at revision {stable_track.revision}",
+        )
+        reconciling = Cond(
+            "Reconciling",
+            plan.in_progress,
+            reasons.CANARY_PROGRESSING if plan.in_progress else reasons.IDLE,
+            plan.message,
+        )
         stalled = Cond("Stalled", False, reasons.HEALTHY)
         phase = PHASE_OF_ROLLOUT.get(plan.rollout_phase) or "Ready"
     else:
         what = "rolling out" if observed.stable else "creating the Deployment"
-        ready_cond = Cond("Ready", False, reasons.ROLLOUT_IN_PROGRESS,
-                          f"{what}: {ready}/{desired_count} pods ready at revision {stable_track.revision}")
+        ready_cond = Cond(
+            "Ready",
+            False,
+            reasons.ROLLOUT_IN_PROGRESS,
+            f"{what}: {ready}/{desired_count} pods ready at revision {stable_track.revision}",
+        )
         reconciling = Cond("Reconciling", True, reasons.ROLLOUT_IN_PROGRESS, ready_cond.message)
         stalled = Cond("Stalled", False, reasons.PROGRESSING)
         phase = PHASE_OF_ROLLOUT.get(plan.rollout_phase) or (
-            "Progressing" if old_status.get("phase") not in (None, "Pending") else "Pending")
+            "Progressing" if old_status.get("phase") not in (None, "Pending") else "Pending"
+        )
     failures = observed.pod_failures
     failure = failures.get("stable") or failures.get("canary")
     if failure is not None:
@@ -286,9 +339,12 @@ def agent_status(observed: ObservedAgent, plan: RolloutPlan | None, res: Resolut
         events.append(("Warning", failure.reason, failure.message))
     connectors_cond, state_cond = reference_conditions(res)
     return StatusUpdate(
-        fields=fields, conditions=[ready_cond, reconciling, stalled, connectors_cond, state_cond, health],
-        events=transitions(old_status, events), error=None,
-        requeue_after=_requeue(plan, bool(unavailable_tracks(observed, plan, replicas)), failure))
+        fields=fields,
+        conditions=[ready_cond, reconciling, stalled, connectors_cond, state_cond, health],
+        events=transitions(old_status, events),
+        error=None,
+        requeue_after=_requeue(plan, bool(unavailable_tracks(observed, plan, replicas)), failure),
+    )
 
 
 def _requeue(plan: RolloutPlan, unavailable: bool, failure: PodFailure | None) -> float | None:

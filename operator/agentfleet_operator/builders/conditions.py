@@ -18,8 +18,9 @@ def _status(value: bool | None) -> str:
     return "Unknown" if value is None else ("True" if value else "False")
 
 
-def merge_conditions(previous: list[dict[str, Any]], new: list[Cond], generation: int | None,
-                     now: str) -> list[dict[str, Any]]:
+def merge_conditions(
+    previous: list[dict[str, Any]], new: list[Cond], generation: int | None, now: str
+) -> list[dict[str, Any]]:
     by_type = {c.get("type"): c for c in previous or []}
     out = []
     for cond in new:

@@ -35,8 +35,10 @@ def desired_children(resolved: ResolvedAgent, plan: ChildrenPlan) -> list[dict[s
     if plan.split_services:
         desired.append(children.service(resolved, names.stable(name), "stable"))
         desired.append(children.service(resolved, names.canary(name), "canary"))
-    for optional in (children.horizontal_pod_autoscaler(resolved),
-                     children.pod_disruption_budget(resolved, plan.held_replicas)):
+    for optional in (
+        children.horizontal_pod_autoscaler(resolved),
+        children.pod_disruption_budget(resolved, plan.held_replicas),
+    ):
         if optional is not None:
             desired.append(optional)
     desired.append(children.network_policy(resolved))

@@ -18,16 +18,18 @@ from . import names
 
 # Waiting reasons that do not resolve by waiting: each needs a change (image, spec, Secret, config).
 # ContainerCreating and PodInitializing are normal steps and deliberately absent.
-FAILED_WAITING = frozenset({
-    "CrashLoopBackOff",
-    "ImagePullBackOff",
-    "ErrImagePull",
-    "ErrImageNeverPull",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "RunContainerError",
-})
+FAILED_WAITING = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
 OOM_KILLED = "OOMKilled"
 CRASH_LOOP = "CrashLoopBackOff"
 # The kubelet's own messages name images, pods and files, never Secret values; kept short anyway,
@@ -78,11 +80,15 @@ def container_failure(status: Mapping[str, Any]) -> tuple[str, str] | None:
     # Between two back-offs the container is briefly terminated, or running again but not ready. Named
     # as the loop it is, so the condition does not flip to "in progress" and back on every restart.
     if _terminated_failure(terminated):
-        return (OOM_KILLED if terminated.get("reason") == OOM_KILLED else CRASH_LOOP,
-                f"{_exit_text(terminated)}, restarted {restarts} time(s)")
+        return (
+            OOM_KILLED if terminated.get("reason") == OOM_KILLED else CRASH_LOOP,
+            f"{_exit_text(terminated)}, restarted {restarts} time(s)",
+        )
     if state.get("running") is not None and restarts > 0 and _terminated_failure(last):
-        return (OOM_KILLED if last.get("reason") == OOM_KILLED else CRASH_LOOP,
-                f"{_exit_text(last)}, restarted {restarts} time(s); running again, not ready")
+        return (
+            OOM_KILLED if last.get("reason") == OOM_KILLED else CRASH_LOOP,
+            f"{_exit_text(last)}, restarted {restarts} time(s); running again, not ready",
+        )
     return None
 
 
@@ -92,12 +98,16 @@ def pod_failure(pods: Iterable[Mapping[str, Any]], track: str, revision: str) ->
     old revision's crashing pod is on its way out and says nothing about the new one. So are pods being
     deleted, and finished ones (evicted, say), which their ReplicaSet replaces."""
     candidates = sorted(
-        (p for p in pods
-         if (p.get("metadata", {}).get("labels") or {}).get(names.LABEL_TRACK) == track
-         and (p.get("metadata", {}).get("labels") or {}).get(names.LABEL_REVISION) == revision
-         and not p.get("metadata", {}).get("deletionTimestamp")
-         and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")),
-        key=lambda p: p["metadata"].get("name", ""))
+        (
+            p
+            for p in pods
+            if (p.get("metadata", {}).get("labels") or {}).get(names.LABEL_TRACK) == track
+            and (p.get("metadata", {}).get("labels") or {}).get(names.LABEL_REVISION) == revision
+            and not p.get("metadata", {}).get("deletionTimestamp")
+            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        ),
+        key=lambda p: p["metadata"].get("name", ""),
+    )
     for pod in candidates:
         status = pod.get("status") or {}
         for container in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:

@@ -34,8 +34,9 @@ class ReplicaPlan:
     status: ScalingStatus = field(default_factory=ScalingStatus)
 
 
-def plan_replicas(spec: AgentSpec, live_replicas: int | None, hpa_exists: bool,
-                  previous: ScalingStatus | None) -> ReplicaPlan:
+def plan_replicas(
+    spec: AgentSpec, live_replicas: int | None, hpa_exists: bool, previous: ScalingStatus | None
+) -> ReplicaPlan:
     """The replica count to apply for the stable Deployment.
 
     live_replicas: the stable Deployment's spec.replicas now (None: no Deployment yet).

@@ -75,8 +75,10 @@ def _model(agent: ResolvedAgent) -> ModelConfig:
             endpoint=model.endpoint,
             max_tokens=model.max_tokens,
             api_key_file=_secret_file(ref.name, ref.key) if ref else None,
-            rules=[Rule(pattern=rule.pattern, arguments=dict(rule.arguments),
-                        **_given(tool=rule.tool, reply=rule.reply)) for rule in model.rules],
+            rules=[
+                Rule(pattern=rule.pattern, arguments=dict(rule.arguments), **_given(tool=rule.tool, reply=rule.reply))
+                for rule in model.rules
+            ],
         ),
     )
 
@@ -102,9 +104,17 @@ def _connector(resolved: ResolvedConnector) -> ConnectorConfig:
         type=spec.type,
         endpoint=spec.endpoint,
         auth=_auth(resolved),
-        tools=[ToolConfig(name=tool.name, description=tool.description, method=tool.method, path=tool.path,
-                          parameters=tool.parameters)
-               for tool in spec.tools if not wanted or tool.name in wanted],
+        tools=[
+            ToolConfig(
+                name=tool.name,
+                description=tool.description,
+                method=tool.method,
+                path=tool.path,
+                parameters=tool.parameters,
+            )
+            for tool in spec.tools
+            if not wanted or tool.name in wanted
+        ],
         timeout_seconds=spec.timeout_seconds,
         retries=spec.retries,
         **_given(

@@ -10,8 +10,14 @@ from typing import Any
 from ..api import reasons
 
 
-def secret_problem(found: Mapping[str, Any] | None, namespace: str, secret: str, keys: Iterable[str],
-                   what: str | None = None, needs: str = "") -> tuple[str, str] | None:
+def secret_problem(
+    found: Mapping[str, Any] | None,
+    namespace: str,
+    secret: str,
+    keys: Iterable[str],
+    what: str | None = None,
+    needs: str = "",
+) -> tuple[str, str] | None:
     """(reason, message) when the Secret or one of `keys` is missing; None when it has them all.
 
     found: the Store's record of the Secret (its key names, never its values), None when absent.

@@ -92,18 +92,32 @@ def stateful_set(state_policy: str, namespace: str, uid: str, spec: StatePolicyS
                 "spec": {
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 999,
+                        "runAsGroup": 999,
+                        "fsGroup": 999,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
                     "containers": [container],
-                    "volumes": [{"name": "config", "secret": {
-                        "secretName": names.redis_auth_secret(state_policy), "defaultMode": 0o440,
-                        "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}]}}],
+                    "volumes": [
+                        {
+                            "name": "config",
+                            "secret": {
+                                "secretName": names.redis_auth_secret(state_policy),
+                                "defaultMode": 0o440,
+                                "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}],
+                            },
+                        }
+                    ],
                 },
             },
             # AOF on a persistent volume: a restarted Redis still has every session.
-            "volumeClaimTemplates": [{
-                "metadata": {"name": "data", "labels": labels},
-                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}},
-            }],
+            "volumeClaimTemplates": [
+                {
+                    "metadata": {"name": "data", "labels": labels},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}},
+                }
+            ],
         },
     }

@@ -89,8 +89,11 @@ def intent_outcome(agent: dict[str, Any], kind: str, full: bool = False) -> tupl
             warning = f"no canary is in progress (rollout phase {phase}): it will be ignored"
     else:
         aborted = str(rollout.get("abortedRevision") or "")
-        what = (f"start the canary of revision {aborted} again from step 1" if aborted
-                else "start an aborted canary again from step 1")
+        what = (
+            f"start the canary of revision {aborted} again from step 1"
+            if aborted
+            else "start an aborted canary again from step 1"
+        )
         if phase != "Aborted":
             warning = f"retry applies only to an aborted rollout (rollout phase {phase}): it will be ignored"
     if not status:
@@ -106,11 +109,16 @@ def _add_connection_flags(parser: argparse.ArgumentParser, suppress: bool) -> No
     # `kubectl agentfleet status a -n x` both work; on commands the default is SUPPRESS so an absent flag
     # does not overwrite one given before the command.
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--kubeconfig", default=default, help="path of the kubeconfig file (default: $KUBECONFIG, "
-                        "then ~/.kube/config)")
+    parser.add_argument(
+        "--kubeconfig", default=default, help="path of the kubeconfig file (default: $KUBECONFIG, then ~/.kube/config)"
+    )
     parser.add_argument("--context", default=default, help="kubeconfig context to use (default: the current one)")
-    parser.add_argument("-n", "--namespace", default=default,
-                        help="namespace of the Agent (default: the context's namespace, else default)")
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        default=default,
+        help="namespace of the Agent (default: the context's namespace, else default)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,22 +137,37 @@ def build_parser() -> argparse.ArgumentParser:
         _add_connection_flags(sub, suppress=True)
         return sub
 
-    command("status", "show phase, readiness, revisions, canary steps and analysis",
-            "Show an Agent's phase, Ready condition, replicas, stable and canary revisions, the canary steps "
-            "with the current one marked (>), target and actual weight, and the analysis measurements.")
-    promote = command("promote", "end the current canary step (or, with --full, promote the canary now)",
-                      "Set agentfleet.dev/promote=step:<nonce> (or full:<nonce>). step ends the current canary "
-                      "step, including a pause without duration or an inconclusive analysis; full promotes the "
-                      "canary to stable at once, skipping every remaining step and analysis.")
+    command(
+        "status",
+        "show phase, readiness, revisions, canary steps and analysis",
+        "Show an Agent's phase, Ready condition, replicas, stable and canary revisions, the canary steps "
+        "with the current one marked (>), target and actual weight, and the analysis measurements.",
+    )
+    promote = command(
+        "promote",
+        "end the current canary step (or, with --full, promote the canary now)",
+        "Set agentfleet.dev/promote=step:<nonce> (or full:<nonce>). step ends the current canary "
+        "step, including a pause without duration or an inconclusive analysis; full promotes the "
+        "canary to stable at once, skipping every remaining step and analysis.",
+    )
     promote.add_argument("--full", action="store_true", help="promote the canary to stable now, skipping the rest")
-    command("abort", "roll the canary back; the stable revision keeps serving",
-            "Set agentfleet.dev/abort=<nonce>: the canary is removed at once and the rollout is Aborted until "
-            "the spec changes or `retry` is given.")
-    command("retry", "run an aborted canary again from step 1",
-            "Set agentfleet.dev/retry=<nonce>: an Aborted rollout starts the canary of the same revision again.")
-    command("history", "list kept revisions and their revision ConfigMaps",
-            "List the revisions in status.revisionHistory (newest first), which is stable or canary, and whether "
-            "the ConfigMap <agent>-config-<revision> still exists, with its creation time and image.")
+    command(
+        "abort",
+        "roll the canary back; the stable revision keeps serving",
+        "Set agentfleet.dev/abort=<nonce>: the canary is removed at once and the rollout is Aborted until "
+        "the spec changes or `retry` is given.",
+    )
+    command(
+        "retry",
+        "run an aborted canary again from step 1",
+        "Set agentfleet.dev/retry=<nonce>: an Aborted rollout starts the canary of the same revision again.",
+    )
+    command(
+        "history",
+        "list kept revisions and their revision ConfigMaps",
+        "List the revisions in status.revisionHistory (newest first), which is stable or canary, and whether "
+        "the ConfigMap <agent>-config-<revision> still exists, with its creation time and image.",
+    )
     return parser
 
 
@@ -207,7 +230,8 @@ class Cluster:
         custom = self._client.CustomObjectsApi(self.api)
         return self._call(
             lambda: custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, AGENT.plural, name, _request_timeout=REQUEST_TIMEOUT_SECONDS),
+                GROUP, VERSION, self.namespace, AGENT.plural, name, _request_timeout=REQUEST_TIMEOUT_SECONDS
+            ),
             f'Agent "{name}" not found in namespace "{self.namespace}"',
         )
 
@@ -215,8 +239,15 @@ class Cluster:
         custom = self._client.CustomObjectsApi(self.api)
         return self._call(
             lambda: custom.patch_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, AGENT.plural, name, patch,
-                _content_type="application/merge-patch+json", _request_timeout=REQUEST_TIMEOUT_SECONDS),
+                GROUP,
+                VERSION,
+                self.namespace,
+                AGENT.plural,
+                name,
+                patch,
+                _content_type="application/merge-patch+json",
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            ),
             f'Agent "{name}" not found in namespace "{self.namespace}"',
         )
 
@@ -226,8 +257,11 @@ class Cluster:
         # creationTimestamp into a datetime printed differently from what kubectl shows.
         response = self._call(
             lambda: core.list_namespaced_config_map(
-                self.namespace, label_selector=f"{LABEL_AGENT}={agent}", _request_timeout=REQUEST_TIMEOUT_SECONDS,
-                _preload_content=False),
+                self.namespace,
+                label_selector=f"{LABEL_AGENT}={agent}",
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+                _preload_content=False,
+            ),
             f'namespace "{self.namespace}" not found',
         )
         return list(json.loads(response.data).get("items") or [])

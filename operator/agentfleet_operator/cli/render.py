@@ -142,22 +142,26 @@ def _analysis_table(measurements: Sequence[Obj], now: datetime | None) -> list[s
     for m in measurements:
         stamp = str(m.get("time", ""))
         ago = age(stamp, now)
-        rows.append([
-            f"{stamp} ({ago} ago)" if ago else _text(stamp),
-            _text(m.get("metric")),
-            _text(m.get("value")),
-            _text(m.get("stableValue")),
-            _text(m.get("threshold")),
-            _text(m.get("verdict")),
-            _text(m.get("message"), ""),
-        ])
+        rows.append(
+            [
+                f"{stamp} ({ago} ago)" if ago else _text(stamp),
+                _text(m.get("metric")),
+                _text(m.get("value")),
+                _text(m.get("stableValue")),
+                _text(m.get("threshold")),
+                _text(m.get("verdict")),
+                _text(m.get("message"), ""),
+            ]
+        )
     return table(["TIME", "METRIC", "VALUE", "STABLE", "THRESHOLD", "VERDICT", "MESSAGE"], rows)
 
 
 def _hint(name: str, rollout_phase: str, canary: str) -> str:
     if rollout_phase == "Paused":
-        return (f"continue with `kubectl agentfleet promote {name}` (one step) or `--full`; "
-                f"roll back with `kubectl agentfleet abort {name}`")
+        return (
+            f"continue with `kubectl agentfleet promote {name}` (one step) or `--full`; "
+            f"roll back with `kubectl agentfleet abort {name}`"
+        )
     if rollout_phase in ACTIVE_PHASES and canary:
         return f"skip ahead with `kubectl agentfleet promote {name}`, roll back with `kubectl agentfleet abort {name}`"
     if rollout_phase == "Aborted":
@@ -188,8 +192,9 @@ def render_status(agent: Obj, now: datetime | None = None) -> str:
             lines.append(f"Endpoint:     {status['endpoint']}")
         observed, generation = status.get("observedGeneration"), meta.get("generation")
         if observed is not None and generation is not None and observed != generation:
-            lines.append(f"Observed:     generation {observed}, spec is at {generation}: "
-                         "the operator has not caught up")
+            lines.append(
+                f"Observed:     generation {observed}, spec is at {generation}: the operator has not caught up"
+            )
     revision = status.get("revision") or {}
     canary = str(revision.get("canary") or "")
     lines.append(f"Stable:       {_text(revision.get('stable'))}")
@@ -214,8 +219,10 @@ def render_status(agent: Obj, now: datetime | None = None) -> str:
             else:
                 lines.append(f"{_INDENT}Step:       {where}, started {_when(rollout.get('stepStartedAt'), now)}")
         actual = rollout.get("actualWeight")
-        lines.append(f"{_INDENT}Weight:     target {rollout.get('weight', 0)}%, actual "
-                     + ("-" if actual is None else f"{actual}%"))
+        lines.append(
+            f"{_INDENT}Weight:     target {rollout.get('weight', 0)}%, actual "
+            + ("-" if actual is None else f"{actual}%")
+        )
         if rollout.get("message"):
             lines.append(f"{_INDENT}Message:    {rollout['message']}")
         if rollout.get("abortedRevision"):
@@ -254,8 +261,10 @@ def render_status(agent: Obj, now: datetime | None = None) -> str:
         lines.append("Conditions:")
         lines += table(
             ["TYPE", "STATUS", "REASON", "MESSAGE"],
-            [[_text(c.get("type")), _text(c.get("status")), _text(c.get("reason")), _text(c.get("message"), "")]
-             for c in conditions],
+            [
+                [_text(c.get("type")), _text(c.get("status")), _text(c.get("reason")), _text(c.get("message"), "")]
+                for c in conditions
+            ],
         )
     return "\n".join(lines) + "\n"
 
@@ -298,12 +307,23 @@ def render_history(agent: Obj, config_maps: Sequence[Obj], now: datetime | None 
                 continue
             cm_meta = cm.get("metadata") or {}
             image = (cm_meta.get("annotations") or {}).get(ANNOTATION_IMAGE)
-            rows.append([revision, _text(role), str(cm_meta.get("name", "")), "yes",
-                         _when(cm_meta.get("creationTimestamp"), now), _text(image)])
+            rows.append(
+                [
+                    revision,
+                    _text(role),
+                    str(cm_meta.get("name", "")),
+                    "yes",
+                    _when(cm_meta.get("creationTimestamp"), now),
+                    _text(image),
+                ]
+            )
         lines += table(["REVISION", "ROLE", "CONFIGMAP", "EXISTS", "CREATED", "IMAGE"], rows)
 
-    extra = sorted((r for r in by_revision if r not in revisions),
-                   key=lambda r: str(_get(by_revision[r], "metadata", "creationTimestamp", default="")), reverse=True)
+    extra = sorted(
+        (r for r in by_revision if r not in revisions),
+        key=lambda r: str(_get(by_revision[r], "metadata", "creationTimestamp", default="")),
+        reverse=True,
+    )
     if extra:
         lines.append("")
         lines.append("Revision ConfigMaps not listed in status.revisionHistory:")

@@ -46,8 +46,21 @@ def plain(value: Any) -> Any:
 
 def _meta(body: Mapping[str, Any], *, annotations_prefix: str | None = None) -> dict[str, Any]:
     meta = body.get("metadata", {})
-    out = {k: plain(meta[k]) for k in ("name", "namespace", "uid", "generation", "resourceVersion", "deletionTimestamp",
-                                         "creationTimestamp", "labels", "ownerReferences") if k in meta}
+    out = {
+        k: plain(meta[k])
+        for k in (
+            "name",
+            "namespace",
+            "uid",
+            "generation",
+            "resourceVersion",
+            "deletionTimestamp",
+            "creationTimestamp",
+            "labels",
+            "ownerReferences",
+        )
+        if k in meta
+    }
     annotations = meta.get("annotations") or {}
     if annotations_prefix is not None:
         out["annotations"] = {k: v for k, v in annotations.items() if k.startswith(annotations_prefix)}
@@ -57,8 +70,11 @@ def _meta(body: Mapping[str, Any], *, annotations_prefix: str | None = None) -> 
 
 
 def _own(body: Mapping[str, Any]) -> dict[str, Any]:
-    return {"metadata": _meta(body, annotations_prefix=INTENT_PREFIX), "spec": plain(body.get("spec") or {}),
-            "status": plain(body.get("status") or {})}
+    return {
+        "metadata": _meta(body, annotations_prefix=INTENT_PREFIX),
+        "spec": plain(body.get("spec") or {}),
+        "status": plain(body.get("status") or {}),
+    }
 
 
 @kopf.index(GROUP, VERSION, PLURAL_AGENTS)
@@ -122,4 +138,5 @@ def _child_indexer(api_version: str, kind: str):  # type: ignore[no-untyped-def]
 for _group, _version, _plural, _kind in CHILD_KINDS:
     _api_version = f"{_group}/{_version}" if _group else _version
     kopf.index(_group, _version, _plural, labels=MANAGED, id=f"children_{_plural}_idx")(
-        _child_indexer(_api_version, _kind))
+        _child_indexer(_api_version, _kind)
+    )

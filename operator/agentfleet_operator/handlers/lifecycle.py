@@ -42,8 +42,7 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **kwargs:
     # Among its kwargs kopf hands the startup handler every index (still empty); they fill in place.
     memo.store.attach(kwargs)
     client = KubeClient.from_environment(log_writes=config.log_writes)
-    ctx = Context(client=client, config=config, store=memo.store, enqueue=memo.queue.add,
-                  analysis=PrometheusProvider())
+    ctx = Context(client=client, config=config, store=memo.store, enqueue=memo.queue.add, analysis=PrometheusProvider())
     memo.ctx = ctx
 
     async def reconcile(key: Hashable) -> float | None:
@@ -51,8 +50,9 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **kwargs:
 
     if config.leader_elect:
         # Events are queued from the start; workers run only while this replica holds the lease.
-        elector = LeaderElector(client, config.lease_namespace, "agentfleet-operator", config.identity,
-                                lease_seconds=config.lease_seconds)
+        elector = LeaderElector(
+            client, config.lease_namespace, "agentfleet-operator", config.identity, lease_seconds=config.lease_seconds
+        )
 
         async def started() -> None:
             memo.queue.start(reconcile)

@@ -43,8 +43,9 @@ def _fingerprint(body: kopf.Body) -> tuple[Any, ...]:
 
 @kopf.on.event(GROUP, VERSION, PLURAL_AGENTS)
 @_after_listing
-async def agent_event(event: dict[str, Any], namespace: str, name: str, body: kopf.Body, memo: OperatorMemo,
-                      **_: Any) -> None:
+async def agent_event(
+    event: dict[str, Any], namespace: str, name: str, body: kopf.Body, memo: OperatorMemo, **_: Any
+) -> None:
     key = (namespace, name)
     seen = memo.agent_fingerprints
     if event.get("type") == "DELETED":
@@ -83,8 +84,10 @@ def _secrets_named(kind: str, name: str, spec: dict[str, Any]) -> set[str]:
     if kind == "Connector":
         return {((spec.get("auth") or {}).get("secretRef") or {}).get("name", "")}
     redis = (spec.get("store") or {}).get("redis") or {}
-    named = {(redis.get("passwordSecretRef") or {}).get("name", ""),
-             ((spec.get("encryption") or {}).get("keySecretRef") or {}).get("name", "")}
+    named = {
+        (redis.get("passwordSecretRef") or {}).get("name", ""),
+        ((spec.get("encryption") or {}).get("keySecretRef") or {}).get("name", ""),
+    }
     if redis.get("provision"):
         named.add(f"{name}-redis-auth")
     return named

@@ -45,7 +45,9 @@ def _wrap(stream: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncItera
 def install() -> None:
     original = getattr(watching, "continuous_watch", None)
     if original is None or not callable(original):
-        raise RuntimeError("kopf._cogs.clients.watching.continuous_watch is gone: this kopf version is not "
-                           "supported (see handlers/watch_transform.py)")
+        raise RuntimeError(
+            "kopf._cogs.clients.watching.continuous_watch is gone: this kopf version is not "
+            "supported (see handlers/watch_transform.py)"
+        )
     if not getattr(original, _WRAPPED_MARK, False):
         watching.continuous_watch = _wrap(original)  # type: ignore[assignment]

@@ -161,8 +161,9 @@ def retry_wait(delay: float, retry_after: float | None) -> float:
 class KubeClient:
     """Counts its requests by verb, so tests and benchmarks can prove a no-op reconcile writes nothing."""
 
-    def __init__(self, credentials: Credentials, *, max_retries: int = 5, max_connections: int = 32,
-                 log_writes: bool = False) -> None:
+    def __init__(
+        self, credentials: Credentials, *, max_retries: int = 5, max_connections: int = 32, log_writes: bool = False
+    ) -> None:
         self._credentials = credentials
         self._base = credentials.host.rstrip("/")
         self._headers = dict(credentials.headers)
@@ -183,7 +184,8 @@ class KubeClient:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max_connections, ssl=self._credentials.verify),
                 timeout=aiohttp.ClientTimeout(total=30.0, connect=10.0),
-                skip_auto_headers=("User-Agent",), headers={"User-Agent": f"{MANAGER}-operator"},
+                skip_auto_headers=("User-Agent",),
+                headers={"User-Agent": f"{MANAGER}-operator"},
             )
         return self._session
 
@@ -205,9 +207,16 @@ class KubeClient:
                 self._headers["Authorization"] = f"Bearer {handle.read().strip()}"
             self._token_mtime = mtime
 
-    async def _send(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-                    json: Any = None, content: str | bytes | None = None,
-                    headers: Mapping[str, str] | None = None) -> Response:
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        content: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
         body: bytes | None = None
         merged = dict(self._headers)
         if headers:
@@ -217,8 +226,9 @@ class KubeClient:
             merged.setdefault("Content-Type", "application/json")
         elif content is not None:
             body = content.encode() if isinstance(content, str) else content
-        async with self._http().request(method, self._base + path, params=params, data=body,
-                                        headers=merged) as response:
+        async with self._http().request(
+            method, self._base + path, params=params, data=body, headers=merged
+        ) as response:
             return Response(response.status, response.headers, await response.read())
 
     async def _request(self, verb: str, method: str, path: str, **kwargs: Any) -> Response:
@@ -260,8 +270,9 @@ class KubeClient:
         self._raise_for(response)
         return response.json()
 
-    async def list(self, api_version: str, kind: str, namespace: str | None,
-                   label_selector: str | None = None) -> list[dict[str, Any]]:
+    async def list(
+        self, api_version: str, kind: str, namespace: str | None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
         params = {"labelSelector": label_selector} if label_selector else None
         response = await self._request("list", "GET", path_for(api_version, kind, namespace), params=params)
         self._raise_for(response)
@@ -278,8 +289,12 @@ class KubeClient:
         meta = obj["metadata"]
         path = path_for(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
         response = await self._request(
-            "apply", "PATCH", path, params={"fieldManager": manager, "force": "true"},
-            content=json.dumps(obj), headers={"Content-Type": "application/apply-patch+yaml"},
+            "apply",
+            "PATCH",
+            path,
+            params={"fieldManager": manager, "force": "true"},
+            content=json.dumps(obj),
+            headers={"Content-Type": "application/apply-patch+yaml"},
         )
         self._raise_for(response)
         return response.json()
@@ -296,7 +311,9 @@ class KubeClient:
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         response = await self._request(
-            "delete", "DELETE", path_for(api_version, kind, namespace, name),
+            "delete",
+            "DELETE",
+            path_for(api_version, kind, namespace, name),
             json={"propagationPolicy": "Background"},
         )
         if response.status_code == 404:
@@ -304,34 +321,46 @@ class KubeClient:
         self._raise_for(response)
         return True
 
-    async def patch_status(self, api_version: str, kind: str, namespace: str, name: str,
-                           status: dict[str, Any]) -> dict[str, Any] | None:
+    async def patch_status(
+        self, api_version: str, kind: str, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """Merge patch on the status subresource; the operator never writes a user's spec."""
         response = await self._request(
-            "patch", "PATCH", path_for(api_version, kind, namespace, name, "status"),
-            content=json.dumps({"status": status}), headers={"Content-Type": "application/merge-patch+json"},
+            "patch",
+            "PATCH",
+            path_for(api_version, kind, namespace, name, "status"),
+            content=json.dumps({"status": status}),
+            headers={"Content-Type": "application/merge-patch+json"},
         )
         if response.status_code == 404:
             return None
         self._raise_for(response)
         return response.json()
 
-    async def patch(self, api_version: str, kind: str, namespace: str, name: str,
-                    patch: dict[str, Any]) -> dict[str, Any] | None:
+    async def patch(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any] | None:
         response = await self._request(
-            "patch", "PATCH", path_for(api_version, kind, namespace, name),
-            content=json.dumps(patch), headers={"Content-Type": "application/merge-patch+json"},
+            "patch",
+            "PATCH",
+            path_for(api_version, kind, namespace, name),
+            content=json.dumps(patch),
+            headers={"Content-Type": "application/merge-patch+json"},
         )
         if response.status_code == 404:
             return None
         self._raise_for(response)
         return response.json()
 
-    async def json_patch(self, api_version: str, kind: str, namespace: str, name: str,
-                         operations: list[dict[str, Any]]) -> dict[str, Any] | None:
+    async def json_patch(
+        self, api_version: str, kind: str, namespace: str, name: str, operations: list[dict[str, Any]]
+    ) -> dict[str, Any] | None:
         response = await self._request(
-            "patch", "PATCH", path_for(api_version, kind, namespace, name),
-            content=json.dumps(operations), headers={"Content-Type": "application/json-patch+json"},
+            "patch",
+            "PATCH",
+            path_for(api_version, kind, namespace, name),
+            content=json.dumps(operations),
+            headers={"Content-Type": "application/json-patch+json"},
         )
         if response.status_code == 404:
             return None
@@ -342,16 +371,22 @@ class KubeClient:
         return sum(count for verb, count in self.requests.items() if verb in WRITE_VERBS)
 
 
-async def post_event(client: KubeClient, involved: dict[str, Any], type_: str, reason: str, message: str,
-                     now: str, *, instance: str) -> None:
+async def post_event(
+    client: KubeClient, involved: dict[str, Any], type_: str, reason: str, message: str, now: str, *, instance: str
+) -> None:
     """A core/v1 Event about one of our objects. Best effort: a lost event must not fail a reconcile."""
     meta = involved["metadata"]
     event = {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-        "involvedObject": {"apiVersion": involved["apiVersion"], "kind": involved["kind"], "name": meta["name"],
-                           "namespace": meta["namespace"], "uid": meta.get("uid", "")},
+        "involvedObject": {
+            "apiVersion": involved["apiVersion"],
+            "kind": involved["kind"],
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid", ""),
+        },
         "type": type_,
         "reason": reason,
         "message": message[:1024],

@@ -29,8 +29,15 @@ def _parse(text: str | None) -> dt.datetime | None:
 
 
 class LeaderElector:
-    def __init__(self, client: KubeClient, namespace: str, name: str, identity: str,
-                 lease_seconds: int = 15, renew_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        namespace: str,
+        name: str,
+        identity: str,
+        lease_seconds: int = 15,
+        renew_seconds: float = 5.0,
+    ) -> None:
         self.client = client
         self.namespace = namespace
         self.name = name
@@ -47,10 +54,18 @@ class LeaderElector:
         now = _now()
         response = await self.client._request("lease", "GET", self._path())
         if response.status_code == 404:
-            body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                    "metadata": {"name": self.name, "namespace": self.namespace},
-                    "spec": {"holderIdentity": self.identity, "leaseDurationSeconds": self.lease_seconds,
-                             "acquireTime": _micro(now), "renewTime": _micro(now), "leaseTransitions": 0}}
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": {
+                    "holderIdentity": self.identity,
+                    "leaseDurationSeconds": self.lease_seconds,
+                    "acquireTime": _micro(now),
+                    "renewTime": _micro(now),
+                    "leaseTransitions": 0,
+                },
+            }
             created = await self.client._request("lease", "POST", self._path(False), json=body)
             return created.status_code < 300
         self.client._raise_for(response)

@@ -32,8 +32,9 @@ class WorkQueue:
     def start(self, reconcile: Reconciler) -> None:
         self._reconcile = reconcile
         if not self._tasks:
-            self._tasks = [asyncio.create_task(self._worker(), name=f"reconcile-{i}")
-                           for i in range(self._workers_count)]
+            self._tasks = [
+                asyncio.create_task(self._worker(), name=f"reconcile-{i}") for i in range(self._workers_count)
+            ]
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -35,16 +35,23 @@ from .store import usage_changed
 
 log = logging.getLogger(__name__)
 
-PRUNABLE_KINDS = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
-                  "ConfigMap"}
+PRUNABLE_KINDS = {
+    "Deployment",
+    "Service",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
+    "ConfigMap",
+}
 
 
 def _child(ctx: Context, namespace: str, agent: str, kind: str, name: str) -> dict[str, Any] | None:
     return ctx.store.child(namespace, "Agent", agent, kind, name)
 
 
-async def _pod_failures(ctx: Context, namespace: str, agent: str,
-                        tracks: list[tuple[str, str]]) -> dict[str, PodFailure]:
+async def _pod_failures(
+    ctx: Context, namespace: str, agent: str, tracks: list[tuple[str, str]]
+) -> dict[str, PodFailure]:
     """track -> why its pods at that revision cannot start, for the (track, revision) pairs not available.
     One list for both tracks, and only while something is unavailable: a fleet at rest reads no pods."""
     if not tracks:
@@ -59,8 +66,9 @@ async def _pod_failures(ctx: Context, namespace: str, agent: str,
     return {track: failure for track, failure in found.items() if failure is not None}
 
 
-async def _apply_all(ctx: Context, resolved: ResolvedAgent, desired: list[dict[str, Any]],
-                     replicas: ReplicaPlan) -> int:
+async def _apply_all(
+    ctx: Context, resolved: ResolvedAgent, desired: list[dict[str, Any]], replicas: ReplicaPlan
+) -> int:
     writes = 0
     namespace, agent = resolved.namespace, resolved.name
     for obj in desired:
@@ -76,8 +84,9 @@ async def _apply_all(ctx: Context, resolved: ResolvedAgent, desired: list[dict[s
     return writes
 
 
-async def _hand_over_replicas(ctx: Context, resolved: ResolvedAgent, deployment: dict[str, Any],
-                              live: dict[str, Any] | None, count: int) -> int:
+async def _hand_over_replicas(
+    ctx: Context, resolved: ResolvedAgent, deployment: dict[str, Any], live: dict[str, Any] | None, count: int
+) -> int:
     """Give spec.replicas of the stable Deployment a second owner before the operator's own apply
     stops sending it, so the server keeps the count (builders/replicas.py explains why)."""
     hand_over = children.replica_hand_over(resolved, count)
@@ -93,8 +102,9 @@ async def _hand_over_replicas(ctx: Context, resolved: ResolvedAgent, deployment:
     return 2
 
 
-async def _prune(ctx: Context, namespace: str, agent: str, uid: str, desired: list[dict[str, Any]],
-                 keep_config_maps: set[str]) -> None:
+async def _prune(
+    ctx: Context, namespace: str, agent: str, uid: str, desired: list[dict[str, Any]], keep_config_maps: set[str]
+) -> None:
     wanted = {(o["kind"], o["metadata"]["name"]) for o in desired}
     revision_maps: list[dict[str, Any]] = []
     for obj in ctx.store.children(namespace, "Agent", agent):
@@ -110,7 +120,7 @@ async def _prune(ctx: Context, namespace: str, agent: str, uid: str, desired: li
             await ctx.client.delete(obj["apiVersion"], kind, namespace, name)
     # Keep a short history of older revisions for rollback and `kubectl agentfleet history`.
     revision_maps.sort(key=lambda o: o["metadata"].get("creationTimestamp", ""), reverse=True)
-    for obj in revision_maps[children.REVISION_HISTORY:]:
+    for obj in revision_maps[children.REVISION_HISTORY :]:
         await ctx.client.delete("v1", "ConfigMap", namespace, obj["metadata"]["name"])
 
 
@@ -138,12 +148,22 @@ class _Run:
         return _child(self.ctx, self.namespace, self.name, kind, name)
 
     def observed(self, **more: Any) -> status_rules.ObservedAgent:
-        return status_rules.ObservedAgent(self.name, self.namespace, self.old_status,
-                                          stable=self.child("Deployment", self.name), **more)
+        return status_rules.ObservedAgent(
+            self.name, self.namespace, self.old_status, stable=self.child("Deployment", self.name), **more
+        )
 
     async def write(self, update: status_rules.StatusUpdate) -> None:
-        await write_status(self.ctx, self.agent_obj, self.old_status, self.generation, update.fields,
-                           update.conditions, update.events, validate=AgentStatus.model_validate, remember=True)
+        await write_status(
+            self.ctx,
+            self.agent_obj,
+            self.old_status,
+            self.generation,
+            update.fields,
+            update.conditions,
+            update.events,
+            validate=AgentStatus.model_validate,
+            remember=True,
+        )
 
 
 def _forget_deleted(ctx: Context, namespace: str, name: str) -> None:
@@ -182,9 +202,15 @@ async def _create_access_secret(run: _Run, spec: AgentSpec) -> float | None:
 
 def _resolved_agent(run: _Run, spec: AgentSpec, res: Resolution) -> ResolvedAgent:
     return ResolvedAgent(
-        name=run.name, namespace=run.namespace, uid=run.uid, spec=spec,
-        image=spec.image or run.ctx.config.runtime_image, prompt_text=res.prompt_text,
-        connectors=tuple(res.connectors), state=res.state, access_secret=res.access_secret,
+        name=run.name,
+        namespace=run.namespace,
+        uid=run.uid,
+        spec=spec,
+        image=spec.image or run.ctx.config.runtime_image,
+        prompt_text=res.prompt_text,
+        connectors=tuple(res.connectors),
+        state=res.state,
+        access_secret=res.access_secret,
         secret_hashes=dict(res.secret_hashes),
     )
 
@@ -199,44 +225,78 @@ def _render_revision(resolved: ResolvedAgent) -> tuple[children.Track, dict[str,
 def _plan_replicas(run: _Run, spec: AgentSpec, live_stable: dict[str, Any] | None) -> ReplicaPlan:
     previous_scaling = run.old_status.get("scaling")
     return plan_replicas(
-        spec, (live_stable or {}).get("spec", {}).get("replicas") if live_stable else None,
+        spec,
+        (live_stable or {}).get("spec", {}).get("replicas") if live_stable else None,
         run.child("HorizontalPodAutoscaler", run.name) is not None,
-        ScalingStatus.model_validate(previous_scaling) if previous_scaling else None)
+        ScalingStatus.model_validate(previous_scaling) if previous_scaling else None,
+    )
 
 
 def _replica_target(spec: AgentSpec, replica_plan: ReplicaPlan | None) -> status_rules.ReplicaTarget:
-    count = None if replica_plan is None else (
-        replica_plan.apply if replica_plan.hand_over is None else replica_plan.hand_over)
+    count = (
+        None
+        if replica_plan is None
+        else (replica_plan.apply if replica_plan.hand_over is None else replica_plan.hand_over)
+    )
     return status_rules.ReplicaTarget(
-        spec_replicas=children.desired_stable_replicas(spec), count=count,
+        spec_replicas=children.desired_stable_replicas(spec),
+        count=count,
         min_replicas=spec.autoscaling.min_replicas if spec.autoscaling else None,
-        scaling=replica_plan.status.to_wire() if replica_plan is not None else None)
+        scaling=replica_plan.status.to_wire() if replica_plan is not None else None,
+    )
 
 
-def _desired_children(run: _Run, resolved: ResolvedAgent, current: children.Track, config: dict[str, Any],
-                      plan: status_rules.RolloutPlan, replica_plan: ReplicaPlan,
-                      live_stable: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _desired_children(
+    run: _Run,
+    resolved: ResolvedAgent,
+    current: children.Track,
+    config: dict[str, Any],
+    plan: status_rules.RolloutPlan,
+    replica_plan: ReplicaPlan,
+    live_stable: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
     # While the count is kept as the HPA left it, the PDB follows the pods that run, not spec.replicas.
-    held = live_stable.get("spec", {}).get("replicas") if live_stable and replica_plan.status.owner == "Deployment" \
+    held = (
+        live_stable.get("spec", {}).get("replicas")
+        if live_stable and replica_plan.status.owner == "Deployment"
         else None
-    return desired_children(resolved, ChildrenPlan(current=current, config=config, tracks=plan.tracks,
-                                                   split_services=plan.split_services, held_replicas=held))
+    )
+    return desired_children(
+        resolved,
+        ChildrenPlan(
+            current=current, config=config, tracks=plan.tracks, split_services=plan.split_services, held_replicas=held
+        ),
+    )
 
 
-async def _apply_and_prune(run: _Run, resolved: ResolvedAgent, res: Resolution, desired: list[dict[str, Any]],
-                           plan: status_rules.RolloutPlan, current: children.Track, replica_plan: ReplicaPlan,
-                           started: float) -> bool:
+async def _apply_and_prune(
+    run: _Run,
+    resolved: ResolvedAgent,
+    res: Resolution,
+    desired: list[dict[str, Any]],
+    plan: status_rules.RolloutPlan,
+    current: children.Track,
+    replica_plan: ReplicaPlan,
+    started: float,
+) -> bool:
     """False when the namespace is going away (nothing more to do); a refused apply is reported, then raised."""
     try:
         await _apply_all(run.ctx, resolved, desired, replica_plan)
-        await _prune(run.ctx, run.namespace, run.name, run.uid, desired,
-                     {names.config_map(run.name, t.revision) for t in plan.tracks}
-                     | {names.config_map(run.name, current.revision)})
+        await _prune(
+            run.ctx,
+            run.namespace,
+            run.name,
+            run.uid,
+            desired,
+            {names.config_map(run.name, t.revision) for t in plan.tracks}
+            | {names.config_map(run.name, current.revision)},
+        )
     except ApiError as exc:
         if exc.namespace_terminating:
             return False
-        update = status_rules.apply_failed_status(run.observed(), res, _replica_target(resolved.spec, None),
-                                                  exc.status, str(exc))
+        update = status_rules.apply_failed_status(
+            run.observed(), res, _replica_target(resolved.spec, None), exc.status, str(exc)
+        )
         await run.write(update)
         metrics.observe_reconcile("Agent", started, run.ctx.now(), error=update.error)
         raise
@@ -250,8 +310,9 @@ async def _route_canary_traffic(run: _Run, spec: AgentSpec, plan: status_rules.R
     return await _route_traffic(run.ctx, run.namespace, run.name, canary.traffic_routing.http_route.name, plan)
 
 
-async def _observe(run: _Run, plan: status_rules.RolloutPlan, target: status_rules.ReplicaTarget,
-                   route_problem: Cond | None) -> status_rules.ObservedAgent:
+async def _observe(
+    run: _Run, plan: status_rules.RolloutPlan, target: status_rules.ReplicaTarget, route_problem: Cond | None
+) -> status_rules.ObservedAgent:
     """The Deployments as they are after the apply, and, for the tracks not available, why their pods
     cannot start."""
     observed = run.observed(canary=run.child("Deployment", names.canary(run.name)), route_problem=route_problem)
@@ -271,8 +332,15 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     meta = body["metadata"]
     if meta.get("deletionTimestamp"):
         return None  # garbage collection removes the children through their owner references
-    run = _Run(ctx, namespace, name, meta["uid"], meta.get("generation"), meta.get("annotations") or {},
-               ctx.store.status_for((namespace, name), body))
+    run = _Run(
+        ctx,
+        namespace,
+        name,
+        meta["uid"],
+        meta.get("generation"),
+        meta.get("annotations") or {},
+        ctx.store.status_for((namespace, name), body),
+    )
     spec = _load_spec(body)
     if isinstance(spec, str):
         await run.write(status_rules.invalid_spec_status(run.observed(), spec))
@@ -308,20 +376,28 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
 ROUTE_API = "gateway.networking.k8s.io/v1"
 
 
-async def _route_traffic(ctx: Context, namespace: str, agent: str, route_name: str,
-                         plan: status_rules.RolloutPlan) -> Cond | None:
+async def _route_traffic(
+    ctx: Context, namespace: str, agent: str, route_name: str, plan: status_rules.RolloutPlan
+) -> Cond | None:
     """Set exact weights on the named HTTPRoute; a missing route or kind is reported, never fatal."""
     try:
         route = await ctx.client.get(ROUTE_API, "HTTPRoute", namespace, route_name)
     except ApiError as exc:
         return Cond("RolloutHealthy", False, reasons.HTTP_ROUTE_UNAVAILABLE, f"HTTPRoute {route_name}: {exc.message}")
     if route is None:
-        return Cond("RolloutHealthy", False, reasons.HTTP_ROUTE_NOT_FOUND,
-                    f"HTTPRoute {route_name} not found (is the Gateway API installed?); weights are replica ratios")
+        return Cond(
+            "RolloutHealthy",
+            False,
+            reasons.HTTP_ROUTE_NOT_FOUND,
+            f"HTTPRoute {route_name} not found (is the Gateway API installed?); weights are replica ratios",
+        )
     if not traffic_route.routed_rules(route, agent):
-        return Cond("RolloutHealthy", False, reasons.HTTP_ROUTE_NOT_ROUTED,
-                    f"no rule of HTTPRoute {route_name} routes only to Service {agent}, "
-                    f"{agent}-stable or {agent}-canary")
+        return Cond(
+            "RolloutHealthy",
+            False,
+            reasons.HTTP_ROUTE_NOT_ROUTED,
+            f"no rule of HTTPRoute {route_name} routes only to Service {agent}, {agent}-stable or {agent}-canary",
+        )
     weight = int(plan.rollout_status.get("weight", 0)) if plan.canary_revision else 0
     operations = traffic_route.route_patch(route, agent, weight, bool(plan.canary_revision))
     if operations:

@@ -34,21 +34,31 @@ async def reconcile_connector(ctx: Context, namespace: str, name: str) -> float 
             secret_name = spec.auth.secret_ref.name
             keys = SECRET_KEYS_BY_AUTH[spec.auth.type]
             found = ctx.store.secret(namespace, secret_name)
-            problem = secret_problem(found, namespace, secret_name, keys,
-                                     needs=f"auth type {spec.auth.type} needs {', '.join(keys)}")
+            problem = secret_problem(
+                found, namespace, secret_name, keys, needs=f"auth type {spec.auth.type} needs {', '.join(keys)}"
+            )
             if problem is not None:
                 secret_cond = Cond("SecretResolved", False, *problem)
             else:
                 assert found is not None  # secret_problem reports an absent Secret
-                secret_cond = Cond("SecretResolved", True, reasons.SECRET_RESOLVED,
-                                   f"Secret {secret_name} has every key")
+                secret_cond = Cond(
+                    "SecretResolved", True, reasons.SECRET_RESOLVED, f"Secret {secret_name} has every key"
+                )
                 secret_hash = found["hash"]
-        ready = (Cond("Ready", True, reasons.READY, f"{len(spec.tools)} tool(s) available") if secret_cond.status
-                 else Cond("Ready", False, secret_cond.reason, secret_cond.message))
+        ready = (
+            Cond("Ready", True, reasons.READY, f"{len(spec.tools)} tool(s) available")
+            if secret_cond.status
+            else Cond("Ready", False, secret_cond.reason, secret_cond.message)
+        )
     old = body.get("status") or {}
-    await write_status(ctx, {"apiVersion": API_VERSION, "kind": "Connector", "metadata": meta}, old,
-                       meta.get("generation"), {"secretHash": secret_hash,
-                                                "usedBy": ctx.store.used_by("Connector", namespace, name)},
-                       [ready, secret_cond], ready_change_events(old, ready))
+    await write_status(
+        ctx,
+        {"apiVersion": API_VERSION, "kind": "Connector", "metadata": meta},
+        old,
+        meta.get("generation"),
+        {"secretHash": secret_hash, "usedBy": ctx.store.used_by("Connector", namespace, name)},
+        [ready, secret_cond],
+        ready_change_events(old, ready),
+    )
     metrics.observe_reconcile("Connector", started, ctx.now(), None if ready.status else ready.reason)
     return None

@@ -31,5 +31,6 @@ class Context:
         return dt.datetime.now(dt.UTC)
 
     async def event(self, involved: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        await post_event(self.client, involved, type_, reason, message, rfc3339(self.now()),
-                         instance=self.config.reporting_instance)
+        await post_event(
+            self.client, involved, type_, reason, message, rfc3339(self.now()), instance=self.config.reporting_instance
+        )

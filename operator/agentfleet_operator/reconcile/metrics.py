@@ -9,15 +9,20 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client import Gauge, Histogram
 
 RECONCILES = PromCounter("agentfleet_reconcile_total", "Reconciles by kind and result.", ["kind", "result"])
-RECONCILE_SECONDS = Histogram("agentfleet_reconcile_duration_seconds", "Reconcile duration.", ["kind"],
-                              buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+RECONCILE_SECONDS = Histogram(
+    "agentfleet_reconcile_duration_seconds",
+    "Reconcile duration.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 ERRORS = PromCounter("agentfleet_reconcile_errors_total", "Reconciles that ended in a problem.", ["kind", "reason"])
 MANAGED = Gauge("agentfleet_managed_objects", "Managed objects by kind and phase.", ["kind", "phase"])
 API_REQUESTS = Gauge("agentfleet_api_requests", "API requests issued by the operator since start.", ["verb"])
 ROLLOUT_WEIGHT = Gauge("agentfleet_rollout_weight", "Canary traffic weight.", ["namespace", "agent"])
 ROLLOUT_PHASE = Gauge("agentfleet_rollout_phase", "Rollout phase (1 = current).", ["namespace", "agent", "phase"])
-ANALYSIS = PromCounter("agentfleet_analysis_measurements_total", "Canary measurements by verdict.",
-                       ["namespace", "agent", "verdict"])
+ANALYSIS = PromCounter(
+    "agentfleet_analysis_measurements_total", "Canary measurements by verdict.", ["namespace", "agent", "verdict"]
+)
 
 _phases: dict[tuple[str, str], str] = {}
 

@@ -17,8 +17,9 @@ from .store import Store
 __all__ = ["Dependency", "Problem", "Resolution", "resolve"]
 
 
-def _need_secret(store: Store, res: Resolution, namespace: str, secret: str, keys: tuple[str, ...] | list[str],
-                 area: str, what: str) -> None:
+def _need_secret(
+    store: Store, res: Resolution, namespace: str, secret: str, keys: tuple[str, ...] | list[str], area: str, what: str
+) -> None:
     res.dependencies.add(("Secret", namespace, secret))
     found = store.secret(namespace, secret)
     problem = secret_problem(found, namespace, secret, keys, what)
@@ -53,8 +54,9 @@ def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolut
         res.dependencies.add(("Connector", namespace, ref.name))
         body = store.connector(namespace, ref.name)
         if body is None:
-            res.problem("connectors", reasons.CONNECTOR_NOT_FOUND,
-                        f"Connector {ref.name} not found in namespace {namespace}")
+            res.problem(
+                "connectors", reasons.CONNECTOR_NOT_FOUND, f"Connector {ref.name} not found in namespace {namespace}"
+            )
             continue
         try:
             connector = ConnectorSpec.model_validate(body["spec"])
@@ -67,8 +69,15 @@ def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolut
             continue
         if connector.auth.secret_ref:
             before = len(res.problems)
-            _need_secret(store, res, namespace, connector.auth.secret_ref.name,
-                         SECRET_KEYS_BY_AUTH[connector.auth.type], "connectors", f"Connector {ref.name}")
+            _need_secret(
+                store,
+                res,
+                namespace,
+                connector.auth.secret_ref.name,
+                SECRET_KEYS_BY_AUTH[connector.auth.type],
+                "connectors",
+                f"Connector {ref.name}",
+            )
             if len(res.problems) != before:
                 continue
         res.connectors.append(ResolvedConnector(ref=ref, spec=connector))
@@ -78,15 +87,22 @@ def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolut
         res.dependencies.add(("StatePolicy", namespace, policy_name))
         body = store.state_policy(namespace, policy_name)
         if body is None:
-            res.problem("state", reasons.STATE_POLICY_NOT_FOUND,
-                        f"StatePolicy {policy_name} not found in namespace {namespace}")
+            res.problem(
+                "state", reasons.STATE_POLICY_NOT_FOUND, f"StatePolicy {policy_name} not found in namespace {namespace}"
+            )
         else:
             policy = StatePolicySpec.model_validate(body["spec"])
-            policy_ready = next((c for c in (body.get("status") or {}).get("conditions", [])
-                                 if c.get("type") == "Ready"), None)
+            policy_ready = next(
+                (c for c in (body.get("status") or {}).get("conditions", []) if c.get("type") == "Ready"), None
+            )
             if policy_ready is not None and policy_ready.get("status") == "False":
-                res.degraded.append(Problem("state", reasons.STATE_STORE_NOT_READY,
-                                            f"StatePolicy {policy_name}: {policy_ready.get('message', '')}"))
+                res.degraded.append(
+                    Problem(
+                        "state",
+                        reasons.STATE_STORE_NOT_READY,
+                        f"StatePolicy {policy_name}: {policy_ready.get('message', '')}",
+                    )
+                )
             redis_url: str | None = None
             password: tuple[str, str] | None = None
             if policy.store.type == "redis" and policy.store.redis:

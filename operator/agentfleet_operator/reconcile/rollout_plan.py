@@ -38,8 +38,13 @@ ChildLookup = Callable[[str, str], dict[str, Any] | None]  # (kind, name) → li
 def _template_revision(deployment: dict[str, Any] | None) -> str:
     if not deployment:
         return ""
-    return deployment.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {}).get(
-        names.LABEL_REVISION, "")
+    return (
+        deployment.get("spec", {})
+        .get("template", {})
+        .get("metadata", {})
+        .get("labels", {})
+        .get(names.LABEL_REVISION, "")
+    )
 
 
 def _ready(deployment: dict[str, Any] | None) -> int:
@@ -50,12 +55,16 @@ def _available_at(deployment: dict[str, Any] | None, revision: str, count: int) 
     if deployment is None or _template_revision(deployment) != revision:
         return False
     status = deployment.get("status", {})
-    return (status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
-            and status.get("updatedReplicas", 0) >= count and status.get("availableReplicas", 0) >= count)
+    return (
+        status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+        and status.get("updatedReplicas", 0) >= count
+        and status.get("availableReplicas", 0) >= count
+    )
 
 
-def _track_for(revision: str, current: Track, child: ChildLookup, agent: str, name: str,
-               replicas: int | None) -> Track | None:
+def _track_for(
+    revision: str, current: Track, child: ChildLookup, agent: str, name: str, replicas: int | None
+) -> Track | None:
     if revision == current.revision:
         return dataclasses.replace(current, name=name, replicas=replicas)
     config_map = child("ConfigMap", names.config_map(agent, revision))
@@ -64,16 +73,26 @@ def _track_for(revision: str, current: Track, child: ChildLookup, agent: str, na
     return track_from_config_map(config_map, name, replicas)
 
 
-async def plan_rollout(ctx: Context, agent: ResolvedAgent, old_status: dict[str, Any], current: Track,
-                       child: ChildLookup, annotations: dict[str, str], replicas: int | None) -> RolloutPlan:
+async def plan_rollout(
+    ctx: Context,
+    agent: ResolvedAgent,
+    old_status: dict[str, Any],
+    current: Track,
+    child: ChildLookup,
+    annotations: dict[str, str],
+    replicas: int | None,
+) -> RolloutPlan:
     """replicas: the stable track's count to apply, None while someone else (an HPA) sets it."""
     spec = agent.spec
     autoscaled = replicas is None
     stable_dep = child("Deployment", agent.name)
     canary_spec = spec.rollout.canary if spec.rollout else None
     routed = bool(canary_spec and canary_spec.traffic_routing and canary_spec.traffic_routing.http_route)
-    rolling = RolloutPlan(tracks=[dataclasses.replace(current, replicas=replicas)],
-                          history=_history(old_status, current.revision), split_services=routed)
+    rolling = RolloutPlan(
+        tracks=[dataclasses.replace(current, replicas=replicas)],
+        history=_history(old_status, current.revision),
+        split_services=routed,
+    )
     if not (spec.rollout and spec.rollout.strategy == "Canary" and spec.rollout.canary):
         return rolling
 
@@ -90,35 +109,50 @@ async def plan_rollout(ctx: Context, agent: ResolvedAgent, old_status: dict[str,
     now = ctx.now()
     obs = Observations(
         desired_revision=current.revision,
-        canary_ready=bool(revisions.canary) and _available_at(
-            canary_dep, revisions.canary, replicas_for_weight(stable_count, rollout.weight)),
+        canary_ready=bool(revisions.canary)
+        and _available_at(canary_dep, revisions.canary, replicas_for_weight(stable_count, rollout.weight)),
         intents=intents_from_annotations(annotations),
     )
     decision = decide(spec, revisions, rollout, obs, now)
     if decision.run_analysis and spec.rollout.canary.analysis and ctx.analysis is not None:
         measurements = await ctx.analysis.measure(
-            namespace=agent.namespace, agent=agent.name, canary_revision=decision.revisions.canary,
-            stable_revision=decision.revisions.stable, spec=spec.rollout.canary.analysis, now=now)
+            namespace=agent.namespace,
+            agent=agent.name,
+            canary_revision=decision.revisions.canary,
+            stable_revision=decision.revisions.stable,
+            spec=spec.rollout.canary.analysis,
+            now=now,
+        )
         for m in measurements:
             metrics.ANALYSIS.labels(agent.namespace, agent.name, m.verdict).inc()
-        decision = decide(spec, decision.revisions, decision.rollout,
-                          dataclasses.replace(obs, measurements=measurements), now)
+        decision = decide(
+            spec, decision.revisions, decision.rollout, dataclasses.replace(obs, measurements=measurements), now
+        )
 
     stable_track = _track_for(decision.revisions.stable, current, child, agent.name, "stable", replicas)
     if stable_track is None:
-        log.warning("revision %s of %s/%s has no ConfigMap any more; rolling to %s",
-                    decision.revisions.stable, agent.namespace, agent.name, current.revision)
+        log.warning(
+            "revision %s of %s/%s has no ConfigMap any more; rolling to %s",
+            decision.revisions.stable,
+            agent.namespace,
+            agent.name,
+            current.revision,
+        )
         return rolling
     tracks = [stable_track]
     canary_rev = decision.revisions.canary
     weight = decision.rollout.weight
     if canary_rev:
-        canary_track = _track_for(canary_rev, current, child, agent.name, "canary",
-                                  replicas_for_weight(stable_count, weight) if weight else 0)
+        canary_track = _track_for(
+            canary_rev, current, child, agent.name, "canary", replicas_for_weight(stable_count, weight) if weight else 0
+        )
         if canary_track is not None:
             tracks.append(canary_track)
-    elif decision.promoted or (canary_dep is not None and _template_revision(canary_dep) == stable_track.revision
-                               and not _available_at(stable_dep, stable_track.revision, stable_count)):
+    elif decision.promoted or (
+        canary_dep is not None
+        and _template_revision(canary_dep) == stable_track.revision
+        and not _available_at(stable_dep, stable_track.revision, stable_count)
+    ):
         # Just promoted: the canary pods already run the new stable revision; keep them serving until
         # the stable Deployment has rolled to it, so promotion never drops capacity.
         keep = (canary_dep or {}).get("spec", {}).get("replicas", 1)

@@ -42,8 +42,9 @@ async def _external_store(ctx: Context, namespace: str, url: str, ref: Any) -> C
         try:
             password = base64.b64decode(encoded).decode()
         except (binascii.Error, UnicodeDecodeError):
-            return Cond("StoreReachable", False, reasons.AUTH_FAILED,
-                        f"Secret {ref.name} key {ref.key} is not UTF-8 text")
+            return Cond(
+                "StoreReachable", False, reasons.AUTH_FAILED, f"Secret {ref.name} key {ref.key} is not UTF-8 text"
+            )
     result = await probe_redis(url, password, ctx.config.store_probe_timeout)
     return Cond("StoreReachable", result.reachable, result.reason, result.message)
 
@@ -73,10 +74,13 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
             auth = names.redis_auth_secret(name)
             try:
                 if ctx.store.secret(namespace, auth) is None:
-                    await ctx.client.create(state_store.password_secret(name, namespace, uid,
-                                                                        random_secrets.token_urlsafe(24)))
-                for obj in (state_store.service(name, namespace, uid),
-                            state_store.stateful_set(name, namespace, uid, spec, ctx.config.redis_image)):
+                    await ctx.client.create(
+                        state_store.password_secret(name, namespace, uid, random_secrets.token_urlsafe(24))
+                    )
+                for obj in (
+                    state_store.service(name, namespace, uid),
+                    state_store.stateful_set(name, namespace, uid, spec, ctx.config.redis_image),
+                ):
                     live = ctx.store.child(namespace, "StatePolicy", name, obj["kind"], obj["metadata"]["name"])
                     if needs_apply(obj, live):
                         await ctx.client.apply(obj)
@@ -86,9 +90,16 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
                 raise
             sts = ctx.store.child(namespace, "StatePolicy", name, "StatefulSet", names.redis(name)) or {}
             ready_pods = sts.get("status", {}).get("readyReplicas", 0)
-            reachable = (Cond("StoreReachable", True, reasons.REDIS_READY, f"Redis {names.redis(name)} has a ready pod")
-                         if ready_pods else Cond("StoreReachable", False, reasons.REDIS_NOT_READY,
-                                                 f"Redis StatefulSet {names.redis(name)} has no ready pod yet"))
+            reachable = (
+                Cond("StoreReachable", True, reasons.REDIS_READY, f"Redis {names.redis(name)} has a ready pod")
+                if ready_pods
+                else Cond(
+                    "StoreReachable",
+                    False,
+                    reasons.REDIS_NOT_READY,
+                    f"Redis StatefulSet {names.redis(name)} has no ready pod yet",
+                )
+            )
         elif spec.store.type == "redis" and spec.store.redis:
             store_url = spec.store.redis.url or ""
             ref = spec.store.redis.password_secret_ref
@@ -109,9 +120,14 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
         else:
             ready = Cond("Ready", True, reasons.READY, f"{spec.store.type} store configured")
     old = body.get("status") or {}
-    await write_status(ctx, {"apiVersion": API_VERSION, "kind": "StatePolicy", "metadata": meta}, old,
-                       meta.get("generation"), {"usedBy": ctx.store.used_by("StatePolicy", namespace, name),
-                                                "storeUrl": store_url},
-                       [ready, reachable], ready_change_events(old, ready))
+    await write_status(
+        ctx,
+        {"apiVersion": API_VERSION, "kind": "StatePolicy", "metadata": meta},
+        old,
+        meta.get("generation"),
+        {"usedBy": ctx.store.used_by("StatePolicy", namespace, name), "storeUrl": store_url},
+        [ready, reachable],
+        ready_change_events(old, ready),
+    )
     metrics.observe_reconcile("StatePolicy", started, ctx.now(), None if ready.status else ready.reason)
     return requeue

@@ -14,10 +14,18 @@ from .context import Context, rfc3339
 Event = tuple[str, str, str]  # (type, reason, message)
 
 
-async def write_status(ctx: Context, involved: dict[str, Any], old: dict[str, Any], generation: int | None,
-                       fields: dict[str, Any], conds: Sequence[Cond], events: Sequence[Event] = (), *,
-                       validate: Callable[[dict[str, Any]], object] | None = None,
-                       remember: bool = False) -> bool:
+async def write_status(
+    ctx: Context,
+    involved: dict[str, Any],
+    old: dict[str, Any],
+    generation: int | None,
+    fields: dict[str, Any],
+    conds: Sequence[Cond],
+    events: Sequence[Event] = (),
+    *,
+    validate: Callable[[dict[str, Any]], object] | None = None,
+    remember: bool = False,
+) -> bool:
     """Patch the status subresource of `involved` (apiVersion, kind, metadata) and post `events` when
     it changed. validate: checks our own output before it reaches the API server. remember: keep the
     written status for the next reconcile (Store.remember_status explains why the Agent needs it).

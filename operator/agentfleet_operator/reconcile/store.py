@@ -79,8 +79,9 @@ class Store:
     def children(self, namespace: str, owner_kind: str, owner: str) -> list[dict[str, Any]]:
         """Every object the operator manages for an owner (all kinds)."""
         key = (namespace, owner_kind, owner)
-        return [obj for name, idx in self.indexes.items() if name.startswith("children_")
-                for obj in (idx.get(key) or ())]
+        return [
+            obj for name, idx in self.indexes.items() if name.startswith("children_") for obj in (idx.get(key) or ())
+        ]
 
     def child(self, namespace: str, owner_kind: str, owner: str, kind: str, name: str) -> dict[str, Any] | None:
         """One managed object of an owner, by kind and name."""

@@ -42,8 +42,9 @@ async def _reply(reader: asyncio.StreamReader) -> str:
 
 def _auth_refused(reply: str) -> bool:
     words = reply[1:].split(" ", 1)
-    return reply.startswith("-") and (words[0] in ("WRONGPASS", "NOAUTH", "NOPERM")
-                                      or "password" in reply.lower() or "auth" in reply.lower())
+    return reply.startswith("-") and (
+        words[0] in ("WRONGPASS", "NOAUTH", "NOPERM") or "password" in reply.lower() or "auth" in reply.lower()
+    )
 
 
 async def _talk(host: str, port: int, tls: bool, username: str | None, password: str | None) -> ProbeResult:

@@ -119,9 +119,7 @@ class PrometheusProvider:
         now: datetime,
     ) -> list[AnalysisMeasurement]:
         if self._client is not None:
-            return await self._measure(
-                self._client, namespace, agent, canary_revision, stable_revision, spec, now
-            )
+            return await self._measure(self._client, namespace, agent, canary_revision, stable_revision, spec, now)
         async with httpx.AsyncClient(timeout=self.timeout) as client:
             return await self._measure(client, namespace, agent, canary_revision, stable_revision, spec, now)
 
@@ -159,14 +157,10 @@ class PrometheusProvider:
             "latencyP95": (latency_p95_query(canary, window), latency_p95_query(stable, window)),
         }
         keys = [(name, track) for name in queries for track in (0, 1)]
-        samples = await asyncio.gather(
-            *(self._query(client, url, queries[name][track], now) for name, track in keys)
-        )
+        samples = await asyncio.gather(*(self._query(client, url, queries[name][track], now) for name, track in keys))
         got: dict[tuple[str, int], _Sample] = dict(zip(keys, samples, strict=True))
 
-        count = _request_count(
-            queries["requests"][0], got["requests", 0], got["requests", 1], spec, stamp, window
-        )
+        count = _request_count(queries["requests"][0], got["requests", 0], got["requests", 1], spec, stamp, window)
         enough = count.verdict == "Passed"
         too_few = count.message
         return [
@@ -230,9 +224,7 @@ class PrometheusProvider:
             return _Sample(None, f"value is {value}")
         return _Sample(value)
 
-    async def _call(
-        self, client: httpx.AsyncClient, url: str, query: str, now: datetime
-    ) -> dict[str, Any] | str:
+    async def _call(self, client: httpx.AsyncClient, url: str, query: str, now: datetime) -> dict[str, Any] | str:
         """The `data` of a successful answer, or a str saying what went wrong."""
         try:
             response = await client.get(
@@ -251,8 +243,7 @@ class PrometheusProvider:
         if response.status_code != 200 or body.get("status") != "success":
             detail = f"{body.get('errorType', '')}: {body.get('error', '')}".strip(": ")
             return _shorten(
-                f"query failed (HTTP {response.status_code}, status {body.get('status')!r}): "
-                f"{detail or 'no detail'}"
+                f"query failed (HTTP {response.status_code}, status {body.get('status')!r}): {detail or 'no detail'}"
             )
         data = body.get("data")
         if not isinstance(data, dict):

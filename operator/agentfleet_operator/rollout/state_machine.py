@@ -187,9 +187,7 @@ class _Machine:
             if retry is not None:
                 self._ignore_all(pending, "a retry arrived at the same time")
                 self.events.append(("Normal", reasons.RETRY_REQUESTED, f"{INTENT_ANNOTATIONS[RETRY]}={retry}"))
-                self._start(
-                    desired, reasons.CANARY_RETRIED, f"retrying the canary of revision {desired} from step 1"
-                )
+                self._start(desired, reasons.CANARY_RETRIED, f"retrying the canary of revision {desired} from step 1")
                 self._walk(cfg)
             else:
                 self._ignore_all(pending, f"revision {desired} was rolled back; use retry or change the spec")
@@ -201,9 +199,7 @@ class _Machine:
                 self._note_leftover_promote(desired)
             self._ignore_all(pending, f"it arrived together with the new revision {desired}")
             if superseded:
-                self._start(
-                    desired, reasons.CANARY_SUPERSEDED, f"canary {superseded} superseded by revision {desired}"
-                )
+                self._start(desired, reasons.CANARY_SUPERSEDED, f"canary {superseded} superseded by revision {desired}")
             else:
                 self._start(
                     desired, reasons.CANARY_STARTED, f"canary of revision {desired} started (stable {self.stable})"
@@ -258,9 +254,7 @@ class _Machine:
 
     def _ignore_all(self, pending: dict[str, str], why: str) -> None:
         for kind, value in pending.items():
-            self.events.append(
-                ("Normal", reasons.INTENT_IGNORED, f"{INTENT_ANNOTATIONS[kind]}={value} ignored: {why}")
-            )
+            self.events.append(("Normal", reasons.INTENT_IGNORED, f"{INTENT_ANNOTATIONS[kind]}={value} ignored: {why}"))
         pending.clear()
 
     def _note_leftover_promote(self, revision: str) -> None:
@@ -269,9 +263,17 @@ class _Machine:
         value = self.obs.intents.get(PROMOTE)
         if value is None:
             return
-        self.events.append(("Normal", reasons.INTENT_IGNORED, (
-            f"{INTENT_ANNOTATIONS[PROMOTE]}={value} was acted on before and does not apply to canary {revision}; "
-            f"to promote it set {INTENT_ANNOTATIONS[PROMOTE]}={self._fresh_intent(f'full:{revision}')}")))
+        self.events.append(
+            (
+                "Normal",
+                reasons.INTENT_IGNORED,
+                (
+                    f"{INTENT_ANNOTATIONS[PROMOTE]}={value} was acted on before and does not apply to canary "
+                    f"{revision}; to promote it set "
+                    f"{INTENT_ANNOTATIONS[PROMOTE]}={self._fresh_intent(f'full:{revision}')}"
+                ),
+            )
+        )
 
     def _fresh_intent(self, base: str) -> str:
         """A promote value certain to be acted on: different from what the annotation holds now (an
@@ -285,8 +287,9 @@ class _Machine:
     def _promote_hint(self) -> str:
         annotation = INTENT_ANNOTATIONS[PROMOTE]
         step = self._fresh_intent(f"step:{self.canary}-{self.r.step + 1}")
-        return (f"set {annotation}={step} to continue, {annotation}={self._fresh_intent(f'full:{self.canary}')} "
-                "to finish")
+        return (
+            f"set {annotation}={step} to continue, {annotation}={self._fresh_intent(f'full:{self.canary}')} to finish"
+        )
 
     def _act_on_intents(self, pending: dict[str, str], cfg: CanarySpec) -> bool:
         """Act on at most one intent while a canary runs; True when the walk is over for this call.
@@ -312,9 +315,7 @@ class _Machine:
             self.events.append(("Warning", reasons.INTENT_IGNORED, f"{annotation} ignored: expected step or full"))
             return False
         if kind == "full":
-            self.events.append(
-                ("Normal", reasons.PROMOTE_REQUESTED, f"{annotation}: promoting now, skipping the rest")
-            )
+            self.events.append(("Normal", reasons.PROMOTE_REQUESTED, f"{annotation}: promoting now, skipping the rest"))
             self._promote()
             return True
         if not cfg.steps:
@@ -373,9 +374,7 @@ class _Machine:
                     f"the spec is back at stable revision {self.stable}; rollback complete",
                 )
             )
-            self.r.message = (
-                f"stable {self.stable}; rolled-back revision {self.r.aborted_revision} no longer asked for"
-            )
+            self.r.message = f"stable {self.stable}; rolled-back revision {self.r.aborted_revision} no longer asked for"
         self.canary = ""
         self._idle()
 
@@ -410,9 +409,7 @@ class _Machine:
 
     def _promote(self) -> None:
         revision = self.canary
-        self.events.append(
-            ("Normal", reasons.PROMOTED, f"revision {revision} promoted to stable (was {self.stable})")
-        )
+        self.events.append(("Normal", reasons.PROMOTED, f"revision {revision} promoted to stable (was {self.stable})"))
         self.stable, self.canary = revision, ""
         self._idle()
         self.r.message = f"promoted {revision}"
@@ -425,9 +422,7 @@ class _Machine:
             f"(retry with {INTENT_ANNOTATIONS[RETRY]} or change the spec)",
             1000,
         )
-        self.events.append(
-            ("Warning", reasons.ROLLED_BACK, f"canary {revision} rolled back to {self.stable}: {why}")
-        )
+        self.events.append(("Warning", reasons.ROLLED_BACK, f"canary {revision} rolled back to {self.stable}: {why}"))
         self.canary = ""
         self.r.phase = "Aborted"
         self.r.weight = 0
@@ -484,9 +479,7 @@ class _Machine:
         if waited >= deadline:
             self._deadline_exceeded(cfg, f"canary pods not available at weight {weight}%")
             return _Outcome.WAIT
-        self.r.message = (
-            f"{self._label(cfg)}: canary weight {weight}%, waiting for canary pods to be available"
-        )
+        self.r.message = f"{self._label(cfg)}: canary weight {weight}%, waiting for canary pods to be available"
         self._requeue(min(READINESS_POLL_SECONDS, (deadline - waited).total_seconds()))
         return _Outcome.WAIT
 
@@ -500,9 +493,7 @@ class _Machine:
         except ValueError:
             # The schema rejects this; if it slips through, wait for a person rather than guess.
             self.r.phase = "Paused"
-            self.r.message = (
-                f"{self._label(cfg)}: pause duration {duration!r} is invalid; paused until promoted"
-            )
+            self.r.message = f"{self._label(cfg)}: pause duration {duration!r} is invalid; paused until promoted"
             return _Outcome.WAIT
         started = parse_time(self.r.step_started_at) or self.now
         until = started + length
@@ -518,17 +509,14 @@ class _Machine:
         if settings is None:
             self.r.phase = "Paused"
             self.r.message = (
-                f"{self._label(cfg)}: analysis step but spec.rollout.canary.analysis is missing; "
-                "promote or abort"
+                f"{self._label(cfg)}: analysis step but spec.rollout.canary.analysis is missing; promote or abort"
             )
             return _Outcome.WAIT
         try:
             interval = parse_duration(settings.interval)
         except ValueError:
             self.r.phase = "Paused"
-            self.r.message = (
-                f"{self._label(cfg)}: analysis interval {settings.interval!r} is invalid; promote or abort"
-            )
+            self.r.message = f"{self._label(cfg)}: analysis interval {settings.interval!r} is invalid; promote or abort"
             return _Outcome.WAIT
 
         if self.r.inconclusive >= settings.inconclusive_limit:
@@ -570,18 +558,14 @@ class _Machine:
     def _next_measurement_due(self, interval: timedelta) -> datetime:
         """First measurement of a step at once (the spec: "run the analysis now"), then one per interval."""
         step_start = parse_time(self.r.step_started_at) or self.now
-        taken = [
-            t for t in (parse_time(m.time) for m in self.r.analysis) if t is not None and t >= step_start
-        ]
+        taken = [t for t in (parse_time(m.time) for m in self.r.analysis) if t is not None and t >= step_start]
         # Judging a measurement stamps lastProgressAt, which also covers a provider whose clock lags ours.
         judged = parse_time(self.r.last_progress_at)
         if judged is not None and judged > step_start:
             taken.append(judged)
         return max(taken) + interval if taken else self.now
 
-    def _judge(
-        self, cfg: CanarySpec, measurements: list[AnalysisMeasurement], interval: timedelta
-    ) -> _Outcome:
+    def _judge(self, cfg: CanarySpec, measurements: list[AnalysisMeasurement], interval: timedelta) -> _Outcome:
         settings = cfg.analysis
         assert settings is not None  # checked by the caller
         self.r.analysis = [*self.r.analysis, *measurements][-MAX_MEASUREMENTS:]
@@ -615,15 +599,13 @@ class _Machine:
         if unsure or not measurements:
             # No data, too few requests, NaN or an unreachable Prometheus: never a pass.
             why = _shorten(
-                "; ".join(f"{m.metric}: {m.message}" for m in unsure)
-                or "the analysis returned no measurements"
+                "; ".join(f"{m.metric}: {m.message}" for m in unsure) or "the analysis returned no measurements"
             )
             self.r.inconclusive += 1
             if self.r.inconclusive >= settings.inconclusive_limit:
                 self.r.phase = "Paused"
                 self.r.message = (
-                    f"{label}: analysis inconclusive {self.r.inconclusive} times in a row: {why}; "
-                    "promote or abort"
+                    f"{label}: analysis inconclusive {self.r.inconclusive} times in a row: {why}; promote or abort"
                 )
                 self.events.append(("Warning", reasons.ANALYSIS_INCONCLUSIVE, self.r.message))
                 return _Outcome.WAIT

@@ -16,7 +16,7 @@ USER = {"role": "user", "content": "hello there"}
 
 
 def sse_events(text: str) -> list[str]:
-    return [line[len("data: "):] for line in text.splitlines() if line.startswith("data: ")]
+    return [line[len("data: ") :] for line in text.splitlines() if line.startswith("data: ")]
 
 
 def assert_error(response, status: int, code: str | None = None) -> None:
@@ -29,8 +29,9 @@ def assert_error(response, status: int, code: str | None = None) -> None:
 
 async def test_chat_completion_shape_and_request_id() -> None:
     async with runtime_client(rules_config()) as client:
-        response = await client.post("/v1/chat/completions", json={"model": "x", "messages": [USER]},
-                                     headers={"X-Request-ID": "req-123"})
+        response = await client.post(
+            "/v1/chat/completions", json={"model": "x", "messages": [USER]}, headers={"X-Request-ID": "req-123"}
+        )
     assert response.status_code == 200
     assert response.headers["x-request-id"] == "req-123"
     body = response.json()
@@ -41,8 +42,9 @@ async def test_chat_completion_shape_and_request_id() -> None:
 
 async def test_rules_stream_is_sse_ending_with_done() -> None:
     async with runtime_client(rules_config()) as client:
-        response = await client.post("/v1/chat/completions", json={
-            "messages": [USER], "stream": True, "stream_options": {"include_usage": True}})
+        response = await client.post(
+            "/v1/chat/completions", json={"messages": [USER], "stream": True, "stream_options": {"include_usage": True}}
+        )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     events = sse_events(response.text)
@@ -90,8 +92,9 @@ async def test_chunked_oversized_body_is_refused_without_content_length() -> Non
             yield b"x" * 1000
 
     async with runtime_client(rules_config(server={"maxRequestBytes": 4096})) as client:
-        response = await client.post("/v1/chat/completions", content=body(),
-                                     headers={"content-type": "application/json"})
+        response = await client.post(
+            "/v1/chat/completions", content=body(), headers={"content-type": "application/json"}
+        )
     assert_error(response, 413, "request_too_large")
 
 
@@ -115,8 +118,9 @@ async def test_caller_auth_and_key_rotation(tmp_path: Path) -> None:
     async with runtime_client(rules_config(access={"apiKeysDir": str(keys)})) as client:
         url, body = "/v1/chat/completions", {"messages": [USER]}
         assert_error(await client.post(url, json=body), 401, "missing_api_key")
-        assert_error(await client.post(url, json=body, headers={"Authorization": "Bearer nope"}), 401,
-                     "invalid_api_key")
+        assert_error(
+            await client.post(url, json=body, headers={"Authorization": "Bearer nope"}), 401, "invalid_api_key"
+        )
         assert_error(await client.post(url, json=body, headers={"Authorization": "Basic Zm9vOmJhcg=="}), 401)
         ok = await client.post(url, json=body, headers={"Authorization": "Bearer first-key"})
         assert ok.status_code == 200
@@ -195,8 +199,14 @@ async def test_metrics_have_the_documented_names(fake_llm: FakeLLM) -> None:
 async def test_openapi_document_describes_the_api() -> None:
     async with runtime_client(rules_config()) as client:
         schema = (await client.get("/openapi.json")).json()
-    assert {"/v1/chat/completions", "/v1/sessions/{session_id}/messages", "/v1/sessions/{session_id}",
-            "/healthz", "/readyz", "/metrics"} <= set(schema["paths"])
+    assert {
+        "/v1/chat/completions",
+        "/v1/sessions/{session_id}/messages",
+        "/v1/sessions/{session_id}",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    } <= set(schema["paths"])
     body = schema["paths"]["/v1/chat/completions"]["post"]["requestBody"]
     ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert "messages" in schema["components"]["schemas"][ref]["properties"]
@@ -216,8 +226,7 @@ async def test_stateless_agent_has_no_history_and_memory_sessions_work() -> None
         assert_error(await client.get("/v1/sessions/s1"), 404)
 
 
-async def test_every_answer_names_the_revision_errors_and_probes_included(tmp_path: Path,
-                                                                          fake_llm: FakeLLM) -> None:
+async def test_every_answer_names_the_revision_errors_and_probes_included(tmp_path: Path, fake_llm: FakeLLM) -> None:
     # Telling canary from stable by this header must not lose a bad canary's 5xx (API.md: every response).
     keys = tmp_path / "keys"
     keys.mkdir()

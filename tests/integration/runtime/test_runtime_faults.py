@@ -66,9 +66,23 @@ class DurableRedis:
     def start(self) -> DurableRedis:
         assert self.process is None or self.process.poll() is not None, "redis-server is already running"
         self.process = subprocess.Popen(
-            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.data_dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_until(self._answers, what="redis-server to answer PING")
         return self
@@ -103,8 +117,12 @@ def redis_state(url: str) -> dict[str, Any]:
 
 
 def chat(runtime: RuntimeProcess, session: str, text: str, **extra: Any) -> httpx.Response:
-    return httpx.post(f"{runtime.url}/v1/chat/completions", headers={"X-Session-ID": session},
-                      json={"messages": [{"role": "user", "content": text}], **extra}, timeout=CLIENT_TIMEOUT)
+    return httpx.post(
+        f"{runtime.url}/v1/chat/completions",
+        headers={"X-Session-ID": session},
+        json={"messages": [{"role": "user", "content": text}], **extra},
+        timeout=CLIENT_TIMEOUT,
+    )
 
 
 def stored_records(db: redis.Redis) -> list[dict[str, Any]]:
@@ -125,8 +143,9 @@ def assert_clean_log(runtime: RuntimeProcess) -> None:
     assert "Traceback" not in logs and "unhandled error" not in logs, logs
 
 
-def test_history_survives_a_redis_kill_and_restart_with_aof(durable_redis: DurableRedis, fake_llm: FakeLLM,
-                                                            spawn_runtime: Any) -> None:
+def test_history_survives_a_redis_kill_and_restart_with_aof(
+    durable_redis: DurableRedis, fake_llm: FakeLLM, spawn_runtime: Any
+) -> None:
     runtime = spawn_runtime(llm_config(fake_llm, state=redis_state(durable_redis.url)))
     assert chat(runtime, "conv-aof", "my name is Grace").status_code == 200
     assert chat(runtime, "conv-aof", "I live in Arlington").status_code == 200
@@ -137,15 +156,21 @@ def test_history_survives_a_redis_kill_and_restart_with_aof(durable_redis: Durab
     third = chat(runtime, "conv-aof", "what is my name?")
     assert third.status_code == 200, third.text
     sent = [m["content"] for m in fake_llm.requests[-1]["messages"][1:]]
-    assert sent == ["my name is Grace", "Echo: my name is Grace", "I live in Arlington", "Echo: I live in Arlington",
-                    "what is my name?"]
+    assert sent == [
+        "my name is Grace",
+        "Echo: my name is Grace",
+        "I live in Arlington",
+        "Echo: I live in Arlington",
+        "what is my name?",
+    ]
     history = httpx.get(f"{runtime.url}/v1/sessions/conv-aof", timeout=CLIENT_TIMEOUT).json()
     assert history["turns"] == 3
     assert_clean_log(runtime)
 
 
 def test_redis_down_is_a_503_before_the_model_is_asked_and_no_turn_is_half_written(
-        durable_redis: DurableRedis, fake_llm: FakeLLM, spawn_runtime: Any) -> None:
+    durable_redis: DurableRedis, fake_llm: FakeLLM, spawn_runtime: Any
+) -> None:
     # "Quick" is not claimed: how soon the 503 comes is a timing, for bench/, not an assertion here.
     runtime = spawn_runtime(llm_config(fake_llm, state=redis_state(durable_redis.url)))
     assert chat(runtime, "conv-down", "first question").status_code == 200
@@ -159,17 +184,21 @@ def test_redis_down_is_a_503_before_the_model_is_asked_and_no_turn_is_half_writt
     assert httpx.get(f"{runtime.url}/healthz", timeout=CLIENT_TIMEOUT).status_code == 200
     assert_json_error(chat(runtime, "conv-down", "lost while down"), 503, "state_unavailable")
     assert_json_error(chat(runtime, "conv-down", "lost while down, streamed", stream=True), 503, "state_unavailable")
-    message = httpx.post(f"{runtime.url}/v1/sessions/conv-down/messages", json={"content": "lost as well"},
-                         timeout=CLIENT_TIMEOUT)
+    message = httpx.post(
+        f"{runtime.url}/v1/sessions/conv-down/messages", json={"content": "lost as well"}, timeout=CLIENT_TIMEOUT
+    )
     assert_json_error(message, 503, "state_unavailable")
-    assert_json_error(httpx.get(f"{runtime.url}/v1/sessions/conv-down", timeout=CLIENT_TIMEOUT), 503,
-                      "state_unavailable")
+    assert_json_error(
+        httpx.get(f"{runtime.url}/v1/sessions/conv-down", timeout=CLIENT_TIMEOUT), 503, "state_unavailable"
+    )
     assert fake_llm.request_count == asked
 
     # 2. Redis dies while the model is answering: history was read, the write fails, the turn is not stored.
     durable_redis.start()
-    wait_until(lambda: httpx.get(f"{runtime.url}/readyz", timeout=CLIENT_TIMEOUT).status_code == 200,
-               what="runtime ready again")
+    wait_until(
+        lambda: httpx.get(f"{runtime.url}/readyz", timeout=CLIENT_TIMEOUT).status_code == 200,
+        what="runtime ready again",
+    )
     assert chat(runtime, "conv-down", "second question").status_code == 200
     fake_llm.delay = 1.0
     outcome: dict[str, httpx.Response] = {}
@@ -192,15 +221,20 @@ def test_redis_down_is_a_503_before_the_model_is_asked_and_no_turn_is_half_writt
         records = stored_records(db)
     finally:
         db.close()
-    assert [r["messages"] for r in records] == [[{"role": "user", "content": "first question"}],
-                                               [{"role": "user", "content": "second question"}]]
+    assert [r["messages"] for r in records] == [
+        [{"role": "user", "content": "first question"}],
+        [{"role": "user", "content": "second question"}],
+    ]
     assert [r["reply"] for r in records] == ["Echo: first question", "Echo: second question"]
     history = httpx.get(f"{runtime.url}/v1/sessions/conv-down", timeout=CLIENT_TIMEOUT)
     assert history.status_code == 200, history.text
     messages = history.json()["messages"]
     assert [(m["role"], m["content"]) for m in messages] == [
-        ("user", "first question"), ("assistant", "Echo: first question"),
-        ("user", "second question"), ("assistant", "Echo: second question")]
+        ("user", "first question"),
+        ("assistant", "Echo: first question"),
+        ("user", "second question"),
+        ("assistant", "Echo: second question"),
+    ]
     assert_clean_log(runtime)
 
 
@@ -211,13 +245,15 @@ def test_a_hanging_model_is_a_json_504(fake_llm: FakeLLM, spawn_runtime: Any) ->
     fake_llm.mode = "hang"
     assert_json_error(chat(runtime, "conv-hang", "are you there?"), 504, "model_timeout")
     assert_json_error(chat(runtime, "conv-hang", "are you there?", stream=True), 504, "model_timeout")
-    message = httpx.post(f"{runtime.url}/v1/sessions/conv-hang/messages", json={"content": "still there?"},
-                         timeout=CLIENT_TIMEOUT)
+    message = httpx.post(
+        f"{runtime.url}/v1/sessions/conv-hang/messages", json={"content": "still there?"}, timeout=CLIENT_TIMEOUT
+    )
     assert_json_error(message, 504, "model_timeout")
     assert fake_llm.request_count == 6  # one retry each
     # Nothing was remembered from the failed turns, and the runtime answers again once the model does.
-    assert_json_error(httpx.get(f"{runtime.url}/v1/sessions/conv-hang", timeout=CLIENT_TIMEOUT), 404,
-                      "session_not_found")
+    assert_json_error(
+        httpx.get(f"{runtime.url}/v1/sessions/conv-hang", timeout=CLIENT_TIMEOUT), 404, "session_not_found"
+    )
     fake_llm.mode = "ok"
     assert chat(runtime, "conv-hang", "hello again").json()["choices"][0]["message"]["content"] == "Echo: hello again"
     assert_clean_log(runtime)

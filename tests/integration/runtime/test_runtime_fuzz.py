@@ -28,8 +28,7 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 EXAMPLES = 150  # per (operation, mode); hypothesis may stop early once it has exhausted a small space
 RAW_EXAMPLES = 250
 MIN_REQUESTS = 200  # for the raw fuzz test alone; the schemathesis tests add up to 4 x EXAMPLES more
-FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                         suppress_health_check=list(HealthCheck))
+FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +37,11 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeProcess
     keys = workdir / "keys"
     keys.mkdir()
     (keys / "caller").write_text(API_KEY + "\n")
-    config = rules_config(state={"store": "memory", "maxTurns": 5},
-                          access={"apiKeysDir": str(keys)},
-                          server={"maxRequestBytes": 65_536, "maxMessageChars": 4_000})
+    config = rules_config(
+        state={"store": "memory", "maxTurns": 5},
+        access={"apiKeysDir": str(keys)},
+        server={"maxRequestBytes": 65_536, "maxMessageChars": 4_000},
+    )
     process = RuntimeProcess(config, workdir, "fuzz").start()
     try:
         yield process
@@ -80,8 +81,9 @@ def test_the_schema_has_the_post_endpoints_fuzzed_here(runtime: RuntimeProcess) 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/sessions/{session_id}/messages"])
-def test_schemathesis_requests_never_get_a_5xx(runtime: RuntimeProcess, api_schema: Any,
-                                               path: str, mode: GenerationMode) -> None:
+def test_schemathesis_requests_never_get_a_5xx(
+    runtime: RuntimeProcess, api_schema: Any, path: str, mode: GenerationMode
+) -> None:
     operation = api_schema[path]["POST"]
     statuses: list[int] = []
 
@@ -102,19 +104,33 @@ def test_schemathesis_requests_never_get_a_5xx(runtime: RuntimeProcess, api_sche
 
 
 # Raw bodies: anything JSON can hold, nested, with long and exotic strings, plus near-valid requests.
-_text = st.one_of(st.text(max_size=50), st.text(alphabet=st.characters(codec="utf-8"), max_size=300),
-                  st.just("x" * 5_000), st.just("\u202e\u0000\ud7ff\U0001f600" * 200), st.just(""))
+_text = st.one_of(
+    st.text(max_size=50),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=300),
+    st.just("x" * 5_000),
+    st.just("\u202e\u0000\ud7ff\U0001f600" * 200),
+    st.just(""),
+)
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _text,
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(_text, inner, max_size=5),
     max_leaves=20,
 )
 _role = st.sampled_from(["user", "assistant", "system", "developer", "tool", "function", "", "USER"]) | _json
-_message = st.fixed_dictionaries({}, optional={"role": _role, "content": _json | _text,
-                                               "name": _json, "tool_calls": _json})
-_chat_body = st.fixed_dictionaries({}, optional={
-    "messages": st.lists(_message, max_size=4) | _json, "stream": _json | st.booleans(),
-    "stream_options": _json, "user": _json | _text, "model": _json, "tools": _json})
+_message = st.fixed_dictionaries(
+    {}, optional={"role": _role, "content": _json | _text, "name": _json, "tool_calls": _json}
+)
+_chat_body = st.fixed_dictionaries(
+    {},
+    optional={
+        "messages": st.lists(_message, max_size=4) | _json,
+        "stream": _json | st.booleans(),
+        "stream_options": _json,
+        "user": _json | _text,
+        "model": _json,
+        "tools": _json,
+    },
+)
 _session_body = st.fixed_dictionaries({}, optional={"content": _text | _json, "role": _json})
 _session_id = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=300)
 
@@ -123,8 +139,9 @@ _session_id = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_siz
 @given(data=st.data())
 def _raw_fuzz(runtime: RuntimeProcess, client: httpx.Client, statuses: list[int], data: st.DataObject) -> None:
     endpoint = data.draw(st.sampled_from(["chat", "session"]))
-    body = data.draw(_chat_body if endpoint == "chat" else _session_body) if data.draw(st.booleans()) \
-        else data.draw(_json)
+    body = (
+        data.draw(_chat_body if endpoint == "chat" else _session_body) if data.draw(st.booleans()) else data.draw(_json)
+    )
     headers = dict(AUTH)
     if data.draw(st.booleans()):
         # Any visible ASCII, spaces inside only: anything else is refused by the HTTP client itself.
@@ -132,8 +149,9 @@ def _raw_fuzz(runtime: RuntimeProcess, client: httpx.Client, statuses: list[int]
     url = "/v1/chat/completions"
     if endpoint == "session":
         url = f"/v1/sessions/{quote(data.draw(_session_id), safe='')}/messages"
-    response = client.post(url, content=json.dumps(body).encode(), headers={**headers,
-                                                                            "Content-Type": "application/json"})
+    response = client.post(
+        url, content=json.dumps(body).encode(), headers={**headers, "Content-Type": "application/json"}
+    )
     statuses.append(response.status_code)
     assert response.status_code < 500, (url, body, response.status_code, response.text[:500])
     assert response.status_code != 401

@@ -27,16 +27,19 @@ def test_the_openai_client_talks_to_the_runtime(tmp_path: Path, spawn_runtime) -
     assert completion.choices[0].message.content == "Hello! How can I help you today?"
     assert completion.usage is not None and completion.usage.total_tokens > 0
 
-    stream = client.chat.completions.create(model="anything", stream=True, user="u-1",
-                                            messages=[{"role": "user", "content": "hello"}])
+    stream = client.chat.completions.create(
+        model="anything", stream=True, user="u-1", messages=[{"role": "user", "content": "hello"}]
+    )
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert text == "Hello! How can I help you today?"
-    assert httpx.get(f"{runtime.url}/v1/sessions/u-1", headers={"Authorization": "Bearer caller-key"}).json()[
-        "turns"] == 1
+    assert (
+        httpx.get(f"{runtime.url}/v1/sessions/u-1", headers={"Authorization": "Bearer caller-key"}).json()["turns"] == 1
+    )
 
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{runtime.url}/v1", api_key="wrong", max_retries=0).chat.completions.create(
-            model="x", messages=[{"role": "user", "content": "hello"}])
+            model="x", messages=[{"role": "user", "content": "hello"}]
+        )
 
 
 def test_sigterm_mid_stream_finishes_the_stream(fake_llm: FakeLLM, spawn_runtime) -> None:
@@ -44,16 +47,23 @@ def test_sigterm_mid_stream_finishes_the_stream(fake_llm: FakeLLM, spawn_runtime
     runtime = spawn_runtime(llm_config(fake_llm))
     words = "one two three four five six seven eight"
     events: list[str] = []
-    with httpx.stream("POST", f"{runtime.url}/v1/chat/completions", timeout=30,
-                      json={"stream": True, "messages": [{"role": "user", "content": words}]}) as response:
+    with httpx.stream(
+        "POST",
+        f"{runtime.url}/v1/chat/completions",
+        timeout=30,
+        json={"stream": True, "messages": [{"role": "user", "content": words}]},
+    ) as response:
         assert response.status_code == 200
         signalled = False
         for line in response.iter_lines():
             if not line.startswith("data: "):
                 continue
             events.append(line[6:])
-            if not signalled and events[-1] != "[DONE]" and json.loads(events[-1])["choices"][0]["delta"].get(
-                    "content"):
+            if (
+                not signalled
+                and events[-1] != "[DONE]"
+                and json.loads(events[-1])["choices"][0]["delta"].get("content")
+            ):
                 runtime.process.send_signal(signal.SIGTERM)  # mid-stream: content has started flowing
                 signalled = True
     assert signalled
@@ -71,21 +81,23 @@ def test_malformed_config_exits_2_naming_the_field(tmp_path: Path) -> None:
     config["model"]["temperature"] = 7
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
-    result = subprocess.run([*runtime_command(), "--config", str(path)], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([*runtime_command(), "--config", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "model.temperature" in result.stderr
 
     path.write_text("{ not json")
-    result = subprocess.run([*runtime_command(), "--config", str(path)], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([*runtime_command(), "--config", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "not valid JSON" in result.stderr
 
 
 def test_logs_are_json_lines_with_request_ids(spawn_runtime) -> None:
     runtime = spawn_runtime(rules_config())
-    httpx.post(f"{runtime.url}/v1/chat/completions", headers={"X-Request-ID": "trace-42"}, timeout=10,
-               json={"messages": [{"role": "user", "content": "hello"}]})
+    httpx.post(
+        f"{runtime.url}/v1/chat/completions",
+        headers={"X-Request-ID": "trace-42"},
+        timeout=10,
+        json={"messages": [{"role": "user", "content": "hello"}]},
+    )
     runtime.stop()
     lines = [json.loads(line) for line in runtime.logs().splitlines() if line.startswith("{")]
     access = [entry for entry in lines if entry.get("msg") == "request"]

@@ -46,16 +46,23 @@ def everything_stored(db: redis.Redis) -> bytes:
     return dump
 
 
-def test_a_second_process_continues_the_conversation(redis_server, redis_db, fake_llm: FakeLLM,
-                                                     spawn_runtime) -> None:
+def test_a_second_process_continues_the_conversation(redis_server, redis_db, fake_llm: FakeLLM, spawn_runtime) -> None:
     config = llm_config(fake_llm, state=state(redis_server.url))
     first, second = spawn_runtime(config, "first"), spawn_runtime(config, "second")
     headers = {"X-Session-ID": "conv-1"}
-    one = httpx.post(f"{first.url}/v1/chat/completions", headers=headers, timeout=10,
-                     json={"messages": [{"role": "user", "content": "my name is Grace"}]})
+    one = httpx.post(
+        f"{first.url}/v1/chat/completions",
+        headers=headers,
+        timeout=10,
+        json={"messages": [{"role": "user", "content": "my name is Grace"}]},
+    )
     assert one.status_code == 200
-    two = httpx.post(f"{second.url}/v1/chat/completions", headers=headers, timeout=10,
-                     json={"messages": [{"role": "user", "content": "what is my name?"}]})
+    two = httpx.post(
+        f"{second.url}/v1/chat/completions",
+        headers=headers,
+        timeout=10,
+        json={"messages": [{"role": "user", "content": "what is my name?"}]},
+    )
     assert two.status_code == 200
     sent = fake_llm.requests[-1]["messages"]
     assert [m["content"] for m in sent[1:]] == ["my name is Grace", "Echo: my name is Grace", "what is my name?"]
@@ -117,17 +124,18 @@ async def test_encrypted_sessions_are_unreadable_in_redis(redis_server, redis_db
 
 
 def test_pii_reaches_neither_redis_nor_the_logs(redis_server, redis_db, fake_crm, spawn_runtime) -> None:
-    config = rules_config(state=state(redis_server.url, redaction=list(PII)),
-                          connectors=[crm_connector(fake_crm)])
+    config = rules_config(state=state(redis_server.url, redaction=list(PII)), connectors=[crm_connector(fake_crm)])
     runtime = spawn_runtime(config)
-    text = (f"customer {PII['email']} called from {PII['phone']}, card {PII['creditCard']}, "
-            f"iban {PII['iban']}")
+    text = f"customer {PII['email']} called from {PII['phone']}, card {PII['creditCard']}, iban {PII['iban']}"
     session = f"user-{PII['email']}"
     response = httpx.post(f"{runtime.url}/v1/sessions/{session}/messages", json={"content": text}, timeout=10)
     assert response.status_code == 200
     assert response.json()["toolCalls"][0]["arguments"] == {"email": PII["email"]}  # the tool got the real value
-    httpx.post(f"{runtime.url}/v1/chat/completions", json={"messages": [{"role": "user", "content": text}],
-                                                          "user": PII["email"]}, timeout=10)
+    httpx.post(
+        f"{runtime.url}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": text}], "user": PII["email"]},
+        timeout=10,
+    )
     stored = everything_stored(redis_db)
     logs = runtime.logs()
     assert b"[REDACTED:email]" in stored  # stored as plain JSON here, so the marker is visible

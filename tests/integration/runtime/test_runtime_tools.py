@@ -22,8 +22,12 @@ def auth_block(kind: str, secret_dir: str, crm: FakeCRM) -> dict[str, Any]:
     if kind == "none":
         return {"type": "none"}
     if kind == "oauth2":
-        return {"type": "oauth2ClientCredentials", "secretDir": secret_dir, "tokenURL": crm.token_url,
-                "scopes": ["customers.read"]}
+        return {
+            "type": "oauth2ClientCredentials",
+            "secretDir": secret_dir,
+            "tokenURL": crm.token_url,
+            "scopes": ["customers.read"],
+        }
     block: dict[str, Any] = {"type": kind, "secretDir": secret_dir}
     if kind == "apiKey":
         block["header"] = "X-CRM-Key"
@@ -40,8 +44,9 @@ async def test_tool_call_with_each_auth_type(tmp_path: Path, kind: str) -> None:
         assert response.status_code == 200
         body = response.json()
         assert body["reply"] == "Customer Ada Lovelace is on the gold tier."
-        assert body["toolCalls"] == [{"name": "lookup_customer", "arguments": {"email": "ada@example.com"},
-                                      "outcome": "success"}]
+        assert body["toolCalls"] == [
+            {"name": "lookup_customer", "arguments": {"email": "ada@example.com"}, "outcome": "success"}
+        ]
         (request,) = crm.requests  # type: ignore[attr-defined]
         assert request["query"] == {"email": ["ada@example.com"]}
         headers = {k.lower(): v for k, v in request["headers"].items()}
@@ -138,9 +143,10 @@ async def test_llm_tool_loop_and_streamed_tool_calls(fake_llm: FakeLLM, fake_crm
     fake_llm.respond_with_tool_call(r"customer (?P<email>\S+@\S+)", "lookup_customer", {"email": "{email}"})
     config = llm_config(fake_llm, connectors=[crm_connector(fake_crm)])
     async with runtime_client(config) as client:
-        plain = (await client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": ASK}]}))
-        streamed = await client.post("/v1/chat/completions", json={
-            "messages": [{"role": "user", "content": ASK}], "stream": True})
+        plain = await client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": ASK}]})
+        streamed = await client.post(
+            "/v1/chat/completions", json={"messages": [{"role": "user", "content": ASK}], "stream": True}
+        )
     assert "Ada Lovelace" in plain.json()["choices"][0]["message"]["content"]
     events = [line[6:] for line in streamed.text.splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
@@ -169,12 +175,28 @@ async def test_tool_step_limit_forces_an_answer(fake_llm: FakeLLM, fake_crm: Fak
 
 
 async def test_webhook_posts_the_arguments_as_json(fake_crm: FakeCRM) -> None:
-    connector = {"name": "tickets", "type": "webhook", "endpoint": fake_crm.base_url, "tools": [
-        {"name": "open_ticket", "path": "/tickets", "method": "GET",
-         "parameters": {"type": "object", "properties": {"summary": {"type": "string"}}}}]}
+    connector = {
+        "name": "tickets",
+        "type": "webhook",
+        "endpoint": fake_crm.base_url,
+        "tools": [
+            {
+                "name": "open_ticket",
+                "path": "/tickets",
+                "method": "GET",
+                "parameters": {"type": "object", "properties": {"summary": {"type": "string"}}},
+            }
+        ],
+    }
     config = rules_config(connectors=[connector])
-    config["model"]["rules"] = [{"pattern": r"ticket: (?P<s>.+)", "tool": "open_ticket",
-                                 "arguments": {"summary": "{s}"}, "reply": "Ticket {tool_result[id]} opened."}]
+    config["model"]["rules"] = [
+        {
+            "pattern": r"ticket: (?P<s>.+)",
+            "tool": "open_ticket",
+            "arguments": {"summary": "{s}"},
+            "reply": "Ticket {tool_result[id]} opened.",
+        }
+    ]
     async with runtime_client(config) as client:
         body = (await client.post("/v1/sessions/s/messages", json={"content": "ticket: printer on fire"})).json()
     assert body["reply"] == "Ticket 1 opened."
@@ -183,8 +205,12 @@ async def test_webhook_posts_the_arguments_as_json(fake_crm: FakeCRM) -> None:
 
 
 async def test_duplicate_tool_names_are_qualified_and_mcp_is_reported_unsupported(fake_crm: FakeCRM) -> None:
-    mcp = {"name": "docs", "type": "mcp", "endpoint": "http://127.0.0.1:9/mcp", "tools": [
-        {"name": "lookup_customer"}, {"name": "search_docs"}]}
+    mcp = {
+        "name": "docs",
+        "type": "mcp",
+        "endpoint": "http://127.0.0.1:9/mcp",
+        "tools": [{"name": "lookup_customer"}, {"name": "search_docs"}],
+    }
     config = rules_config(connectors=[crm_connector(fake_crm), mcp])
     config["model"]["rules"] = [{"pattern": "docs", "tool": "search_docs"}]
     async with runtime_client(config) as client:

@@ -58,14 +58,10 @@ def make_spec(
 
 
 def plain_spec() -> AgentSpec:
-    return AgentSpec.model_validate(
-        {"model": {"provider": "rules", "name": "rules"}, "prompt": {"system": "x"}}
-    )
+    return AgentSpec.model_validate({"model": {"provider": "rules", "name": "rules"}, "prompt": {"system": "x"}})
 
 
-def measurement(
-    verdict: str, at: datetime = T0, metric: str = "errorRatio", message: str = ""
-) -> AnalysisMeasurement:
+def measurement(verdict: str, at: datetime = T0, metric: str = "errorRatio", message: str = "") -> AnalysisMeasurement:
     return AnalysisMeasurement(
         time=format_time(at),
         metric=metric,

@@ -60,9 +60,7 @@ def fake_prometheus(
         kind = _kind(query)
         if kind == "probe":
             rows = [{"metric": labels, "value": [NOW.timestamp(), "1"]} for labels in probe_labels or [{}]]
-            return httpx.Response(
-                200, json={"status": "success", "data": {"resultType": "vector", "result": rows}}
-            )
+            return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": rows}})
         revision = "canary" if 'revision="canary"' in query else "stable"
         return httpx.Response(200, json=_vector(values.get((kind, revision))))
 
@@ -84,9 +82,7 @@ def healthy(**overrides: Any) -> Values:
     return values
 
 
-async def measure(
-    handler: Callable[[httpx.Request], httpx.Response], **kwargs: Any
-) -> dict[str, AnalysisMeasurement]:
+async def measure(handler: Callable[[httpx.Request], httpx.Response], **kwargs: Any) -> dict[str, AnalysisMeasurement]:
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         provider = PrometheusProvider(client=client, **kwargs)
         ms = await provider.measure(
@@ -123,18 +119,12 @@ def test_query_text() -> None:
         '(sum(rate(agent_requests_total{agent="bot",revision="abc",code=~"5.."}[30s])) or vector(0)) '
         '/ sum(rate(agent_requests_total{agent="bot",revision="abc"}[30s]))'
     )
-    assert (
-        request_count_query(labels, "1m")
-        == 'sum(increase(agent_requests_total{agent="bot",revision="abc"}[1m]))'
-    )
+    assert request_count_query(labels, "1m") == 'sum(increase(agent_requests_total{agent="bot",revision="abc"}[1m]))'
     assert latency_p95_query(labels, "30s") == (
         "histogram_quantile(0.95, sum by (le) "
         '(rate(agent_request_duration_seconds_bucket{agent="bot",revision="abc"}[30s])))'
     )
-    assert (
-        request_count_query({"agent": 'a"b\\'}, "1s")
-        == r'sum(increase(agent_requests_total{agent="a\"b\\"}[1s]))'
-    )
+    assert request_count_query({"agent": 'a"b\\'}, "1s") == r'sum(increase(agent_requests_total{agent="a\"b\\"}[1s]))'
 
 
 async def test_canary_worse_than_stable_and_over_threshold_fails() -> None:
@@ -207,9 +197,7 @@ async def test_broken_answers_are_inconclusive(response: httpx.Response, words: 
 async def test_two_series_where_one_was_expected_is_inconclusive() -> None:
     def handle(request: httpx.Request) -> httpx.Response:
         rows = [{"metric": {"x": str(i)}, "value": [0, "1"]} for i in range(2)]
-        return httpx.Response(
-            200, json={"status": "success", "data": {"resultType": "vector", "result": rows}}
-        )
+        return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": rows}})
 
     ms = await measure(handle, namespace_label=None)
     assert "ambiguous" in ms["latencyP95"].message and verdicts(ms) == ["Inconclusive"] * 3
@@ -217,12 +205,8 @@ async def test_two_series_where_one_was_expected_is_inconclusive() -> None:
 
 async def test_scalar_results_are_read() -> None:
     def handle(request: httpx.Request) -> httpx.Response:
-        value = {"requests": "100", "errorRatio": "0", "latencyP95": "0.1"}[
-            _kind(request.url.params["query"])
-        ]
-        return httpx.Response(
-            200, json={"status": "success", "data": {"resultType": "scalar", "result": [0, value]}}
-        )
+        value = {"requests": "100", "errorRatio": "0", "latencyP95": "0.1"}[_kind(request.url.params["query"])]
+        return httpx.Response(200, json={"status": "success", "data": {"resultType": "scalar", "result": [0, value]}})
 
     assert verdicts(await measure(handle, namespace_label=None)) == ["Passed"] * 3
 
@@ -246,9 +230,7 @@ async def test_timeouts_and_unreachable_prometheus_are_inconclusive(error: Excep
 
 async def test_namespace_is_matched_when_the_series_carry_it() -> None:
     seen: list[str] = []
-    handler = fake_prometheus(
-        healthy(), probe_labels=[{"namespace": "support"}, {"namespace": "other"}], seen=seen
-    )
+    handler = fake_prometheus(healthy(), probe_labels=[{"namespace": "support"}, {"namespace": "other"}], seen=seen)
     ms = await measure(handler)
     assert verdicts(ms) == ["Passed"] * 3
     assert seen[0] == 'count by (namespace) (agent_requests_total{agent="bot"})'

@@ -37,11 +37,7 @@ def test_parse_duration_rejects_what_the_schema_rejects(text: str) -> None:
         parse_duration(text)
 
 
-@given(
-    st.lists(
-        st.tuples(st.integers(0, 10_000), st.sampled_from(["ms", "s", "m", "h"])), min_size=1, max_size=4
-    )
-)
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(["ms", "s", "m", "h"])), min_size=1, max_size=4))
 def test_parse_duration_sums_its_parts(parts: list[tuple[int, str]]) -> None:
     unit = {
         "ms": timedelta(milliseconds=1),

@@ -30,9 +30,7 @@ from rollout_testkit import (
 # ---------------------------------------------------------------- without a canary
 
 
-@pytest.mark.parametrize(
-    "spec", [plain_spec(), make_spec(strategy="RollingUpdate")], ids=["no-rollout", "rolling"]
-)
+@pytest.mark.parametrize("spec", [plain_spec(), make_spec(strategy="RollingUpdate")], ids=["no-rollout", "rolling"])
 def test_rolling_update_replaces_stable_at_once(spec: AgentSpec) -> None:
     d = Driver(spec)
     first = d.step("r1")

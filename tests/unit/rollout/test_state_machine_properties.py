@@ -116,9 +116,7 @@ def test_invariants_hold_for_any_history(spec: AgentSpec, script: list[Action]) 
     def call(obs: Observations) -> Decision:
         nonlocal revisions, rollout, passed, human
         before = (revisions, rollout)
-        new_promote = "promote" in obs.intents and obs.intents["promote"] != rollout.handled_intents.get(
-            "promote"
-        )
+        new_promote = "promote" in obs.intents and obs.intents["promote"] != rollout.handled_intents.get("promote")
         d = decide(spec, revisions, rollout, obs, now)
         check_invariants(spec, d)
         if left_analysis_step(spec, before, d):
@@ -129,11 +127,7 @@ def test_invariants_hold_for_any_history(spec: AgentSpec, script: list[Action]) 
         elif before[0].canary:
             human = human or new_promote
             steps = spec.rollout.canary.steps if spec.rollout and spec.rollout.canary else []
-            if (
-                all_passed(obs.measurements)
-                and before[1].step < len(steps)
-                and steps[before[1].step].analysis
-            ):
+            if all_passed(obs.measurements) and before[1].step < len(steps) and steps[before[1].step].analysis:
                 passed.add(before[1].step)
         if d.promoted:
             steps = spec.rollout.canary.steps if spec.rollout and spec.rollout.canary else []
@@ -162,9 +156,7 @@ def test_same_input_same_output(spec: AgentSpec, script: list[Action]) -> None:
         now, revisions, rollout, out = T0, RevisionStatus(), RolloutStatus(), []
         for action in script:
             now += timedelta(seconds=action.jump)
-            d = decide(
-                spec, revisions, rollout, Observations(action.desired, action.ready, action.intents), now
-            )
+            d = decide(spec, revisions, rollout, Observations(action.desired, action.ready, action.intents), now)
             revisions, rollout = d.revisions, d.rollout
             out.append(d)
         return out

@@ -8,4 +8,3 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:  # `import tests.fakes` without relying on the pytest pythonpath setting
     sys.path.insert(0, str(ROOT))
-

@@ -46,9 +46,16 @@ def test_kubernetes_layout_keys_are_accepted_and_dotfiles_ignored(tmp_path: Path
     assert codes(auth, "Bearer ..data") == "invalid_api_key"
 
 
-@pytest.mark.parametrize(("header", "code"), [(None, "missing_api_key"), ("", "missing_api_key"),
-                                              ("Basic alpha", "invalid_api_key"), ("Bearer", "invalid_api_key"),
-                                              ("Bearer wrong", "invalid_api_key")])
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        (None, "missing_api_key"),
+        ("", "missing_api_key"),
+        ("Basic alpha", "invalid_api_key"),
+        ("Bearer", "invalid_api_key"),
+        ("Bearer wrong", "invalid_api_key"),
+    ],
+)
 def test_failures_are_401(tmp_path: Path, header: str | None, code: str) -> None:
     (tmp_path / "key").write_text("alpha")
     assert codes(CallerAuth(str(tmp_path)), header) == code

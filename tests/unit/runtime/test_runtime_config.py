@@ -24,12 +24,24 @@ def test_defaults_of_a_minimal_file(tmp_path: Path) -> None:
 
 
 def test_camel_case_round_trip_and_yaml(tmp_path: Path) -> None:
-    data = {**MINIMAL, "state": {"store": "redis", "redisURL": "redis://r:6379/0", "ttlSeconds": 5,
-                                 "redaction": ["email"]},
-            "connectors": [{"name": "crm", "type": "http", "endpoint": "https://crm",
-                            "auth": {"type": "oauth2ClientCredentials", "secretDir": "/s",
-                                     "tokenURL": "https://crm/token", "scopes": ["a"]},
-                            "rateLimit": {"requestsPerSecond": 3}}]}
+    data = {
+        **MINIMAL,
+        "state": {"store": "redis", "redisURL": "redis://r:6379/0", "ttlSeconds": 5, "redaction": ["email"]},
+        "connectors": [
+            {
+                "name": "crm",
+                "type": "http",
+                "endpoint": "https://crm",
+                "auth": {
+                    "type": "oauth2ClientCredentials",
+                    "secretDir": "/s",
+                    "tokenURL": "https://crm/token",
+                    "scopes": ["a"],
+                },
+                "rateLimit": {"requestsPerSecond": 3},
+            }
+        ],
+    }
     config = RuntimeConfig.model_validate(data)
     dumped = config.model_dump(by_alias=True, exclude_none=True)
     assert dumped["state"]["redisURL"] == "redis://r:6379/0"
@@ -51,8 +63,10 @@ def test_camel_case_round_trip_and_yaml(tmp_path: Path) -> None:
         ({"server": {"port": 0}}, "server.port"),
         ({"unknownField": 1}, "unknownField"),
         ({"connectors": [{"name": "crm", "type": "http", "endpoint": "ftp://x"}]}, "connectors.0.endpoint"),
-        ({"connectors": [{"name": "crm", "type": "http", "endpoint": "http://x",
-                          "tools": [{"name": "Bad-Name"}]}]}, "connectors.0.tools.0.name"),
+        (
+            {"connectors": [{"name": "crm", "type": "http", "endpoint": "http://x", "tools": [{"name": "Bad-Name"}]}]},
+            "connectors.0.tools.0.name",
+        ),
     ],
 )
 def test_errors_name_the_bad_field(tmp_path: Path, patch: dict, field: str) -> None:
@@ -78,8 +92,10 @@ def test_config_module_stays_light() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, agentfleet_runtime.config; "
-            "heavy = {'fastapi', 'starlette', 'httpx', 'redis', 'cryptography', 'uvicorn'} & set(sys.modules); "
-            "print(sorted(heavy))")
+    code = (
+        "import sys, agentfleet_runtime.config; "
+        "heavy = {'fastapi', 'starlette', 'httpx', 'redis', 'cryptography', 'uvicorn'} & set(sys.modules); "
+        "print(sorted(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -53,8 +53,14 @@ async def test_erase() -> None:
 async def test_records_are_redacted_and_encrypted_before_the_store() -> None:
     clock = FakeClock()
     mem = memory(clock, redactor=Redactor(["email"]), cipher=RecordCipher(b"k"))
-    await mem.append("s", Turn([{"role": "user", "content": "I am ada@example.com"}], "hi ada@example.com",
-                               [{"name": "lookup", "arguments": {"email": "ada@example.com"}}]))
+    await mem.append(
+        "s",
+        Turn(
+            [{"role": "user", "content": "I am ada@example.com"}],
+            "hi ada@example.com",
+            [{"name": "lookup", "arguments": {"email": "ada@example.com"}}],
+        ),
+    )
     raw = await mem.backend.load(mem.key("s"))
     assert b"ada@example.com" not in raw[0] and b"REDACTED" not in raw[0]  # ciphertext only
     (turn,) = await mem.history("s")

@@ -25,10 +25,16 @@ def test_normalization_strips_controls_and_composes_unicode() -> None:
 
 def test_text_parts_are_joined_and_developer_maps_to_system() -> None:
     request = parse_chat_request(
-        chat({"role": "developer", "content": "rules"},
-             {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
-             stream=True, stream_options={"include_usage": True}, user="u-1"),
-        None, LIMITS)
+        chat(
+            {"role": "developer", "content": "rules"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+            stream=True,
+            stream_options={"include_usage": True},
+            user="u-1",
+        ),
+        None,
+        LIMITS,
+    )
     assert [(m.role, m.content) for m in request.messages] == [("system", "rules"), ("user", "a\nb")]
     assert request.stream and request.include_usage and request.session_id == "u-1"
 

@@ -51,8 +51,7 @@ def test_unknown_kind_is_rejected() -> None:
 
 def test_nested_values_are_redacted() -> None:
     value = {"user": ["ada@example.com", {"phone": "+44 20 7946 0958"}], "n": 3}
-    assert Redactor(ALL).redact_value(value) == {"user": ["[REDACTED:email]", {"phone": "[REDACTED:phone]"}],
-                                                  "n": 3}
+    assert Redactor(ALL).redact_value(value) == {"user": ["[REDACTED:email]", {"phone": "[REDACTED:phone]"}], "n": 3}
 
 
 # Text built from the characters PII is made of, so the patterns are hit often and in odd ways.

@@ -18,9 +18,17 @@ def http_date(timestamp: float) -> str:
 
 @pytest.mark.parametrize(
     ("header", "seconds"),
-    [("3", 3.0), (" 1.5 ", 1.5), ("0", 0.0), ("-4", 0.0), ("nan", 0.0), ("inf", float("inf")),
-     (http_date(NOW + 12), 12.0), (http_date(NOW - 60), 0.0),
-     ("Tue, 14 Nov 2023 22:13:32 -0000", 12.0)],  # -0000: no zone given, read as UTC
+    [
+        ("3", 3.0),
+        (" 1.5 ", 1.5),
+        ("0", 0.0),
+        ("-4", 0.0),
+        ("nan", 0.0),
+        ("inf", float("inf")),
+        (http_date(NOW + 12), 12.0),
+        (http_date(NOW - 60), 0.0),
+        ("Tue, 14 Nov 2023 22:13:32 -0000", 12.0),
+    ],  # -0000: no zone given, read as UTC
 )
 def test_retry_after_in_both_forms(header: str, seconds: float) -> None:
     assert retry_after_seconds(header, now=NOW) == pytest.approx(seconds)

@@ -37,8 +37,12 @@ CUSTOMER = {"name": "Ada", "tier": "gold"}
 async def test_first_matching_rule_calls_its_tool_with_templated_arguments() -> None:
     tools = RecordingToolBox(ToolResult(True, json.dumps(CUSTOMER), "success", CUSTOMER))
     r = reasoner(
-        {"pattern": r"customer (?P<email>\S+@\S+)", "tool": "lookup", "arguments": {"email": "{email}"},
-         "reply": "{tool_result[name]} ({tool_result[tier]})"},
+        {
+            "pattern": r"customer (?P<email>\S+@\S+)",
+            "tool": "lookup",
+            "arguments": {"email": "{email}"},
+            "reply": "{tool_result[name]} ({tool_result[tier]})",
+        },
         {"pattern": "customer", "reply": "never reached"},
     )
     result = await r.answer(user("Find CUSTOMER ada@example.com now"), tools)  # type: ignore[arg-type]
@@ -49,8 +53,9 @@ async def test_first_matching_rule_calls_its_tool_with_templated_arguments() -> 
 
 async def test_numbered_groups_and_whole_tool_result() -> None:
     tools = RecordingToolBox(ToolResult(True, "{}", "success", {"ok": True}))
-    r = reasoner({"pattern": r"order (\d+)", "tool": "order", "arguments": {"id": "{1}"},
-                  "reply": "Order {1}: {tool_result}"})
+    r = reasoner(
+        {"pattern": r"order (\d+)", "tool": "order", "arguments": {"id": "{1}"}, "reply": "Order {1}: {tool_result}"}
+    )
     result = await r.answer(user("where is order 77?"), tools)  # type: ignore[arg-type]
     assert tools.calls == [("order", {"id": "77"})]
     assert result.reply == 'Order 77: {"ok": true}'
