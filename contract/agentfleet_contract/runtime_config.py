@@ -99,6 +99,9 @@ class ModelConfig(_Model):
 class ConnectorAuth(_Model):
     type: Literal["none", "apiKey", "bearer", "basic", "oauth2ClientCredentials"] = "none"
     secret_dir: str | None = Field(default=None, description="Directory holding the Secret's keys as files.")
+    token_file: str | None = Field(
+        default=None, description="bearer: the file holding the token, when it is not <secretDir>/token."
+    )
     header: str = Field(default="X-API-Key", min_length=1)
     token_url: str | None = Field(default=None, alias="tokenURL")
     scopes: list[str] = Field(default_factory=list)
@@ -113,11 +116,23 @@ class ConnectorAuth(_Model):
 
 
 class ToolConfig(_Model):
-    name: str = Field(pattern=_NAME)
+    name: str = Field(pattern=_NAME, description="The name the model sees.")
+    remote_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="mcp: the server's own name for the tool, when it is not a valid name here (getOrder, "
+        "orders.get); tools/call uses it.",
+    )
     description: str = ""
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     path: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+    idempotent: bool | None = Field(
+        default=None,
+        description="mcp: the server declares the tool read-only or idempotent, so a failed call may be "
+        "repeated; absent for http tools, whose method decides.",
+    )
 
 
 class RateLimit(_Model):
@@ -126,8 +141,9 @@ class RateLimit(_Model):
 
 class ConnectorConfig(_Model):
     name: str = Field(pattern=_K8S_NAME)
-    type: Literal["http", "webhook", "mcp"]
-    endpoint: str
+    type: Literal["http", "webhook", "mcp", "agent"]
+    endpoint: str = Field(description="Base URL; agent: the target Agent's Service.")
+    agent: str | None = Field(default=None, description="agent: the name of the Agent this connector calls.")
     auth: ConnectorAuth = Field(default_factory=ConnectorAuth)
     tools: list[ToolConfig] = Field(default_factory=list)
     # int | float, not float: the operator's API takes whole seconds, and a float field would write
