@@ -37,6 +37,9 @@ class OperatorConfig:
     # An external Redis is dialled this often (and on every change of the policy or its Secret).
     store_probe_seconds: float = 15.0
     store_probe_timeout: float = 3.0
+    # An MCP Connector's server is asked for its tools this often (and on every change of the
+    # Connector or its Secret); each discovery has the Connector's own timeoutSeconds.
+    mcp_discovery_seconds: float = 60.0
 
     @classmethod
     def parse(
@@ -63,4 +66,5 @@ class OperatorConfig:
             lease_namespace=env.get("POD_NAMESPACE", "agentfleet-system"),
             identity=f"{hostname}-{os.getpid()}",
             reporting_instance=env.get("HOSTNAME", "agentfleet-operator"),
+            mcp_discovery_seconds=float(env.get("AGENTFLEET_MCP_DISCOVERY_SECONDS", "60")),
         )

@@ -33,7 +33,9 @@ def _configure_logging(fmt: str, verbose: bool) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     # kopf logs every watch event at DEBUG; keep INFO unless asked.
     logging.getLogger("kopf").setLevel(logging.DEBUG if verbose else logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # One line per HTTP request (the analysis's Prometheus queries, the MCP discovery's calls) is noise.
+    for library in ("httpx", "httpx2", "mcp"):
+        logging.getLogger(library).setLevel(logging.WARNING)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -137,16 +137,41 @@ class ConnectorSpec(ApiModel):
     rate_limit: RateLimit | None = Field(default=None, description="Client-side rate limit per pod.")
 
 
+class DiscoveredTool(ApiModel):
+    """One tool an MCP server offers, as its last successful tools/list described it."""
+
+    name: str = Field(max_length=128, description="The server's name for the tool.")
+    description: str = Field(default="", max_length=4096, description="What the tool does, shown to the model.")
+    schema_hash: str = Field(
+        default="", description="Hash of the tool's input schema; it changes when the schema does."
+    )
+    input_schema: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object"},
+        description="The tool's input schema (JSON Schema), offered to the model as the tool's parameters.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    idempotent: bool = Field(
+        default=False, description="The server marks it read-only or idempotent: a failed call may be repeated."
+    )
+
+
 class ConnectorStatus(ApiModel):
     observed_generation: int | None = Field(default=None, description="The generation this status describes.")
     conditions: list[Condition] = Field(
         default_factory=list,
         max_length=16,
-        description="Ready, SecretResolved.",
+        description="Ready, SecretResolved; mcp: ToolsDiscovered.",
         json_schema_extra=CONDITIONS_EXTRA,
     )
     secret_hash: str = Field(default="", description="Hash of the referenced Secret's data; never the data.")
     used_by: int = Field(default=0, ge=0, description="Agents referencing this Connector.")
+    tools: list[DiscoveredTool] | None = Field(
+        default=None,
+        max_length=512,
+        description="mcp: the tools the server offers (filtered by spec.tools), from the last discovery that "
+        "succeeded; kept while the server is unreachable.",
+    )
+    tool_count: int | None = Field(default=None, ge=0, description="mcp: the number of entries in tools.")
 
 
 class Connector(ApiModel):

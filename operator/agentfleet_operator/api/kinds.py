@@ -84,6 +84,8 @@ CONNECTOR = KindInfo(
         PrinterColumn("Ready", "string", _condition("Ready", "status"), "Whether agents can use it."),
         PrinterColumn("Used-By", "integer", ".status.usedBy", "Agents referencing it."),
         AGE,
+        # -o wide: the default columns stay those of every type.
+        PrinterColumn("Tools", "integer", ".status.toolCount", "mcp: tools discovered on the server.", priority=1),
     ),
 )
 

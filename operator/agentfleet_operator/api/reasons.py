@@ -22,6 +22,7 @@ SECRET_RESOLVED = "SecretResolved"
 NO_CREDENTIALS = "NoCredentials"
 REDIS_READY = "RedisReady"
 REACHABLE = "Reachable"
+DISCOVERED = "Discovered"  # ToolsDiscovered=True: the MCP server listed its tools
 IN_MEMORY = "InMemory"
 
 # The canary (rollout/state_machine.py and builders/agent_status.py) ----------------------------------
@@ -67,6 +68,9 @@ CONNECTION_REFUSED = "ConnectionRefused"
 AUTH_FAILED = "AuthFailed"
 TIMEOUT = "Timeout"
 UNREACHABLE = "Unreachable"
+PROTOCOL_ERROR = "ProtocolError"  # the MCP server answered, but not as MCP
+DISCOVERING = "Discovering"  # ToolsDiscovered=Unknown: the first tools/list is under way
+TOOLS_NOT_DISCOVERED = "ToolsNotDiscovered"  # an Agent waits for its MCP Connector's first discovery
 
 ALL: frozenset[str] = frozenset(
     value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str)

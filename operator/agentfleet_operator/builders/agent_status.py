@@ -142,8 +142,8 @@ def unavailable_tracks(observed: ObservedAgent, plan: RolloutPlan, replicas: Rep
 
 def reference_conditions(res: Resolution) -> tuple[Cond, Cond]:
     """ConnectorsReady and StateReady from the resolution."""
-    conn = res.first("connectors")
-    state = res.first("state") or next(iter(res.degraded), None)
+    conn = res.first("connectors") or next((p for p in res.degraded if p.area == "connectors"), None)
+    state = res.first("state") or next((p for p in res.degraded if p.area == "state"), None)
     connectors = (
         Cond("ConnectorsReady", False, conn.reason, conn.message)
         if conn

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..api.agent import AgentConnectorRef, AgentSpec
-from ..api.connector import ConnectorSpec
+from ..api.connector import ConnectorSpec, DiscoveredTool
 from ..api.statepolicy import StatePolicySpec
 
 
@@ -13,6 +13,8 @@ from ..api.statepolicy import StatePolicySpec
 class ResolvedConnector:
     ref: AgentConnectorRef
     spec: ConnectorSpec
+    # mcp: the discovered tools this Agent uses (from the Connector's status).
+    tools: tuple[DiscoveredTool, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from agentfleet_contract.runtime_config import (
 from ..api.connector import SECRET_KEYS_BY_AUTH
 from . import names
 from .inputs import ResolvedAgent, ResolvedConnector
+from .mcp_tools import model_tool_name
 
 
 def secret_mounts(agent: ResolvedAgent) -> dict[str, set[str]]:
@@ -96,25 +97,43 @@ def _auth(connector: ResolvedConnector) -> ConnectorAuth:
     )
 
 
+def _tools(resolved: ResolvedConnector) -> list[ToolConfig]:
+    if resolved.spec.type == "mcp":
+        # Discovered, and already filtered by the Connector's and the Agent's lists.
+        return [
+            ToolConfig(
+                name=model_tool_name(tool.name),
+                description=tool.description,
+                parameters=tool.input_schema,
+                **_given(
+                    remote_name=tool.name if model_tool_name(tool.name) != tool.name else None,
+                    idempotent=True if tool.idempotent else None,
+                ),
+            )
+            for tool in resolved.tools
+        ]
+    wanted = set(resolved.ref.tools)  # empty: every tool of the Connector
+    return [
+        ToolConfig(
+            name=tool.name,
+            description=tool.description,
+            method=tool.method,
+            path=tool.path,
+            parameters=tool.parameters,
+        )
+        for tool in resolved.spec.tools
+        if not wanted or tool.name in wanted
+    ]
+
+
 def _connector(resolved: ResolvedConnector) -> ConnectorConfig:
     spec = resolved.spec
-    wanted = set(resolved.ref.tools)  # empty: every tool of the Connector
     return ConnectorConfig(
         name=resolved.ref.name,
         type=spec.type,
         endpoint=spec.endpoint,
         auth=_auth(resolved),
-        tools=[
-            ToolConfig(
-                name=tool.name,
-                description=tool.description,
-                method=tool.method,
-                path=tool.path,
-                parameters=tool.parameters,
-            )
-            for tool in spec.tools
-            if not wanted or tool.name in wanted
-        ],
+        tools=_tools(resolved),
         timeout_seconds=spec.timeout_seconds,
         retries=spec.retries,
         **_given(

@@ -16,6 +16,7 @@ from ..kube.leader import LeaderElector
 from ..kube.probes import serve_probes
 from ..reconcile.context import Context
 from ..reconcile.dispatch import reconcile_key
+from ..reconcile.tool_discovery import ToolDiscovery
 from ..rollout import PrometheusProvider
 from .memo import OperatorMemo
 
@@ -42,7 +43,14 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **kwargs:
     # Among its kwargs kopf hands the startup handler every index (still empty); they fill in place.
     memo.store.attach(kwargs)
     client = KubeClient.from_environment(log_writes=config.log_writes)
-    ctx = Context(client=client, config=config, store=memo.store, enqueue=memo.queue.add, analysis=PrometheusProvider())
+    ctx = Context(
+        client=client,
+        config=config,
+        store=memo.store,
+        enqueue=memo.queue.add,
+        analysis=PrometheusProvider(),
+        discovery=ToolDiscovery(interval=config.mcp_discovery_seconds),
+    )
     memo.ctx = ctx
 
     async def reconcile(key: Hashable) -> float | None:
@@ -78,6 +86,7 @@ async def cleanup(memo: OperatorMemo, **_: Any) -> None:
     if memo.probes is not None:
         await memo.probes.cleanup()
     if memo.ctx is not None:
+        await memo.ctx.discovery.aclose()
         await memo.ctx.client.close()
     memo.election = memo.elector = memo.probes = memo.ctx = None
 

@@ -1,6 +1,9 @@
-"""Reconcile a Connector's status: is its Secret there with the keys its auth type needs?"""
+"""Reconcile a Connector's status: is its Secret there with the keys its auth type needs, and, for an
+MCP Connector, which tools does its server offer (status.tools, ToolsDiscovered)?"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -8,18 +11,97 @@ from ..api import reasons
 from ..api.base import API_VERSION
 from ..api.connector import SECRET_KEYS_BY_AUTH, ConnectorSpec
 from ..builders.conditions import Cond
+from ..builders.mcp_tools import select_tools
 from ..builders.secret_check import secret_problem
 from . import metrics
+from .connector_credentials import CredentialsProblem, discovery_headers
 from .context import Context
+from .mcp_discovery import DiscoveryResult, discover_tools
 from .status_writer import ready_change_events, write_status
+
+
+def _secret_condition(ctx: Context, namespace: str, spec: ConnectorSpec) -> tuple[Cond, str]:
+    """SecretResolved, and the hash of the Secret's data when it resolves."""
+    if spec.auth.secret_ref is None:
+        return Cond("SecretResolved", True, reasons.NO_CREDENTIALS, "auth type none needs no Secret"), ""
+    secret_name = spec.auth.secret_ref.name
+    keys = SECRET_KEYS_BY_AUTH[spec.auth.type]
+    found = ctx.store.secret(namespace, secret_name)
+    problem = secret_problem(
+        found, namespace, secret_name, keys, needs=f"auth type {spec.auth.type} needs {', '.join(keys)}"
+    )
+    if problem is not None:
+        return Cond("SecretResolved", False, *problem), ""
+    assert found is not None  # secret_problem reports an absent Secret
+    return Cond("SecretResolved", True, reasons.SECRET_RESOLVED, f"Secret {secret_name} has every key"), found["hash"]
+
+
+async def _discover(ctx: Context, namespace: str, spec: ConnectorSpec) -> DiscoveryResult:
+    timeout = float(spec.timeout_seconds)
+    try:
+        headers = await discovery_headers(ctx.client, namespace, spec.auth, timeout)
+    except CredentialsProblem as problem:
+        return DiscoveryResult(False, problem.reason, problem.message)
+    return await discover_tools(spec.endpoint, headers, timeout)
+
+
+def _discovery(
+    ctx: Context, namespace: str, name: str, generation: int | None, spec: ConnectorSpec, secret_hash: str, old: Any
+) -> tuple[Cond, dict[str, Any], float | None]:
+    """ToolsDiscovered, the status fields it decides, and when to look again."""
+    key = ("Connector", namespace, name)
+    fingerprint = (generation, secret_hash)
+    discovery = ctx.discovery
+    if discovery.due_in(key, fingerprint) == 0 and not discovery.running(key, fingerprint):
+        discovery.start(key, fingerprint, lambda: _discover(ctx, namespace, spec), lambda: ctx.enqueue(key))
+    attempt = discovery.latest(key, fingerprint)
+    kept = old.get("tools")  # the last discovery that succeeded stays until another succeeds
+    fields: dict[str, Any] = {}
+    if kept is not None:
+        fields = {"tools": kept, "toolCount": len(kept)}
+    if attempt is None:
+        return Cond("ToolsDiscovered", None, reasons.DISCOVERING, "asking the MCP server for its tools"), fields, None
+    requeue = max(1.0, discovery.due_in(key, fingerprint))
+    result = attempt.result
+    if not result.ok:
+        message = result.message
+        if kept is not None:
+            message += f"; the {len(kept)} tool(s) of the last discovery stay in use"
+        return Cond("ToolsDiscovered", False, result.reason, message), fields, requeue
+    selection = select_tools(result.tools, [tool.name for tool in spec.tools])
+    tools = [tool.model_dump(by_alias=True, mode="json") for tool in selection.tools]
+    fields = {"tools": tools, "toolCount": len(tools)}
+    offered = ", ".join(tool.name for tool in result.tools) or "none"
+    if selection.missing:
+        return (
+            Cond(
+                "ToolsDiscovered",
+                False,
+                reasons.TOOL_NOT_FOUND,
+                f"the MCP server offers no tool {', '.join(selection.missing)} (it offers: {offered})",
+            ),
+            fields,
+            requeue,
+        )
+    message = result.message
+    if selection.clashing:
+        message += f"; left out (their names clash with another tool's): {', '.join(selection.clashing)}"
+    elif spec.tools:
+        message += f"; {len(tools)} kept by spec.tools"
+    return Cond("ToolsDiscovered", True, reasons.DISCOVERED, message), fields, requeue
 
 
 async def reconcile_connector(ctx: Context, namespace: str, name: str) -> float | None:
     started = ctx.now()
     body = ctx.store.connector(namespace, name)
     if body is None:
+        ctx.discovery.forget(("Connector", namespace, name))
         return None
     meta = body["metadata"]
+    old = body.get("status") or {}
+    fields: dict[str, Any] = {}
+    conds: list[Cond] = []
+    requeue: float | None = None
     try:
         spec = ConnectorSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
@@ -27,38 +109,34 @@ async def reconcile_connector(ctx: Context, namespace: str, name: str) -> float 
         ready = Cond("Ready", False, reasons.INVALID_SPEC, secret_cond.message)
         secret_hash = ""
     else:
-        secret_hash = ""
-        if spec.auth.secret_ref is None:
-            secret_cond = Cond("SecretResolved", True, reasons.NO_CREDENTIALS, "auth type none needs no Secret")
-        else:
-            secret_name = spec.auth.secret_ref.name
-            keys = SECRET_KEYS_BY_AUTH[spec.auth.type]
-            found = ctx.store.secret(namespace, secret_name)
-            problem = secret_problem(
-                found, namespace, secret_name, keys, needs=f"auth type {spec.auth.type} needs {', '.join(keys)}"
+        secret_cond, secret_hash = _secret_condition(ctx, namespace, spec)
+        if not secret_cond.status:
+            ready = Cond("Ready", False, secret_cond.reason, secret_cond.message)
+            if spec.type == "mcp":
+                conds.append(Cond("ToolsDiscovered", None, reasons.NOT_CHECKED, "waiting for the Secret"))
+                if old.get("tools") is not None:
+                    fields = {"tools": old["tools"], "toolCount": len(old["tools"])}
+        elif spec.type == "mcp":
+            discovered, fields, requeue = _discovery(
+                ctx, namespace, name, meta.get("generation"), spec, secret_hash, old
             )
-            if problem is not None:
-                secret_cond = Cond("SecretResolved", False, *problem)
-            else:
-                assert found is not None  # secret_problem reports an absent Secret
-                secret_cond = Cond(
-                    "SecretResolved", True, reasons.SECRET_RESOLVED, f"Secret {secret_name} has every key"
-                )
-                secret_hash = found["hash"]
-        ready = (
-            Cond("Ready", True, reasons.READY, f"{len(spec.tools)} tool(s) available")
-            if secret_cond.status
-            else Cond("Ready", False, secret_cond.reason, secret_cond.message)
-        )
-    old = body.get("status") or {}
+            conds.append(discovered)
+            ready = (
+                Cond("Ready", True, reasons.READY, f"{fields['toolCount']} tool(s) available")
+                if discovered.status
+                else Cond("Ready", discovered.status, discovered.reason, discovered.message)
+            )
+        else:
+            ready = Cond("Ready", True, reasons.READY, f"{len(spec.tools)} tool(s) available")
+            fields = {"tools": None, "toolCount": None}  # a Connector that was mcp before
     await write_status(
         ctx,
         {"apiVersion": API_VERSION, "kind": "Connector", "metadata": meta},
         old,
         meta.get("generation"),
-        {"secretHash": secret_hash, "usedBy": ctx.store.used_by("Connector", namespace, name)},
-        [ready, secret_cond],
+        {"secretHash": secret_hash, "usedBy": ctx.store.used_by("Connector", namespace, name)} | fields,
+        [ready, secret_cond, *conds],
         ready_change_events(old, ready),
     )
     metrics.observe_reconcile("Connector", started, ctx.now(), None if ready.status else ready.reason)
-    return None
+    return requeue

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import OperatorConfig
 from ..kube.client import KubeClient, post_event
 from ..rollout import AnalysisProvider
 from .store import Store
+from .tool_discovery import ToolDiscovery
 
 
 def rfc3339(moment: dt.datetime) -> str:
@@ -26,6 +27,8 @@ class Context:
     # Queue a key (kind, namespace, name) for a reconcile of its own: the work queue's `add`.
     enqueue: Callable[[Hashable], None]
     analysis: AnalysisProvider | None = None
+    # MCP Connectors' tools/list, run beside the reconciles (reconcile/tool_discovery.py).
+    discovery: ToolDiscovery = field(default_factory=lambda: ToolDiscovery(interval=60.0))
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)

@@ -3,14 +3,17 @@ in-memory view. Problems are returned as conditions with a reason a user can act
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ValidationError
 
 from ..api import reasons
 from ..api.agent import AgentSpec
-from ..api.connector import SECRET_KEYS_BY_AUTH, ConnectorSpec
+from ..api.connector import SECRET_KEYS_BY_AUTH, ConnectorSpec, DiscoveredTool
 from ..api.statepolicy import StatePolicySpec
 from ..builders import names, state_store
 from ..builders.inputs import Dependency, Problem, Resolution, ResolvedConnector, ResolvedState
+from ..builders.mcp_tools import offered_to_agent
 from ..builders.secret_check import secret_problem
 from .store import Store
 
@@ -28,6 +31,43 @@ def _need_secret(
         return
     assert found is not None  # secret_problem reports an absent Secret
     res.secret_hashes[secret] = found["hash"]
+
+
+def _discovered_tools(
+    res: Resolution, connector: str, wanted: list[str], status: dict[str, Any]
+) -> tuple[DiscoveredTool, ...] | None:
+    """An MCP Connector's tools this Agent uses, from the Connector's status; None (and a problem) when
+    there are none to use yet. The tools (their schemas) are part of the Agent's revision, so a server
+    that changes a schema rolls out like any other change."""
+    conditions = {c.get("type"): c for c in status.get("conditions") or []}
+    listed = status.get("tools")
+    if listed is None:
+        why = (conditions.get("ToolsDiscovered") or {}).get("message") or "its discovery has not run yet"
+        res.problem(
+            "connectors",
+            reasons.TOOLS_NOT_DISCOVERED,
+            f"Connector {connector} has not listed its MCP server's tools yet: {why}",
+        )
+        return None
+    tools, unknown = offered_to_agent([DiscoveredTool.model_validate(tool) for tool in listed], wanted)
+    if unknown:
+        res.problem(
+            "connectors",
+            reasons.TOOL_NOT_FOUND,
+            f"Connector {connector}'s MCP server offers no tool {', '.join(unknown)}",
+        )
+        return None
+    discovery = conditions.get("ToolsDiscovered") or {}
+    if discovery.get("status") == "False":
+        # The tools of the last discovery stay; the Agent serves, its calls to them may fail meanwhile.
+        res.degraded.append(
+            Problem(
+                "connectors",
+                discovery.get("reason") or reasons.UNREACHABLE,
+                f"Connector {connector}: {discovery.get('message', '')}",
+            )
+        )
+    return tuple(tools)
 
 
 def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolution:
@@ -63,10 +103,19 @@ def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolut
         except ValidationError as exc:
             res.problem("connectors", reasons.CONNECTOR_INVALID, f"Connector {ref.name}: {exc.errors()[0]['msg']}")
             continue
-        unknown = sorted(set(ref.tools) - {tool.name for tool in connector.tools})
-        if unknown and connector.type != "mcp":
-            res.problem("connectors", reasons.TOOL_NOT_FOUND, f"Connector {ref.name} has no tool {', '.join(unknown)}")
-            continue
+        discovered: tuple[DiscoveredTool, ...] = ()
+        if connector.type == "mcp":
+            found = _discovered_tools(res, ref.name, ref.tools, body.get("status") or {})
+            if found is None:
+                continue
+            discovered = found
+        else:
+            unknown = sorted(set(ref.tools) - {tool.name for tool in connector.tools})
+            if unknown:
+                res.problem(
+                    "connectors", reasons.TOOL_NOT_FOUND, f"Connector {ref.name} has no tool {', '.join(unknown)}"
+                )
+                continue
         if connector.auth.secret_ref:
             before = len(res.problems)
             _need_secret(
@@ -80,7 +129,7 @@ def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolut
             )
             if len(res.problems) != before:
                 continue
-        res.connectors.append(ResolvedConnector(ref=ref, spec=connector))
+        res.connectors.append(ResolvedConnector(ref=ref, spec=connector, tools=discovered))
     # State
     if spec.state_policy_ref:
         policy_name = spec.state_policy_ref.name
