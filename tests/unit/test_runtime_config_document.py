@@ -7,7 +7,8 @@ next operator upgrade. The expected files in golden/runtime_config/ were produce
 as it was when this test was written; change them only with a format change you mean to ship.
 
 The cases cover every branch of the builder: the shipped samples, each auth type, narrowed tool
-lists, rules with and without tools, every state store shape, and absent optional blocks.
+lists, rules with and without tools, every state store shape, absent optional blocks, and an MCP
+Connector's discovered tools.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 from agentfleet_operator.api import AgentSpec, ConnectorSpec, StatePolicySpec
+from agentfleet_operator.api.connector import DiscoveredTool
 from agentfleet_operator.builders import agent_children as children
 from agentfleet_operator.builders import state_store
 from agentfleet_operator.builders.inputs import ResolvedAgent, ResolvedConnector, ResolvedState
@@ -196,6 +198,34 @@ def basic_auth_all_tools_from_the_connector() -> ResolvedAgent:
     )
 
 
+def mcp_connector_with_discovered_tools() -> ResolvedAgent:
+    def edit_agent(doc: dict[str, Any]) -> None:
+        doc["connectors"] = [{"name": "orders"}]
+
+    def mcp(doc: dict[str, Any]) -> None:
+        doc.update(type="mcp", endpoint="http://orders-mcp.support.svc:8080/mcp", tools=[])
+        doc["auth"] = {"type": "bearer", "secretRef": {"name": "crm-creds"}}
+        doc.pop("rateLimit")
+
+    spec = _spec(edit_agent)
+    discovered = (
+        DiscoveredTool(
+            name="getOrder",
+            description="Look up an order.",
+            schema_hash="a1",
+            input_schema={"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+            idempotent=True,
+        ),
+        DiscoveredTool(name="create_ticket", description="Open a ticket.", schema_hash="b2"),
+    )
+    connector = _connector(spec, mcp)
+    return _resolved(
+        spec,
+        connectors=(ResolvedConnector(ref=connector.ref, spec=connector.spec, tools=discovered),),
+        access_secret="bot-keys",
+    )
+
+
 CASES: dict[str, Callable[[], ResolvedAgent]] = {
     case.__name__: case
     for case in (
@@ -205,6 +235,7 @@ CASES: dict[str, Callable[[], ResolvedAgent]] = {
         api_key_auth_narrowed_tools_memory_store,
         bearer_and_unauthenticated_connectors_external_redis,
         basic_auth_all_tools_from_the_connector,
+        mcp_connector_with_discovered_tools,
     )
 }
 
