@@ -93,14 +93,15 @@ up() {
   mkdir -p "$REDIS_VOLUME"
   chown 999:999 "$REDIS_VOLUME"
   kubectl apply -f "$ROOT/hack/dev-volume.yaml" >/dev/null
-  log "applying the samples (manifests/samples: two agents, a demo model, a demo CRM, a Prometheus)"
+  log "applying the samples (manifests/samples: three agents, a demo model, CRM and MCP server, a Prometheus)"
   kubectl apply --server-side --force-conflicts -k "$OVERLAYS/samples" >/dev/null
   log "waiting for the demo stand-ins and the sample Agents"
-  kubectl -n "$DEMO_NS" rollout status deploy/demo-llm deploy/demo-crm --timeout=180s >/dev/null 2>&1 || true
+  kubectl -n "$DEMO_NS" rollout status deploy/demo-llm deploy/demo-crm deploy/demo-mcp --timeout=180s >/dev/null 2>&1 || true
   kubectl -n monitoring rollout status deploy/prometheus --timeout=180s >/dev/null 2>&1 ||
     log "the demo Prometheus is not ready yet: kubectl -n monitoring describe pod -l app.kubernetes.io/name=prometheus"
   kubectl -n "$DEMO_NS" wait --for=condition=Ready --timeout=240s statepolicy/chat-sessions \
-    agent/hello agent/support-bot >/dev/null || log "not everything is Ready yet; see the conditions below"
+    connector/orders agent/hello agent/support-bot agent/order-desk >/dev/null ||
+    log "not everything is Ready yet; see the conditions below"
   kubectl get agentfleet -n "$DEMO_NS" -o wide
   echo
   kubectl get pods -n "$DEMO_NS" -o wide
