@@ -69,3 +69,25 @@ def namespaced_prometheus(namespace: str, image: str) -> list[dict[str, Any]]:
             doc["spec"]["template"]["spec"]["containers"][0]["image"] = image
         out.append(doc)
     return out
+
+
+def demo_mcp(namespace: str, image: str, token: str) -> list[dict[str, Any]]:
+    """The demo MCP server (demo/mcp.yaml, demo_mcp.py) with its token Secret (orders-mcp-token)."""
+    docs = [d for d in yaml.safe_load_all((DEMO / "mcp.yaml").read_text()) if d]
+    for doc in docs:
+        doc["metadata"]["namespace"] = namespace
+        if doc["kind"] == "Deployment":
+            doc["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    program = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "demo-mcp", "namespace": namespace},
+        "data": {"demo_mcp.py": (DEMO / "demo_mcp.py").read_text()},
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "orders-mcp-token", "namespace": namespace},
+        "stringData": {"token": token},
+    }
+    return [program, secret, *docs]
