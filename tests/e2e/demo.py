@@ -16,32 +16,37 @@ from tests.e2e.conftest import ROOT
 DEMO = ROOT / "manifests" / "samples" / "demo"
 
 
-def demo_backends(namespace: str, image: str, client_secret: str) -> list[dict[str, Any]]:
-    """The demo model and CRM with their program and Secrets (llm-key, crm-creds)."""
-    docs = [d for d in yaml.safe_load_all((DEMO / "backends.yaml").read_text()) if d]
+def _stand_ins(manifest: str, program: str, namespace: str, image: str) -> list[dict[str, Any]]:
+    """A demo manifest's objects in `namespace` on `image`, after the ConfigMap with their program."""
+    docs = [d for d in yaml.safe_load_all((DEMO / manifest).read_text()) if d]
     for doc in docs:
         doc["metadata"]["namespace"] = namespace
         if doc["kind"] == "Deployment":
             doc["spec"]["template"]["spec"]["containers"][0]["image"] = image
-    program = {
+    config_map = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": "demo-backends", "namespace": namespace},
-        "data": {"demo_backends.py": (DEMO / "demo_backends.py").read_text()},
+        "metadata": {"name": program.removesuffix(".py").replace("_", "-"), "namespace": namespace},
+        "data": {program: (DEMO / program).read_text()},
     }
+    return [config_map, *docs]
+
+
+def _secret(namespace: str, name: str, **data: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "stringData": data,
+    }
+
+
+def demo_backends(namespace: str, image: str, client_secret: str) -> list[dict[str, Any]]:
+    """The demo model and CRM with their program and Secrets (llm-key, crm-creds)."""
+    program, *docs = _stand_ins("backends.yaml", "demo_backends.py", namespace, image)
     secrets = [
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "crm-creds", "namespace": namespace},
-            "stringData": {"clientId": "support-bot", "clientSecret": client_secret},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "llm-key", "namespace": namespace},
-            "stringData": {"apiKey": "e2e-llm-key"},
-        },
+        _secret(namespace, "crm-creds", clientId="support-bot", clientSecret=client_secret),
+        _secret(namespace, "llm-key", apiKey="e2e-llm-key"),
     ]
     return [program, *secrets, *docs]
 
@@ -73,21 +78,5 @@ def namespaced_prometheus(namespace: str, image: str) -> list[dict[str, Any]]:
 
 def demo_mcp(namespace: str, image: str, token: str) -> list[dict[str, Any]]:
     """The demo MCP server (demo/mcp.yaml, demo_mcp.py) with its token Secret (orders-mcp-token)."""
-    docs = [d for d in yaml.safe_load_all((DEMO / "mcp.yaml").read_text()) if d]
-    for doc in docs:
-        doc["metadata"]["namespace"] = namespace
-        if doc["kind"] == "Deployment":
-            doc["spec"]["template"]["spec"]["containers"][0]["image"] = image
-    program = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "demo-mcp", "namespace": namespace},
-        "data": {"demo_mcp.py": (DEMO / "demo_mcp.py").read_text()},
-    }
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "orders-mcp-token", "namespace": namespace},
-        "stringData": {"token": token},
-    }
-    return [program, secret, *docs]
+    program, *docs = _stand_ins("mcp.yaml", "demo_mcp.py", namespace, image)
+    return [program, _secret(namespace, "orders-mcp-token", token=token), *docs]

@@ -43,6 +43,14 @@ def discovered(kubectl: Any, name: str, namespace: str, reason: str) -> dict[str
     return conn if condition(conn, "ToolsDiscovered").get("reason") == reason else None
 
 
+def agent_with(kubectl: Any, namespace: str, type_: str, reason: str, name: str = "desk") -> dict[str, Any]:
+    def seen() -> dict[str, Any] | None:
+        agent = get(kubectl, "agent", name, namespace)
+        return agent if condition(agent, type_).get("reason") == reason else None
+
+    return wait_for(f"{type_} {reason}", seen)
+
+
 def runtime_config(kubectl: Any, agent: dict[str, Any], namespace: str) -> dict[str, Any]:
     revision = agent["status"]["revision"]["stable"]
     cm = get(kubectl, "configmap", f"{agent['metadata']['name']}-config-{revision}", namespace)
@@ -121,18 +129,8 @@ def test_an_agent_waits_for_the_first_discovery(operator: OperatorProcess, kubec
         rules_agent("desk", connectors=[{"name": "orders"}]),
     )
     wait_for("Unreachable", lambda: discovered(kubectl, "orders", namespace, "Unreachable"))
-    agent = wait_for(
-        "ToolsNotDiscovered",
-        lambda: (
-            (a := get(kubectl, "agent", "desk", namespace))
-            and condition(a, "ConnectorsReady").get("reason") == "ToolsNotDiscovered"
-            and a
-        ),
-    )
-    assert (
-        "Unreachable" in condition(agent, "ConnectorsReady")["message"]
-        or "cannot reach" in condition(agent, "ConnectorsReady")["message"]
-    )
+    agent = agent_with(kubectl, namespace, "ConnectorsReady", "ToolsNotDiscovered")
+    assert "cannot reach the MCP server" in condition(agent, "ConnectorsReady")["message"]
     assert get(kubectl, "deployment", "desk", namespace) is None
 
 
@@ -154,14 +152,8 @@ def test_an_outage_keeps_the_tools_and_a_schema_change_is_a_new_revision(
     conn = wait_for("Unreachable", lambda: discovered(kubectl, "orders", namespace, "Unreachable"), timeout=60)
     assert conn["status"]["toolCount"] == 3, "the last discovered tools stay"
     assert "stay in use" in condition(conn, "ToolsDiscovered")["message"]
-    agent = wait_for(
-        "Degraded",
-        lambda: (
-            (a := get(kubectl, "agent", "desk", namespace))
-            and condition(a, "ConnectorsReady").get("status") == "False"
-            and a
-        ),
-    )
+    agent = agent_with(kubectl, namespace, "ConnectorsReady", "Unreachable")
+    assert condition(agent, "Ready")["reason"] == "Unreachable" and agent["status"]["phase"] == "Degraded"
     assert agent["status"]["revision"]["stable"] == revision, "an outage is not a new revision"
 
     mcp_server.restart(schema="v2")  # back, with lookup_order wanting a region too
