@@ -181,6 +181,9 @@ def serviceaccount_kubeconfig(kubeconfig: str, kubectl: Kubectl, tmp_path: Path)
 SESSION_OPERATOR_SCOPE = "--namespace=!e2?-*,!agentfleet-demo,!monitoring"
 from tests.integration.operator_harness import OperatorProcess, install_crds_and_rbac  # noqa: E402
 
+# MCP servers are asked for their tools every 5 s instead of 60: the outage tests see recovery soon.
+DISCOVERY_ENV = {"AGENTFLEET_MCP_DISCOVERY_SECONDS": "5"}
+
 
 @pytest.fixture(scope="session")
 def operator(
@@ -191,9 +194,7 @@ def operator(
     install_crds_and_rbac(kubectl)
     config = session_serviceaccount_kubeconfig("agentfleet-system", "agentfleet-operator")
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    # MCP servers are asked for their tools every 5 s instead of 60: the outage tests see recovery soon.
-    env = {"AGENTFLEET_MCP_DISCOVERY_SECONDS": "5"}
-    process = OperatorProcess(config, log, scope=(SESSION_OPERATOR_SCOPE,), env=env).start()
+    process = OperatorProcess(config, log, scope=(SESSION_OPERATOR_SCOPE,), env=DISCOVERY_ENV).start()
     yield process
     process.stop()
 

@@ -6,13 +6,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fakes.mcp import DemoMcp, start_demo_mcp
+from tests.integration.conftest import DISCOVERY_ENV
 from tests.integration.operator_harness import OperatorProcess
-from tests.integration.test_operator import apply, condition, get, ready, rules_agent, secret, wait_for
+from tests.integration.test_operator import (
+    apply,
+    condition,
+    get,
+    queue_drained,
+    ready,
+    reconciles,
+    rules_agent,
+    secret,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -170,3 +182,41 @@ def test_an_outage_keeps_the_tools_and_a_schema_change_is_a_new_revision(
         t for t in runtime_config(kubectl, agent, namespace)["connectors"][0]["tools"] if t["name"] == "lookup_order"
     )
     assert tool["parameters"]["required"] == ["order_id", "region"]
+
+
+def test_an_operator_restart_rediscovers_and_writes_nothing(
+    operator: OperatorProcess, kubectl: Any, namespace: str, mcp_server: DemoMcp, tmp_path: Path
+) -> None:
+    apply(
+        kubectl,
+        namespace,
+        secret("mcp-creds", token=TOKEN),
+        mcp_connector("orders", mcp_server.url),
+        rules_agent("desk", connectors=[{"name": "orders"}]),
+    )
+    agent = wait_for("Ready", lambda: ready(kubectl, "desk", namespace))
+    conn = discovered(kubectl, "orders", namespace, "Discovered")
+    assert conn is not None
+    operator.stop()
+    restarted = OperatorProcess(
+        operator.kubeconfig, tmp_path / "restarted.log", scope=("--namespace", namespace), env=DISCOVERY_ENV
+    ).start()
+    try:
+        # One reconcile from the listing, one when the new discovery answers.
+        wait_for(
+            "the Connector reconciled after its rediscovery",
+            lambda: queue_drained(restarted) and reconciles(restarted, "Connector") >= 2,
+            timeout=60,
+        )
+        assert restarted.writes_in(namespace) == []
+        assert (
+            get(kubectl, "connector", "orders", namespace)["metadata"]["resourceVersion"]
+            == (conn["metadata"]["resourceVersion"])
+        )
+        assert (
+            get(kubectl, "agent", "desk", namespace)["metadata"]["resourceVersion"]
+            == (agent["metadata"]["resourceVersion"])
+        )
+    finally:
+        restarted.stop()
+        operator.start()

@@ -60,6 +60,12 @@ def _discovery(
     if kept is not None:
         fields = {"tools": kept, "toolCount": len(kept)}
     if attempt is None:
+        # After an operator restart the stored answer stands until the new one comes: a restart
+        # alone writes nothing (and makes no Agent look again).
+        stored = next((c for c in old.get("conditions") or [] if c.get("type") == "ToolsDiscovered"), None)
+        if stored and stored.get("observedGeneration") == generation and old.get("secretHash") == secret_hash:
+            status = {"True": True, "False": False}.get(stored.get("status", ""))
+            return Cond("ToolsDiscovered", status, stored.get("reason", ""), stored.get("message", "")), fields, None
         return Cond("ToolsDiscovered", None, reasons.DISCOVERING, "asking the MCP server for its tools"), fields, None
     requeue = max(1.0, discovery.due_in(key, fingerprint))
     result = attempt.result
