@@ -7,6 +7,7 @@ tests can build or replace it without a server.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -64,8 +65,14 @@ def build_memory(config: RuntimeConfig, redactor: Redactor) -> SessionMemory | N
     else:
         backend = InMemoryBackend(ttl_seconds=state.ttl_seconds, max_turns=state.max_turns)
     cipher = RecordCipher.from_file(state.encryption_key_file) if state.encryption_key_file else None
+    key_secret = Path(state.session_key_file).read_bytes().strip() if state.session_key_file else None
     return SessionMemory(
-        backend, namespace=config.agent.namespace, agent=config.agent.name, redactor=redactor, cipher=cipher
+        backend,
+        namespace=config.agent.namespace,
+        agent=config.agent.name,
+        redactor=redactor,
+        cipher=cipher,
+        key_secret=key_secret,
     )
 
 

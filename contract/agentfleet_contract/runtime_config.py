@@ -175,6 +175,9 @@ class StateConfig(_Model):
     ttl_seconds: int = Field(default=3600, gt=0)
     max_turns: int = Field(default=50, gt=0)
     encryption_key_file: str | None = None
+    session_key_file: str | None = Field(
+        default=None, description="Key for hashing session ids into store key names (HMAC-SHA256)."
+    )
     redaction: list[Literal["email", "phone", "creditCard", "iban"]] = Field(default_factory=list)
 
     @model_validator(mode="after")

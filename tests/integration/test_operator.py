@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import signal
@@ -485,3 +486,48 @@ def test_operator_killed_mid_create_converges_without_duplicates(
     assert sorted(access) == sorted(f"secret/bot-{i}-access" for i in range(count))
     configs = [c for c in names("configmaps") if "-config-" in c]
     assert len(configs) == count  # one revision each: nothing rendered twice under another name
+
+
+def test_a_redis_state_policy_gets_a_session_key_its_agents_mount(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    policy = {
+        "apiVersion": "agentfleet.dev/v1alpha1",
+        "kind": "StatePolicy",
+        "metadata": {"name": "sessions"},
+        "spec": {"store": {"type": "redis", "redis": {"provision": True}}},
+    }
+    apply(kubectl, namespace, policy, rules_agent("bot", statePolicyRef={"name": "sessions"}))
+    key_secret = wait_for("session key Secret", lambda: get(kubectl, "secret", "sessions-session-key", namespace))
+    owner = key_secret["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("StatePolicy", "sessions", True)
+    key = base64.b64decode(key_secret["data"]["hmacKey"]).decode()
+    assert len(key) >= 32
+    agent = wait_for(
+        "a revision", lambda: (a := get(kubectl, "agent", "bot", namespace)) and a["status"].get("revision") and a
+    )
+    revision = agent["status"]["revision"]["stable"]
+    cm = wait_for("config", lambda: get(kubectl, "configmap", f"bot-config-{revision}", namespace))
+    state = json.loads(cm["data"]["config.json"])["state"]
+    assert state["sessionKeyFile"] == "/var/run/agentfleet/secrets/sessions-session-key/hmacKey"
+    assert key not in json.dumps(cm)
+    deployment = wait_for("Deployment", lambda: get(kubectl, "deployment", "bot", namespace))
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"] if "secret" in v}
+    assert any(v["secret"]["secretName"] == "sessions-session-key" for v in volumes.values())
+    # Generated once: a later reconcile (a spec edit of the policy) keeps the key.
+    kubectl(
+        "patch",
+        "statepolicy",
+        "sessions",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"session":{"ttlSeconds":120}}}',
+        check=True,
+    )
+    wait_for(
+        "policy reconciled",
+        lambda: get(kubectl, "statepolicy", "sessions", namespace)["status"].get("observedGeneration") == 2,
+    )
+    assert get(kubectl, "secret", "sessions-session-key", namespace)["data"]["hmacKey"] == key_secret["data"]["hmacKey"]

@@ -82,6 +82,7 @@ def support_bot_sample() -> ResolvedAgent:
             spec=_policy(),
             redis_url=state_store.redis_url("chat-sessions", "support"),
             password_secret=("chat-sessions-redis-auth", "password"),
+            session_key_secret="chat-sessions-session-key",
         ),
         access_secret="support-bot-access",
     )
@@ -173,6 +174,7 @@ def bearer_and_unauthenticated_connectors_external_redis() -> ResolvedAgent:
             spec=policy,
             redis_url="rediss://redis.example.com:6380/2",
             password_secret=("redis-auth", "pw"),
+            session_key_secret="external-session-key",
         ),
         access_secret="bot-keys",
     )
@@ -194,6 +196,7 @@ def basic_auth_all_tools_from_the_connector() -> ResolvedAgent:
             spec=_policy(lambda d: d.pop("redaction")),
             redis_url=state_store.redis_url("chat-sessions", "support"),
             password_secret=("chat-sessions-redis-auth", "password"),
+            session_key_secret="chat-sessions-session-key",
         ),
     )
 

@@ -7,6 +7,7 @@ when a key is configured. Keeping both steps here means no store can hold plaint
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import time
@@ -55,11 +56,16 @@ class Turn:
         )
 
 
-def session_key(namespace: str, agent: str, session_id: str) -> str:
+def session_key(namespace: str, agent: str, session_id: str, secret: bytes | None = None) -> str:
     # Session ids are chosen by callers and are often personal (the OpenAI `user` field is
-    # commonly an e-mail address), so only a digest of them appears in key names. The hash
-    # tag {...} keeps all keys of one session in one Redis Cluster slot.
-    digest = hashlib.sha256(session_id.encode("utf-8")).hexdigest()[:32]
+    # commonly an e-mail address), so only a digest of them appears in key names. A keyed digest
+    # (HMAC with the StatePolicy's session key): with a plain one, whoever reads Redis could confirm
+    # a guessed address by hashing it. The hash tag {...} keeps one session in one Redis Cluster slot.
+    data = session_id.encode("utf-8")
+    if secret:
+        digest = hmac.new(secret, data, hashlib.sha256).hexdigest()[:32]
+        return f"af:{{{namespace}/{agent}/k{digest}}}:turns"
+    digest = hashlib.sha256(data).hexdigest()[:32]
     return f"af:{{{namespace}/{agent}/{digest}}}:turns"
 
 
@@ -72,15 +78,21 @@ class SessionMemory:
         agent: str,
         redactor: Redactor | None = None,
         cipher: RecordCipher | None = None,
+        key_secret: bytes | None = None,
     ) -> None:
         self.backend = backend
         self._namespace = namespace
         self._agent = agent
         self._redactor = redactor or Redactor([])
         self._cipher = cipher
+        self._key_secret = key_secret
 
     def key(self, session_id: str) -> str:
-        return session_key(self._namespace, self._agent, session_id)
+        return session_key(self._namespace, self._agent, session_id, self._key_secret)
+
+    def _legacy_key(self, session_id: str) -> str | None:
+        """Where a session lived before its store had a session key (plain SHA-256 names)."""
+        return session_key(self._namespace, self._agent, session_id) if self._key_secret else None
 
     def _encode(self, turn: Turn, key: str) -> bytes:
         data = json.dumps(self._redactor.redact_value(turn.to_json()), separators=(",", ":")).encode()
@@ -97,15 +109,33 @@ class SessionMemory:
 
     async def history(self, session_id: str) -> list[Turn]:
         key = self.key(session_id)
-        turns = (self._decode(record, key) for record in await self.backend.load(key))
+        records = await self.backend.load(key)
+        legacy = self._legacy_key(session_id)
+        if not records and legacy is not None:
+            return await self._migrate(legacy, key)
+        turns = (self._decode(record, key) for record in records)
         return [turn for turn in turns if turn is not None]
+
+    async def _migrate(self, legacy: str, key: str) -> list[Turn]:
+        """A session stored under its plain-hash name moves to the keyed one on first read, so no
+        conversation is lost when a store gets its session key. Records are re-encoded: the cipher
+        binds each record to its key name."""
+        turns = [t for t in (self._decode(r, legacy) for r in await self.backend.load(legacy)) if t is not None]
+        if turns:
+            await self.backend.append(key, [self._encode(turn, key) for turn in turns])
+            await self.backend.delete(legacy)
+        return turns
 
     async def append(self, session_id: str, turn: Turn) -> None:
         key = self.key(session_id)
         await self.backend.append(key, [self._encode(turn, key)])
 
     async def erase(self, session_id: str) -> bool:
-        return await self.backend.delete(self.key(session_id))
+        erased = await self.backend.delete(self.key(session_id))
+        legacy = self._legacy_key(session_id)
+        if legacy is not None:
+            erased = await self.backend.delete(legacy) or erased
+        return erased
 
     async def ping(self) -> bool:
         return await self.backend.ping()

@@ -23,6 +23,8 @@ class ResolvedState:
     spec: StatePolicySpec
     redis_url: str | None  # the URL agents use (provisioned or given)
     password_secret: tuple[str, str] | None  # (secret, key)
+    # Redis stores: the operator-made Secret with the key session ids are hashed with (HMAC).
+    session_key_secret: str | None = None
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,10 @@ def redis_auth_secret(state_policy: str) -> str:
     return f"{state_policy}-redis-auth"
 
 
+def session_key_secret(state_policy: str) -> str:
+    return f"{state_policy}-session-key"
+
+
 def secret_dir(secret: str) -> str:
     return f"{SECRETS_DIR}/{secret}"
 

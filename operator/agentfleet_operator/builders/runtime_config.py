@@ -29,7 +29,7 @@ from agentfleet_contract.runtime_config import (
 )
 
 from ..api.connector import SECRET_KEYS_BY_AUTH
-from . import names
+from . import names, state_store
 from .inputs import ResolvedAgent, ResolvedConnector
 from .mcp_tools import model_tool_name
 
@@ -51,6 +51,8 @@ def secret_mounts(agent: ResolvedAgent) -> dict[str, set[str]]:
         if agent.state.spec.encryption:
             ref = agent.state.spec.encryption.key_secret_ref
             mounts[ref.name].add(ref.key)
+        if agent.state.session_key_secret:
+            mounts[agent.state.session_key_secret].add(state_store.SESSION_KEY)
     if agent.access_secret:
         mounts.setdefault(agent.access_secret, set())  # every key is an accepted caller key
     return dict(mounts)
@@ -156,6 +158,11 @@ def _state(agent: ResolvedAgent) -> StateConfig | None:
             redis_url=agent.state.redis_url,
             redis_password_file=_secret_file(*password) if password else None,
             encryption_key_file=_secret_file(encryption.name, encryption.key) if encryption else None,
+            session_key_file=(
+                _secret_file(agent.state.session_key_secret, state_store.SESSION_KEY)
+                if agent.state.session_key_secret
+                else None
+            ),
             redaction=list(policy.redaction.patterns) if policy.redaction else None,
         ),
     )

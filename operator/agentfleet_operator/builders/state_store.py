@@ -10,6 +10,7 @@ from . import names
 
 REDIS_PORT = 6379
 PASSWORD_KEY = "password"
+SESSION_KEY = "hmacKey"
 CONFIG_KEY = "redis.conf"
 
 
@@ -40,6 +41,19 @@ def password_secret(state_policy: str, namespace: str, uid: str, password: str) 
         "metadata": _meta(names.redis_auth_secret(state_policy), namespace, state_policy, uid),
         "type": "Opaque",
         "stringData": {PASSWORD_KEY: password, CONFIG_KEY: config},
+    }
+
+
+def session_key_secret(state_policy: str, namespace: str, uid: str, key: str) -> dict[str, Any]:
+    """Generated once for a Redis store: the key the agents hash session ids with (HMAC-SHA256) into
+    Redis key names, so whoever can read Redis cannot confirm a guessed session id (often an e-mail
+    address) by hashing it. Rotating it by hand starts every session afresh."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(names.session_key_secret(state_policy), namespace, state_policy, uid),
+        "type": "Opaque",
+        "stringData": {SESSION_KEY: key},
     }
 
 

@@ -164,10 +164,21 @@ def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolut
                     password = (ref.name, ref.key) if ref else None
             if password:
                 _need_secret(store, res, namespace, password[0], [password[1]], "state", "Redis password")
+            session_key = None
+            if policy.store.type == "redis":
+                # Made by the StatePolicy's reconcile; its creation brings this Agent back.
+                session_key = names.session_key_secret(policy_name)
+                _need_secret(store, res, namespace, session_key, [state_store.SESSION_KEY], "state", "session key")
             if policy.encryption:
                 ref = policy.encryption.key_secret_ref
                 _need_secret(store, res, namespace, ref.name, [ref.key], "state", "encryption key")
-            res.state = ResolvedState(name=policy_name, spec=policy, redis_url=redis_url, password_secret=password)
+            res.state = ResolvedState(
+                name=policy_name,
+                spec=policy,
+                redis_url=redis_url,
+                password_secret=password,
+                session_key_secret=session_key,
+            )
     # Caller keys
     if spec.access and spec.access.api_key_secret_ref:
         secret = spec.access.api_key_secret_ref.name

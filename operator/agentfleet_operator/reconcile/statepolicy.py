@@ -49,6 +49,13 @@ async def _external_store(ctx: Context, namespace: str, url: str, ref: Any) -> C
     return Cond("StoreReachable", result.reachable, result.reason, result.message)
 
 
+async def _ensure_session_key(ctx: Context, namespace: str, name: str, uid: str) -> None:
+    """Made once; never rewritten (a new key would orphan every stored session)."""
+    if ctx.store.secret(namespace, names.session_key_secret(name)) is None:
+        key = random_secrets.token_urlsafe(32)
+        await ctx.client.create(state_store.session_key_secret(name, namespace, uid, key))
+
+
 async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> float | None:
     started = ctx.now()
     body = ctx.store.state_policy(namespace, name)
@@ -69,6 +76,13 @@ async def reconcile_state_policy(ctx: Context, namespace: str, name: str) -> flo
         if spec.encryption:
             ref = spec.encryption.key_secret_ref
             problem = _secret_problem(ctx, namespace, ref.name, ref.key, "encryption key")
+        if spec.store.type == "redis":
+            try:
+                await _ensure_session_key(ctx, namespace, name, uid)
+            except ApiError as exc:
+                if exc.namespace_terminating:
+                    return None
+                raise
         if state_store.provisioned(spec):
             store_url = state_store.redis_url(name, namespace)
             auth = names.redis_auth_secret(name)

@@ -4,6 +4,7 @@ redaction and erasure."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +172,32 @@ async def test_unreachable_redis_is_not_ready_and_a_clean_503() -> None:
         response = await client.post("/v1/sessions/s/messages", json={"content": "hello"})
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "state_unavailable"
+
+
+async def test_session_key_names_are_keyed_and_old_sessions_move_over(redis_server, redis_db, tmp_path: Path) -> None:
+
+    session = "ada.lovelace@example.com"
+    guessed = hashlib.sha256(session.encode()).hexdigest()[:32].encode()
+    encryption = tmp_path / "enc"
+    encryption.write_bytes(b"0123456789abcdef0123456789abcdef")
+    # Before: a store without a session key names the session by its plain hash, which anyone can
+    # compute from a guessed address.
+    async with runtime_client(rules_config(state=state(redis_server.url, encryptionKeyFile=str(encryption)))) as client:
+        await client.post(f"/v1/sessions/{session}/messages", json={"content": "hello first"})
+    (before,) = session_keys(redis_db)
+    assert guessed in before
+
+    hmac_key = tmp_path / "hmac"
+    hmac_key.write_bytes(b"per-policy-session-key-7f3a\n")
+    keyed = state(redis_server.url, encryptionKeyFile=str(encryption), sessionKeyFile=str(hmac_key))
+    async with runtime_client(rules_config(state=keyed)) as client:
+        # The old conversation is still there, and moves to the keyed name on the first read.
+        history = (await client.get(f"/v1/sessions/{session}")).json()
+        assert [m["content"] for m in history["messages"] if m["role"] == "user"] == ["hello first"]
+        await client.post(f"/v1/sessions/{session}/messages", json={"content": "hello again"})
+        (after,) = session_keys(redis_db)
+        assert guessed not in after and redis_db.llen(after) == 2
+        history = (await client.get(f"/v1/sessions/{session}")).json()
+        assert [m["content"] for m in history["messages"] if m["role"] == "user"] == ["hello first", "hello again"]
+        assert (await client.delete(f"/v1/sessions/{session}")).status_code == 204
+        assert session_keys(redis_db) == []

@@ -83,3 +83,21 @@ async def test_plain_records_are_json() -> None:
     await mem.append("s", Turn([{"role": "user", "content": "q"}], "a"))
     (raw,) = await mem.backend.load(mem.key("s"))
     assert json.loads(raw)["reply"] == "a"
+
+
+def test_a_session_key_makes_names_unguessable_from_the_id() -> None:
+    plain = session_key("support", "bot", "ada@example.com")
+    keyed = session_key("support", "bot", "ada@example.com", b"k1")
+    assert keyed != plain and keyed.startswith("af:{support/bot/k") and keyed.endswith("}:turns")
+    assert keyed == session_key("support", "bot", "ada@example.com", b"k1")
+    assert keyed != session_key("support", "bot", "ada@example.com", b"k2")
+
+
+async def test_erase_removes_a_session_under_either_name() -> None:
+    clock = FakeClock()
+    backend = InMemoryBackend(ttl_seconds=10, max_turns=3, clock=clock)
+    old = SessionMemory(backend, namespace="ns", agent="bot")
+    await old.append("s", Turn([{"role": "user", "content": "q"}], "a"))
+    new = SessionMemory(backend, namespace="ns", agent="bot", key_secret=b"k")
+    assert await new.erase("s") is True
+    assert await old.history("s") == [] and await new.history("s") == []
