@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.integration.operator_harness import OperatorProcess
-from tests.integration.test_operator import apply, condition, get, ready, rules_agent, wait_for
+from tests.integration.test_operator import apply, condition, get, ready, rules_agent, secret, wait_for
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -101,6 +101,24 @@ def test_an_agent_asking_another_gets_its_service_and_key_in_any_order(
     )
     assert _stable_revision(kubectl, "support-bot", namespace) == rolled["status"]["revision"]["stable"]
 
+    # The target takes keys from a Secret of its own: the caller follows, though no Connector changed.
+    apply(
+        kubectl,
+        namespace,
+        secret("billing-keys", frontdesk="k-1"),
+        rules_agent("billing", access={"apiKeySecretRef": {"name": "billing-keys"}}),
+    )
+
+    def presents_new_key() -> Any:
+        agent = ready(kubectl, "support-bot", namespace)
+        if not agent:
+            return None
+        config_map = get(kubectl, "configmap", f"support-bot-config-{agent['status']['revision']['stable']}", namespace)
+        auth = json.loads(config_map["data"]["config.json"])["connectors"][0]["auth"]  # type: ignore[index]
+        return auth["tokenFile"] == "/var/run/agentfleet/secrets/billing-keys/frontdesk" and agent
+
+    wait_for("the caller presenting the target's new key", presents_new_key)
+
 
 def test_a_loop_is_refused_on_both_agents_and_their_pods_keep_running(
     operator: OperatorProcess, kubectl: Kubectl, namespace: str
@@ -135,3 +153,10 @@ def test_a_loop_is_refused_on_both_agents_and_their_pods_keep_running(
     apply(kubectl, namespace, rules_agent("billing"))
     wait_for("billing Ready again", lambda: ready(kubectl, "billing", namespace))
     wait_for("support-bot Ready again", lambda: ready(kubectl, "support-bot", namespace))
+
+
+def test_an_agent_asking_itself_is_refused(operator: OperatorProcess, kubectl: Kubectl, namespace: str) -> None:
+    apply(kubectl, namespace, agent_connector("myself", "echo"), rules_agent("echo", connectors=[{"name": "myself"}]))
+    refused = wait_for("echo ToolLoop", lambda: _refused(kubectl, "echo", namespace, "ToolLoop"))
+    assert "echo → echo" in refused[2]
+    assert get(kubectl, "deployment", "echo", namespace) is None  # never resolved: nothing was rolled out
