@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from tests.integration.operator_harness import OperatorProcess
 from tests.integration.test_operator import apply, condition, get, ready, rules_agent, secret, wait_for
@@ -160,3 +163,17 @@ def test_an_agent_asking_itself_is_refused(operator: OperatorProcess, kubectl: K
     refused = wait_for("echo ToolLoop", lambda: _refused(kubectl, "echo", namespace, "ToolLoop"))
     assert "echo → echo" in refused[2]
     assert get(kubectl, "deployment", "echo", namespace) is None  # never resolved: nothing was rolled out
+
+
+SAMPLE = Path(__file__).resolve().parents[2] / "manifests" / "samples" / "agents-as-tools.yaml"
+
+
+def test_the_agents_as_tools_sample_becomes_ready(operator: OperatorProcess, kubectl: Kubectl, namespace: str) -> None:
+    apply(kubectl, namespace, *[d for d in yaml.safe_load_all(SAMPLE.read_text()) if d])  # apply sets the namespace
+    for name in ("billing", "frontdesk"):
+        wait_for(f"{name} Ready", lambda name=name: ready(kubectl, name, namespace))
+    connector = wait_for(
+        "billing-desk Ready",
+        lambda: (r := _reason(kubectl, "connector", "billing-desk", namespace)) and r[0] == "True" and r,
+    )
+    assert connector[2] == "tool ask_billing asks Agent billing"

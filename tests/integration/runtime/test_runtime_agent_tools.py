@@ -10,6 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
+from agentfleet_operator.api import AgentSpec
+from agentfleet_operator.builders import names
+from agentfleet_operator.builders.inputs import ResolvedAgent
+from agentfleet_operator.builders.runtime_config import build_runtime_config
+from agentfleet_operator.reconcile.resolve import resolve
+from agentfleet_operator.reconcile.store import Store
 
 from tests.fakes.llm import FakeLLM
 from tests.fakes.runtime import RuntimeProcess, free_port, llm_config, rules_config
@@ -191,3 +198,56 @@ def test_a_loop_between_two_runtimes_ends_at_the_first_agent_asked_again(tmp_pat
 def _configure(process: RuntimeProcess, config: dict[str, Any]) -> None:
     config = {**config, "server": {"host": "127.0.0.1", "port": process.port}}
     process.config_path.write_text(json.dumps(config))
+
+
+SAMPLE = Path(__file__).resolve().parents[3] / "manifests" / "samples" / "agents-as-tools.yaml"
+
+
+def _rendered_sample(secrets_root: Path) -> dict[str, dict[str, Any]]:
+    """The sample's runtime configs as the operator renders them (resolve + build_runtime_config),
+    with the pods' Secret mount root moved to a local directory."""
+    docs = [d for d in yaml.safe_load_all(SAMPLE.read_text()) if d]
+    namespace = docs[0]["metadata"]["namespace"]
+    store = Store()
+    store.indexes = {
+        "agents_idx": {(namespace, d["metadata"]["name"]): [d] for d in docs if d["kind"] == "Agent"},
+        "connectors_idx": {(namespace, d["metadata"]["name"]): [d] for d in docs if d["kind"] == "Connector"},
+        "secrets_idx": {},
+        "configmaps_idx": {},
+    }
+    configs = {}
+    for _, name in store.indexes["agents_idx"]:
+        # The generated access Secret of every Agent, with one key, as the operator creates it.
+        (secrets_root / names.access_secret(name)).mkdir(parents=True)
+        (secrets_root / names.access_secret(name) / "apiKey").write_text(f"{name}-key")
+        store.indexes["secrets_idx"][(namespace, names.access_secret(name))] = [{"hash": name, "keys": ["apiKey"]}]  # type: ignore[index]
+    for (_, name), (doc,) in store.indexes["agents_idx"].items():
+        spec = AgentSpec.model_validate(doc["spec"])
+        res = resolve(store, namespace, name, spec)
+        assert res.problems == [], res.problems
+        agent = ResolvedAgent(
+            name=name,
+            namespace=namespace,
+            uid="u",
+            spec=spec,
+            image="runtime",
+            prompt_text=res.prompt_text,
+            connectors=tuple(res.connectors),
+            access_secret=res.access_secret,
+            secret_hashes=res.secret_hashes,
+        )
+        text = json.dumps(build_runtime_config(agent, "r1")).replace(names.SECRETS_DIR, str(secrets_root))
+        configs[name] = json.loads(text)
+    return configs
+
+
+def test_the_sample_as_the_operator_renders_it_runs_between_two_runtimes(tmp_path: Path, spawn_runtime: Any) -> None:
+    configs = _rendered_sample(tmp_path / "secrets")
+    billing = spawn_runtime(configs["billing"], "billing")
+    frontdesk_config = configs["frontdesk"]
+    (connector,) = frontdesk_config["connectors"]
+    assert connector["endpoint"] == "http://billing.agentfleet-demo.svc:8080"
+    connector["endpoint"] = billing.url  # what the Service would route to
+    frontdesk = spawn_runtime(frontdesk_config, "frontdesk")
+    reply = _reply(_ask(frontdesk.url, "frontdesk-key", "Hello, was invoice 42 paid?"))
+    assert reply == "Billing says: Invoice 42 was paid on 3 March."
