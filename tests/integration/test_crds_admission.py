@@ -95,6 +95,13 @@ def _load(name: str) -> dict[str, Any]:
 AGENT = _load("support-bot-agent.yaml")
 CONNECTOR = _load("crm-connector.yaml")
 STATE = _load("chat-sessions-statepolicy.yaml")
+MCP_CONNECTOR = _load("orders-mcp-connector.yaml")
+AGENT_CONNECTOR = {
+    "apiVersion": "agentfleet.dev/v1alpha1",
+    "kind": "Connector",
+    "metadata": {"name": "billing-desk", "namespace": "agentfleet-demo"},
+    "spec": {"type": "agent", "agentRef": {"name": "billing"}},
+}
 
 
 def _set(doc: dict[str, Any], dotted: str, value: Any) -> None:
@@ -188,6 +195,26 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
     "http-without-tools": case(CONNECTOR, {"spec.tools": []}, "spec.tools"),
     "timeout-zero": case(CONNECTOR, {"spec.timeoutSeconds": 0}, "spec.timeoutSeconds"),
     "rate-zero": case(CONNECTOR, {"spec.rateLimit.requestsPerSecond": 0}, "spec.rateLimit.requestsPerSecond"),
+    # Connector type agent
+    "agent-without-ref": case(AGENT_CONNECTOR, {"spec.agentRef": _DELETE}, "spec.agentRef"),
+    "agent-ref-on-http": case(CONNECTOR, {"spec.agentRef": {"name": "billing"}}, "spec.agentRef"),
+    "http-without-endpoint": case(CONNECTOR, {"spec.endpoint": _DELETE}, "spec.endpoint"),
+    "agent-with-endpoint": case(AGENT_CONNECTOR, {"spec.endpoint": "http://billing:8080"}, "spec.endpoint"),
+    "agent-with-auth": case(
+        AGENT_CONNECTOR, {"spec.auth": {"type": "bearer", "secretRef": {"name": "s"}}}, "spec.auth.type"
+    ),
+    "agent-two-tools": case(AGENT_CONNECTOR, {"spec.tools": [{"name": "a"}, {"name": "b"}]}, "spec.tools"),
+    "agent-tool-path": case(AGENT_CONNECTOR, {"spec.tools": [{"name": "a", "path": "/x"}]}, "spec.tools"),
+    "agent-tool-method": case(AGENT_CONNECTOR, {"spec.tools": [{"name": "a", "method": "POST"}]}, "spec.tools"),
+    "agent-tool-parameters": case(
+        AGENT_CONNECTOR, {"spec.tools": [{"name": "a", "parameters": {"type": "object"}}]}, "spec.tools"
+    ),
+    "agent-ref-name": case(AGENT_CONNECTOR, {"spec.agentRef.name": "Billing_Bot"}, "spec.agentRef.name"),
+    # Connector type mcp: the server describes its tools, spec.tools only names those to keep
+    "mcp-tool-description": case(MCP_CONNECTOR, {"spec.tools.0.description": "mine"}, "spec.tools"),
+    "mcp-tool-path": case(MCP_CONNECTOR, {"spec.tools.0.path": "/orders"}, "spec.tools"),
+    "mcp-tool-parameters": case(MCP_CONNECTOR, {"spec.tools.0.parameters": {"type": "object"}}, "spec.tools"),
+    "mcp-without-endpoint": case(MCP_CONNECTOR, {"spec.endpoint": _DELETE}, "spec.endpoint"),
     # StatePolicy
     "redis-block-missing": case(STATE, {"spec.store.redis": _DELETE}, "spec.store.redis"),
     "redis-url-and-provision": case(STATE, {"spec.store.redis.url": "redis://r:6379/0"}, "spec.store.redis"),
@@ -214,6 +241,26 @@ def invalid_ns(crds: str) -> Callable[[], str]:
     assert created.returncode == 0, created.stderr
     yield name
     run_kubectl(crds, "delete", "namespace", name, "--wait=false")
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"type": "agent", "agentRef": {"name": "billing"}},
+        {"type": "agent", "agentRef": {"name": "billing"}, "tools": [{"name": "billing_help", "description": "Bills"}]},
+        {"type": "agent", "agentRef": {"name": "billing"}, "auth": {"type": "none"}, "timeoutSeconds": 60},
+    ],
+)
+def test_agent_connectors_are_accepted(crds: str, invalid_ns: str, spec: dict[str, Any]) -> None:
+    doc = copy.deepcopy(AGENT_CONNECTOR)
+    doc["metadata"].update(name=f"agent-{uuid.uuid4().hex[:6]}", namespace=invalid_ns)
+    doc["spec"] = spec
+    result = run_kubectl(crds, "create", "-f", "-", stdin=yaml.safe_dump(doc))
+    assert result.returncode == 0, result.stderr
+    stored = json.loads(
+        run_kubectl(crds, "get", "conn", doc["metadata"]["name"], "-n", invalid_ns, "-o", "json").stdout
+    )
+    assert stored["spec"]["auth"] == {"type": "none"} and "endpoint" not in stored["spec"]
 
 
 @pytest.mark.parametrize("name", sorted(INVALID))

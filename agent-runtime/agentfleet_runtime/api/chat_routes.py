@@ -35,7 +35,7 @@ def chat_router(runtime: Runtime) -> APIRouter:
                 "model": openapi_docs.ChatCompletion,
                 "content": {"text/event-stream": {"schema": {"type": "string"}}},
             },
-            **openapi_docs.error_responses(400, 401, 413, 415, 502, 503, 504),
+            **openapi_docs.error_responses(400, 401, 413, 415, 502, 503, 504, 508),
         },
     )
     @guarded

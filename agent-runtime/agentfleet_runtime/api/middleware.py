@@ -4,7 +4,8 @@ Every answer, errors and probes included, names the revision that gave it (X-Age
 caller or a test telling canary from stable must not lose the 5xx of a bad canary to a missing header.
 
 Plain ASGI rather than BaseHTTPMiddleware: it neither buffers nor re-wraps streaming bodies.
-Only /v1/ is API traffic: probes and /metrics need no key and are not counted.
+Only /v1/ is API traffic: probes and /metrics need no key and are not counted. A request that
+comes back to this Agent through other Agents is refused here (call_chain.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import call_chain
 from ..errors import ApiError
 from ..logging import request_id_var
 from ..wiring import Runtime
@@ -31,6 +33,15 @@ class ApiMiddleware:
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
+
+    def _chain(self, header: bytes | None) -> tuple[str, ...]:
+        """The Agents this request has passed, this one appended; 508 when it has passed this one."""
+        own = self.runtime.config.agent.name
+        received = call_chain.parse(header.decode("latin-1") if header else None)
+        if own in received:
+            loop = " → ".join((*received, own))
+            raise ApiError(508, f"loop detected: {loop}", type="server_error", code="loop_detected")
+        return (*received, own)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,10 +80,15 @@ class ApiMiddleware:
             try:
                 auth_header = headers.get(b"authorization")
                 self.runtime.caller_auth.check(auth_header.decode("latin-1") if auth_header else None)
+                chain = self._chain(headers.get(call_chain.HEADER.lower().encode()))
             except ApiError as exc:
                 await api_error_response(exc)(scope, receive, send_with_id)
                 return
-            await self.app(scope, receive, send_with_id)
+            chain_token = call_chain.chain_var.set(chain)
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                call_chain.chain_var.reset(chain_token)
         finally:
             elapsed = time.perf_counter() - started
             metrics.inflight.dec()

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 
@@ -55,8 +56,12 @@ class ApiKeyCredentials(_FromSecret):
 
 
 class BearerCredentials(_FromSecret):
+    def __init__(self, secrets: SecretDir, connector: str, key: str = "token") -> None:
+        super().__init__(secrets, connector)
+        self._key = key
+
     async def headers(self, http: httpx.AsyncClient) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._require('token')}"}
+        return {"Authorization": f"Bearer {self._require(self._key)}"}
 
 
 class BasicCredentials(_FromSecret):
@@ -146,6 +151,9 @@ def build_credentials(auth: ConnectorAuth, connector: str, *, timeout: float) ->
     if auth.type == "apiKey":
         return ApiKeyCredentials(secrets, connector, auth.header)
     if auth.type == "bearer":
+        if auth.token_file:  # e.g. an agent connector: one key of the target's access Secret
+            token = Path(auth.token_file)
+            return BearerCredentials(SecretDir(token.parent), connector, token.name)
         return BearerCredentials(secrets, connector)
     if auth.type == "basic":
         return BasicCredentials(secrets, connector)

@@ -12,7 +12,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -25,6 +25,9 @@ from ..retry_delay import TOOL_RETRIES, retry_delay
 from .auth import ConnectorCredentials, CredentialsError, build_credentials
 from .breaker import CircuitBreaker
 from .ratelimit import TokenBucket
+
+if TYPE_CHECKING:
+    from .agent_tools import AgentConnectorClient
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +173,7 @@ def _parse(response: httpx.Response) -> Any:
 @dataclass
 class Tool:
     name: str
-    connector: ConnectorClient
+    connector: ConnectorClient | AgentConnectorClient
     spec: ToolConfig
     validator: Any = field(repr=False)
 
@@ -195,7 +198,11 @@ class ToolBox:
         self, connectors: list[ConnectorConfig], http: httpx.AsyncClient, metrics: RuntimeMetrics | None = None
     ) -> None:
         self.metrics = metrics
-        self.connectors = {c.name: ConnectorClient(c, http) for c in connectors}
+        from .agent_tools import AgentConnectorClient  # here: it imports ToolError from this module
+
+        self.connectors = {
+            c.name: AgentConnectorClient(c, http) if c.type == "agent" else ConnectorClient(c, http) for c in connectors
+        }
         counts = Counter(tool.name for c in connectors for tool in c.tools)
         self.tools: dict[str, Tool] = {}
         for connector in connectors:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .base import (
     CONDITIONS_EXTRA,
@@ -113,28 +113,99 @@ class ConnectorSpec(ApiModel):
 
     model_config = validations(
         cel(
-            "self.type == 'mcp' || (has(self.tools) && size(self.tools) > 0)",
-            "spec.tools must list at least one tool unless spec.type is mcp",
+            "self.type in ['mcp', 'agent'] || (has(self.tools) && size(self.tools) > 0)",
+            "spec.tools must list at least one tool unless spec.type is mcp or agent",
+            ".tools",
+        ),
+        cel(
+            "self.type == 'agent' || has(self.endpoint)",
+            "spec.endpoint is required unless spec.type is agent",
+            ".endpoint",
+        ),
+        # An accepted field that does nothing is a defect: the operator calls the target's Service.
+        cel(
+            "self.type != 'agent' || !has(self.endpoint)",
+            "spec.endpoint must not be set when spec.type is agent (the target Agent's Service is called)",
+            ".endpoint",
+        ),
+        cel(
+            "(self.type == 'agent') == has(self.agentRef)",
+            "spec.agentRef is required when spec.type is agent and allowed for it only",
+            ".agentRef",
+        ),
+        # The operator mounts the target's caller key; another credential would be ignored.
+        cel(
+            "self.type != 'agent' || !has(self.auth) || self.auth.type == 'none'",
+            "spec.auth.type must be none when spec.type is agent (the operator supplies the target Agent's key)",
+            ".auth.type",
+        ),
+        cel(
+            "self.type != 'agent' || !has(self.tools) || size(self.tools) <= 1",
+            "spec.tools of an agent Connector may hold at most one tool (it names the one tool the Agent is)",
+            ".tools",
+        ),
+        # method and path have defaults the API server fills in, so only values other than those count.
+        cel(
+            "self.type != 'agent' || !has(self.tools) || self.tools.all(t, !has(t.parameters)"
+            " && (!has(t.path) || t.path == '') && (!has(t.method) || t.method == 'GET'))",
+            "spec.tools of an agent Connector may set only name and description (the tool takes one message)",
+            ".tools",
+        ),
+        # An MCP server describes its own tools; spec.tools only picks which of them to keep.
+        cel(
+            "self.type != 'mcp' || !has(self.tools) || self.tools.all(t, !has(t.parameters)"
+            " && (!has(t.path) || t.path == '') && (!has(t.method) || t.method == 'GET')"
+            " && (!has(t.description) || t.description == ''))",
+            "spec.tools of an mcp Connector may set only name (it keeps the server's tools of those names; "
+            "the server gives their description and parameters)",
             ".tools",
         ),
     )
 
-    type: Literal["http", "webhook", "mcp"] = Field(description="http | webhook | mcp.")
-    endpoint: str = Field(max_length=2048, pattern=HTTP_URL, description="Base URL, http(s) only.")
+    type: Literal["http", "webhook", "mcp", "agent"] = Field(
+        description="http | webhook | mcp | agent (another Agent of this namespace as one tool)."
+    )
+    endpoint: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=HTTP_URL,
+        description="Base URL, http(s) only; required unless type is agent.",
+    )
+    agent_ref: LocalObjectReference | None = Field(
+        default=None,
+        description="agent: the Agent of this namespace the tool asks, with that Agent's caller key.",
+    )
     auth: ConnectorAuth = Field(
         default_factory=ConnectorAuth,
-        description="How to authenticate.",
+        description="How to authenticate (none for type agent: the operator supplies the target's key).",
         json_schema_extra={"default": {"type": "none"}},
     )
     tools: list[ConnectorTool] = Field(
         default_factory=list,
         max_length=128,
-        description="http/webhook: the tools the agent may call; mcp: filter of discovered tools.",
+        description="http/webhook: the tools the agent may call; mcp: filter of discovered tools; agent: at most "
+        "one, overriding the tool's name (default ask_<agent>) and description.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     timeout_seconds: int = Field(default=10, ge=1, le=300, description="Per-call timeout.")
     retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed call (idempotent methods).")
     rate_limit: RateLimit | None = Field(default=None, description="Client-side rate limit per pod.")
+
+    @model_validator(mode="after")
+    def _agent_fields(self) -> ConnectorSpec:
+        """The CRD's rules again, for objects stored before them (the operator parses every body)."""
+        if self.type == "agent":
+            if self.agent_ref is None:
+                raise ValueError("spec.agentRef is required when spec.type is agent")
+            if self.endpoint is not None:
+                raise ValueError("spec.endpoint must not be set when spec.type is agent")
+            if self.auth.type != "none":
+                raise ValueError("spec.auth.type must be none when spec.type is agent")
+            if len(self.tools) > 1:
+                raise ValueError("spec.tools of an agent Connector may hold at most one tool")
+        elif self.endpoint is None:
+            raise ValueError("spec.endpoint is required unless spec.type is agent")
+        return self
 
 
 class DiscoveredTool(ApiModel):

@@ -301,7 +301,7 @@ def egress_ports(agent: ResolvedAgent) -> list[int]:
     if agent.spec.model.endpoint:
         ports.add(_port_of(agent.spec.model.endpoint))
     for connector in agent.connectors:
-        ports.add(_port_of(connector.spec.endpoint))
+        ports.add(_port_of(connector.endpoint))  # an agent Connector: the target's Service port
         if connector.spec.auth.token_url:
             ports.add(_port_of(connector.spec.auth.token_url))
     if agent.state and agent.state.redis_url:

@@ -10,11 +10,31 @@ from ..api.statepolicy import StatePolicySpec
 
 
 @dataclass(frozen=True)
+class AgentTarget:
+    """The Agent an agent Connector calls, as the caller's pods reach it: its Service, and the one
+    key of its access Secret they present (mounted into the caller's pods)."""
+
+    name: str
+    endpoint: str
+    access_secret: str
+    key: str
+
+
+@dataclass(frozen=True)
 class ResolvedConnector:
     ref: AgentConnectorRef
     spec: ConnectorSpec
     # mcp: the discovered tools this Agent uses (from the Connector's status).
     tools: tuple[DiscoveredTool, ...] = ()
+    target: AgentTarget | None = None  # type agent only
+
+    @property
+    def endpoint(self) -> str:
+        """Where the pods send this connector's calls."""
+        if self.target is not None:
+            return self.target.endpoint
+        assert self.spec.endpoint is not None  # required by the API for every other type
+        return self.spec.endpoint
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from agentfleet_contract.runtime_config import (
 )
 
 from ..api.connector import SECRET_KEYS_BY_AUTH
-from . import names, state_store
-from .inputs import ResolvedAgent, ResolvedConnector
+from . import agent_tools, names, state_store
+from .inputs import AgentTarget, ResolvedAgent, ResolvedConnector
 from .mcp_tools import model_tool_name
 
 
@@ -44,6 +44,8 @@ def secret_mounts(agent: ResolvedAgent) -> dict[str, set[str]]:
         auth = connector.spec.auth
         if auth.secret_ref:
             mounts[auth.secret_ref.name].update(SECRET_KEYS_BY_AUTH[auth.type])
+        if connector.target is not None:  # the key this Agent presents to the Agent it asks
+            mounts[connector.target.access_secret].add(connector.target.key)
     if agent.state:
         if agent.state.password_secret:
             secret, key = agent.state.password_secret
@@ -54,7 +56,9 @@ def secret_mounts(agent: ResolvedAgent) -> dict[str, set[str]]:
         if agent.state.session_key_secret:
             mounts[agent.state.session_key_secret].add(state_store.SESSION_KEY)
     if agent.access_secret:
-        mounts.setdefault(agent.access_secret, set())  # every key is an accepted caller key
+        # Every key is an accepted caller key, so the Secret is mounted whole, even when it is also
+        # the access Secret of an Agent this one asks (one Secret shared by both).
+        mounts[agent.access_secret] = set()
     return dict(mounts)
 
 
@@ -128,12 +132,39 @@ def _tools(resolved: ResolvedConnector) -> list[ToolConfig]:
     ]
 
 
+def _agent_connector(resolved: ResolvedConnector, target: AgentTarget) -> ConnectorConfig:
+    """Another Agent as one tool: its Service, its caller key as a bearer token, one message in."""
+    spec = resolved.spec
+    secret_dir = names.secret_dir(target.access_secret)
+    return ConnectorConfig(
+        name=resolved.ref.name,
+        type="agent",
+        endpoint=target.endpoint,
+        agent=target.name,
+        auth=ConnectorAuth(type="bearer", secret_dir=secret_dir, token_file=f"{secret_dir}/{target.key}"),
+        tools=[
+            ToolConfig(
+                name=agent_tools.tool_name(spec),
+                description=agent_tools.tool_description(spec),
+                parameters=agent_tools.MESSAGE_PARAMETERS,
+            )
+        ],
+        timeout_seconds=spec.timeout_seconds,
+        retries=spec.retries,
+        **_given(
+            rate_limit=RateLimit(requests_per_second=spec.rate_limit.requests_per_second) if spec.rate_limit else None,
+        ),
+    )
+
+
 def _connector(resolved: ResolvedConnector) -> ConnectorConfig:
+    if resolved.target is not None:
+        return _agent_connector(resolved, resolved.target)
     spec = resolved.spec
     return ConnectorConfig(
         name=resolved.ref.name,
         type=spec.type,
-        endpoint=spec.endpoint,
+        endpoint=resolved.endpoint,
         auth=_auth(resolved),
         tools=_tools(resolved),
         timeout_seconds=spec.timeout_seconds,

@@ -52,12 +52,26 @@ async def agent_event(
         seen.pop(key, None)
         for dependency in usage_changed(memo.store.forget(key)):
             memo.queue.add(dependency)
+        _asked_by(memo, namespace, name)
         return
     fingerprint = _fingerprint(body)
     if seen.get(key) == fingerprint:
         return
     seen[key] = fingerprint
     memo.queue.add(("Agent", namespace, name))
+    _asked_by(memo, namespace, name)
+
+
+def _asked_by(memo: OperatorMemo, namespace: str, agent: str) -> None:
+    """An Agent that appeared, changed or went: the Agents that ask it through an agent Connector (or
+    walk through it looking for loops) and the agent Connectors naming it report on it."""
+    _dependents(memo, "Agent", namespace, agent)
+    idx = memo.store.indexes.get("connectors_idx") or {}
+    for key in [k for k in idx if k[0] == namespace]:  # a namespace holds few Connectors
+        for connector in idx[key]:
+            spec = connector.get("spec") or {}
+            if spec.get("type") == "agent" and (spec.get("agentRef") or {}).get("name") == agent:
+                memo.queue.add(("Connector", namespace, key[1]))
 
 
 def _dependents(memo: OperatorMemo, kind: str, namespace: str, name: str) -> None:

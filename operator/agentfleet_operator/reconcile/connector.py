@@ -1,5 +1,6 @@
-"""Reconcile a Connector's status: is its Secret there with the keys its auth type needs, and, for an
-MCP Connector, which tools does its server offer (status.tools, ToolsDiscovered)?"""
+"""Reconcile a Connector's status: is its Secret there with the keys its auth type needs? For an MCP
+Connector: which tools does its server offer (status.tools, ToolsDiscovered)? For an agent Connector:
+is the Agent it asks there (the Agents using it check the target's key)?"""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 from ..api import reasons
 from ..api.base import API_VERSION
 from ..api.connector import SECRET_KEYS_BY_AUTH, ConnectorSpec
+from ..builders import agent_tools
 from ..builders.conditions import Cond
 from ..builders.mcp_tools import select_tools
 from ..builders.secret_check import secret_problem
@@ -21,7 +23,7 @@ from .status_writer import ready_change_events, write_status
 
 
 def _secret_condition(ctx: Context, namespace: str, spec: ConnectorSpec) -> tuple[Cond, str]:
-    """SecretResolved, and the hash of the Secret's data when it resolves."""
+    """SecretResolved, and the hash of the Secret's data when it has every key its auth type needs."""
     if spec.auth.secret_ref is None:
         return Cond("SecretResolved", True, reasons.NO_CREDENTIALS, "auth type none needs no Secret"), ""
     secret_name = spec.auth.secret_ref.name
@@ -42,6 +44,7 @@ async def _discover(ctx: Context, namespace: str, spec: ConnectorSpec) -> Discov
         headers = await discovery_headers(ctx.client, namespace, spec.auth, timeout)
     except CredentialsProblem as problem:
         return DiscoveryResult(False, problem.reason, problem.message)
+    assert spec.endpoint is not None  # required by the API unless type is agent
     return await discover_tools(spec.endpoint, headers, timeout)
 
 
@@ -97,6 +100,22 @@ def _discovery(
     return Cond("ToolsDiscovered", True, reasons.DISCOVERED, message), fields, requeue
 
 
+def _agent_conditions(ctx: Context, namespace: str, spec: ConnectorSpec) -> tuple[Cond, Cond]:
+    """SecretResolved and Ready of an agent Connector: it names no Secret of its own; the Agents
+    using it mount the target's access Secret and report a missing one themselves."""
+    assert spec.agent_ref is not None  # type agent: required by the API
+    target = spec.agent_ref.name
+    secret_cond = Cond(
+        "SecretResolved", True, reasons.NO_CREDENTIALS, f"type agent: the Agents using it present Agent {target}'s key"
+    )
+    if ctx.store.agent(namespace, target) is None:
+        return secret_cond, Cond(
+            "Ready", False, reasons.AGENT_NOT_FOUND, f"Agent {target} not found in namespace {namespace}"
+        )
+    tool = agent_tools.tool_name(spec)
+    return secret_cond, Cond("Ready", True, reasons.READY, f"tool {tool} asks Agent {target}")
+
+
 async def reconcile_connector(ctx: Context, namespace: str, name: str) -> float | None:
     started = ctx.now()
     body = ctx.store.connector(namespace, name)
@@ -115,26 +134,31 @@ async def reconcile_connector(ctx: Context, namespace: str, name: str) -> float 
         ready = Cond("Ready", False, reasons.INVALID_SPEC, secret_cond.message)
         secret_hash = ""
     else:
-        secret_cond, secret_hash = _secret_condition(ctx, namespace, spec)
-        if not secret_cond.status:
-            ready = Cond("Ready", False, secret_cond.reason, secret_cond.message)
-            if spec.type == "mcp":
-                conds.append(Cond("ToolsDiscovered", None, reasons.NOT_CHECKED, "waiting for the Secret"))
-                if old.get("tools") is not None:
-                    fields = {"tools": old["tools"], "toolCount": len(old["tools"])}
-        elif spec.type == "mcp":
-            discovered, fields, requeue = _discovery(
-                ctx, namespace, name, meta.get("generation"), spec, secret_hash, old
-            )
-            conds.append(discovered)
-            ready = (
-                Cond("Ready", True, reasons.READY, f"{fields['toolCount']} tool(s) available")
-                if discovered.status
-                else Cond("Ready", discovered.status, discovered.reason, discovered.message)
-            )
+        if spec.type == "agent":
+            secret_cond, ready = _agent_conditions(ctx, namespace, spec)
+            secret_hash = ""
+            fields = {"tools": None, "toolCount": None}
         else:
-            ready = Cond("Ready", True, reasons.READY, f"{len(spec.tools)} tool(s) available")
-            fields = {"tools": None, "toolCount": None}  # a Connector that was mcp before
+            secret_cond, secret_hash = _secret_condition(ctx, namespace, spec)
+            if not secret_cond.status:
+                ready = Cond("Ready", False, secret_cond.reason, secret_cond.message)
+                if spec.type == "mcp":
+                    conds.append(Cond("ToolsDiscovered", None, reasons.NOT_CHECKED, "waiting for the Secret"))
+                    if old.get("tools") is not None:
+                        fields = {"tools": old["tools"], "toolCount": len(old["tools"])}
+            elif spec.type == "mcp":
+                discovered, fields, requeue = _discovery(
+                    ctx, namespace, name, meta.get("generation"), spec, secret_hash, old
+                )
+                conds.append(discovered)
+                ready = (
+                    Cond("Ready", True, reasons.READY, f"{fields['toolCount']} tool(s) available")
+                    if discovered.status
+                    else Cond("Ready", discovered.status, discovered.reason, discovered.message)
+                )
+            else:
+                ready = Cond("Ready", True, reasons.READY, f"{len(spec.tools)} tool(s) available")
+                fields = {"tools": None, "toolCount": None}  # a Connector that was mcp before
     await write_status(
         ctx,
         {"apiVersion": API_VERSION, "kind": "Connector", "metadata": meta},

@@ -11,8 +11,8 @@ from ..api import reasons
 from ..api.agent import AgentSpec
 from ..api.connector import SECRET_KEYS_BY_AUTH, ConnectorSpec, DiscoveredTool
 from ..api.statepolicy import StatePolicySpec
-from ..builders import names, state_store
-from ..builders.inputs import Dependency, Problem, Resolution, ResolvedConnector, ResolvedState
+from ..builders import agent_tools, names, state_store
+from ..builders.inputs import AgentTarget, Dependency, Problem, Resolution, ResolvedConnector, ResolvedState
 from ..builders.mcp_tools import offered_to_agent
 from ..builders.secret_check import secret_problem
 from .store import Store
@@ -70,8 +70,77 @@ def _discovered_tools(
     return tuple(tools)
 
 
+def _agent_target(
+    store: Store, res: Resolution, namespace: str, connector: str, spec: ConnectorSpec
+) -> AgentTarget | None:
+    """The Agent an agent Connector calls and the key its pods present, or None with a problem.
+
+    Its access Secret is the one the target's runtime accepts keys from (builders/runtime_config.py):
+    the user's `access.apiKeySecretRef`, or the generated `<target>-access` with key apiKey."""
+    assert spec.agent_ref is not None  # type agent: required by the API
+    target = spec.agent_ref.name
+    res.dependencies.add(("Agent", namespace, target))  # created later, or its access changed
+    body = store.agent(namespace, target)
+    if body is None:
+        res.problem(
+            "connectors",
+            reasons.AGENT_NOT_FOUND,
+            f"Connector {connector}: Agent {target} not found in namespace {namespace}",
+        )
+        return None
+    access = (body.get("spec") or {}).get("access") or {}
+    secret = (access.get("apiKeySecretRef") or {}).get("name") or names.access_secret(target)
+    res.dependencies.add(("Secret", namespace, secret))
+    found = store.secret(namespace, secret)
+    # Every key of an access Secret is an accepted key; apiKey (the generated one's) when there is one.
+    keys = [] if found is None else list(found["keys"])
+    key = "apiKey" if "apiKey" in keys or not keys else sorted(keys)[0]
+    problem = secret_problem(found, namespace, secret, [key], f"caller keys of Agent {target}")
+    if problem is not None:
+        res.problem("connectors", *problem)
+        return None
+    assert found is not None  # secret_problem reports an absent Secret
+    res.secret_hashes[secret] = found["hash"]
+    return AgentTarget(target, names.endpoint(target, namespace), secret, key)
+
+
+def _agent_targets(store: Store, res: Resolution, namespace: str, connectors: list[str]) -> list[str]:
+    """The Agents reached through those of `connectors` that are agent Connectors (the loop walk's
+    edges); every object read is a dependency, so a later change anywhere on a path is seen."""
+    targets = []
+    for connector in connectors:
+        res.dependencies.add(("Connector", namespace, connector))
+        body = store.connector(namespace, connector)
+        spec = (body or {}).get("spec") or {}
+        target = (spec.get("agentRef") or {}).get("name") if spec.get("type") == "agent" else None
+        if target:
+            res.dependencies.add(("Agent", namespace, target))
+            targets.append(target)
+    return targets
+
+
+def _refuse_loops(store: Store, res: Resolution, namespace: str, name: str, spec: AgentSpec) -> None:
+    """An Agent whose agent Connectors lead back to itself is refused; every Agent on the loop finds
+    the loop through itself, so all of them say so, in whatever order they were created."""
+
+    def targets(agent: str) -> list[str]:
+        if agent == name:
+            refs = [ref.name for ref in spec.connectors]
+        else:
+            refs = [
+                ref.get("name", "")
+                for ref in ((store.agent(namespace, agent) or {}).get("spec") or {}).get("connectors", [])
+            ]
+        return _agent_targets(store, res, namespace, refs)
+
+    loop = agent_tools.find_loop(name, targets)
+    if loop is not None:
+        res.problem("connectors", reasons.TOOL_LOOP, f"agent Connectors make a loop: {' → '.join(loop)}")
+
+
 def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolution:
     res = Resolution()
+    _refuse_loops(store, res, namespace, name, spec)
     # Prompt
     if spec.prompt.config_map_ref is not None:
         ref = spec.prompt.config_map_ref
@@ -110,12 +179,17 @@ def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolut
                 continue
             discovered = found
         else:
-            unknown = sorted(set(ref.tools) - {tool.name for tool in connector.tools})
+            unknown = sorted(set(ref.tools) - agent_tools.tool_names(connector))
             if unknown:
                 res.problem(
                     "connectors", reasons.TOOL_NOT_FOUND, f"Connector {ref.name} has no tool {', '.join(unknown)}"
                 )
                 continue
+        if connector.type == "agent":
+            target = _agent_target(store, res, namespace, ref.name, connector)
+            if target is not None:
+                res.connectors.append(ResolvedConnector(ref=ref, spec=connector, target=target))
+            continue
         if connector.auth.secret_ref:
             before = len(res.problems)
             _need_secret(
