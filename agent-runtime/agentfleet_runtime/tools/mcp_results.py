@@ -63,6 +63,6 @@ def tool_result_data(result: CallToolResult, tool: str) -> Any:
 
 
 def _size(data: str) -> str:
-    # base64: 4 characters carry 3 bytes
-    size = len(data) * 3 // 4
+    # base64: 4 characters carry 3 bytes, less one per "=" of padding
+    size = len(data) * 3 // 4 - data[-2:].count("=")
     return f"{size} bytes" if size < 10_000 else f"{size // 1024} KiB"

@@ -168,7 +168,12 @@ class _Session:
 
     @property
     def usable(self) -> bool:
-        return self.client is not None and not self._task.done() and not self._stop.is_set()
+        return self.client is not None and not self.ended and not self._stop.is_set()
+
+    @property
+    def ended(self) -> bool:
+        """The owning task has left the SDK's context managers: the session is closed."""
+        return self._task.done()
 
     async def _own(self) -> None:
         config = self._connector.config
@@ -205,8 +210,7 @@ class _Session:
                 self.failure = classify_connect_error(config.name, exc, trace)
             log.debug("mcp session ended", extra={"connector": config.name, "error": type(exc).__name__})
         finally:
-            self.client = None if not self.ready.is_set() else self.client
-            self.ready.set()
+            self.ready.set()  # waiters learn the outcome either way: a client, or `failure`
 
     async def aclose(self) -> None:
         self._stop.set()
@@ -227,17 +231,22 @@ class McpConnectorClient(ConnectorClient):
     def __init__(self, config: ConnectorConfig, http: httpx.AsyncClient) -> None:
         super().__init__(config, http)
         self._session: _Session | None = None
-        self._lock = asyncio.Lock()
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
         self.sessions_opened = 0
 
+    @property
+    def session(self) -> _Session | None:
+        """The current session, if one is open or opening."""
+        return self._session
+
     async def _open_session(self) -> _Session:
-        async with self._lock:
-            session = self._session
-            if session is None or (session.ready.is_set() and not session.usable):
-                session = self._session = _Session(self)
-                self.sessions_opened += 1
+        # No await between the look and the replacement: calls that arrive while a session is
+        # being opened wait for that one instead of opening their own.
+        session = self._session
+        if session is None or (session.ready.is_set() and not session.usable):
+            session = self._session = _Session(self)
+            self.sessions_opened += 1
         await session.ready.wait()
         if session.failure is not None:
             raise session.failure

@@ -4,6 +4,7 @@ repeat a side effect, the legacy HTTP+SSE transport, metrics and a clean shutdow
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 from collections.abc import Iterator
@@ -137,14 +138,14 @@ async def test_is_error_is_an_explained_failure(demo: DemoMCP, fake_llm: FakeLLM
     assert tool_metric(metrics, "check_stock", "success") == 1
 
 
-async def test_rules_reasoner_renders_the_structured_result(demo: DemoMCP, tmp_path: Path) -> None:
+async def test_concurrent_calls_share_one_session(demo: DemoMCP, tmp_path: Path) -> None:
     async with runtime_client(orders_config(demo, tmp_path)) as client:
-        body = await ask(client, "order A-1002 please")
-        # One session for both calls: the second reuses it.
+        # Four first calls at once open one session between them, and later calls reuse it.
+        first = await asyncio.gather(*(ask(client, f"order A-100{1 + i % 2}") for i in range(4)))
         again = await ask(client, "order A-1001 please")
         connector = client.app.state.runtime.agent.tools.connectors["orders"]  # type: ignore[attr-defined]
         assert connector.sessions_opened == 1
-    assert body["reply"] == "Order A-1002 is packing."
+    assert [body["reply"] for body in first] == ["Order A-1001 is shipped.", "Order A-1002 is packing."] * 2
     assert again["reply"] == "Order A-1001 is shipped."
 
 
@@ -238,6 +239,16 @@ async def test_the_legacy_sse_transport(tmp_path: Path) -> None:
     assert stock["toolCalls"][0]["outcome"] == "tool_error"
     assert "unknown SKU NOPE-1" in stock["reply"]
     assert ticket["toolCalls"][0]["outcome"] == "success"
+
+
+async def test_stopping_the_runtime_closes_the_session(tmp_path: Path) -> None:
+    with start_demo_mcp(token=TOKEN, era="2025") as server:  # a session the server keeps until told
+        async with runtime_client(orders_config(server, tmp_path)) as client:
+            await ask(client, "order A-1001")
+            connector = client.app.state.runtime.agent.tools.connectors["orders"]  # type: ignore[attr-defined]
+            session = connector.session
+            assert session is not None and session.usable
+        assert session.ended and not session.usable
 
 
 async def test_the_runtime_process_closes_its_mcp_session_cleanly(demo: DemoMCP, tmp_path: Path, spawn_runtime) -> None:
