@@ -244,6 +244,8 @@ class McpConnectorClient(ConnectorClient):
         # No await between the look and the replacement: calls that arrive while a session is
         # being opened wait for that one instead of opening their own.
         session = self._session
+        if self._closed:  # a call still in flight at shutdown must not open a session nobody closes
+            raise Failure("unreachable", f"{self.config.name} is not available: the runtime is stopping")
         if session is None or (session.ready.is_set() and not session.usable):
             session = self._session = _Session(self)
             self.sessions_opened += 1
