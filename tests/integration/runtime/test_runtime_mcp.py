@@ -168,6 +168,20 @@ async def test_a_wrong_token_is_auth_error_and_appears_in_no_log(demo: DemoMCP, 
         assert secret not in response.text
 
 
+async def test_an_oauth2_token_the_server_refuses_is_fetched_again_once(tmp_path: Path) -> None:
+    # The fake CRM is the OAuth token endpoint and numbers its tokens; the MCP server accepts only
+    # the second, so the first call succeeds only through the one refetch after a 401.
+    with FakeCRM(auth="oauth2") as crm, start_demo_mcp(token="oauth-token-2") as server:
+        secrets = crm.write_secret_dir(tmp_path / "oauth")  # type: ignore[attr-defined]
+        auth = {"type": "oauth2ClientCredentials", "secretDir": secrets, "tokenURL": crm.token_url}  # type: ignore[attr-defined]
+        config = rules_config(connectors=[mcp_connector(server, secrets, auth=auth)])
+        config["model"]["rules"] = RULES
+        async with runtime_client(config) as client:
+            assert (await ask(client, "order A-1001"))["toolCalls"][0]["outcome"] == "success"
+            assert (await ask(client, "stock KB-01"))["toolCalls"][0]["outcome"] == "success"
+        assert crm.token_issues == 2  # type: ignore[attr-defined]
+
+
 async def test_a_stopped_server_is_an_explained_answer_and_http_tools_keep_working(
     demo: DemoMCP, fake_crm: FakeCRM, tmp_path: Path
 ) -> None:
