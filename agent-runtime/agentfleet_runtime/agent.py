@@ -10,7 +10,7 @@ from .errors import ApiError
 from .memory.base import SessionMemory, StoreUnavailable, Turn
 from .perception import Message
 from .reasoning.base import Reasoner, ReasoningResult, StreamEvent
-from .tools.http_tools import ToolBox
+from .tools.toolbox import ToolBox
 
 
 def _store_error() -> ApiError:

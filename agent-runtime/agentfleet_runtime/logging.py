@@ -46,6 +46,7 @@ def configure_logging(
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # its lines carry full URLs with arguments
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # Their lines carry full URLs with arguments; the MCP SDK's info lines carry session ids.
+    for name in ("httpx", "httpcore", "httpx2", "httpcore2", "mcp"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     return handler

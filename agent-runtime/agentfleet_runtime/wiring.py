@@ -25,7 +25,7 @@ from .perception import Limits
 from .reasoning.base import Reasoner
 from .reasoning.openai_compatible import OpenAICompatibleReasoner
 from .reasoning.rules import RulesReasoner
-from .tools.http_tools import ToolBox
+from .tools.toolbox import ToolBox
 
 
 @dataclass
@@ -43,6 +43,9 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.agent.reasoner.aclose()
+        # Before the shared HTTP client: an MCP session says goodbye to its server on close, and
+        # that request may need a fresh OAuth token, which is fetched with the shared client.
+        await self.agent.tools.aclose()
         if self.memory is not None:
             await self.memory.aclose()
         await self.http.aclose()

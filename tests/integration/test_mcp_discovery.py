@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.mcp import DemoMcp, start_demo_mcp
+from tests.fakes.mcp import DemoMCP, start_demo_mcp
 from tests.integration.conftest import DISCOVERY_ENV
 from tests.integration.operator_harness import OperatorProcess
 from tests.integration.test_operator import (
@@ -32,7 +32,7 @@ TOKEN = "mcp-token-7b1e9f0c2d"
 
 
 @pytest.fixture
-def mcp_server() -> Iterator[DemoMcp]:
+def mcp_server() -> Iterator[DemoMCP]:
     server = start_demo_mcp(token=TOKEN)
     try:
         yield server
@@ -71,7 +71,7 @@ def runtime_config(kubectl: Any, agent: dict[str, Any], namespace: str) -> dict[
 
 
 def test_discovered_tools_fill_the_status_and_the_agents_config(
-    operator: OperatorProcess, kubectl: Any, namespace: str, mcp_server: DemoMcp
+    operator: OperatorProcess, kubectl: Any, namespace: str, mcp_server: DemoMCP
 ) -> None:
     apply(kubectl, namespace, secret("mcp-creds", token=TOKEN), mcp_connector("orders", mcp_server.url))
     conn = wait_for("Discovered", lambda: discovered(kubectl, "orders", namespace, "Discovered"))
@@ -101,7 +101,7 @@ def test_discovered_tools_fill_the_status_and_the_agents_config(
 
 
 def test_a_filtered_tool_the_server_lacks_is_named(
-    operator: OperatorProcess, kubectl: Any, namespace: str, mcp_server: DemoMcp
+    operator: OperatorProcess, kubectl: Any, namespace: str, mcp_server: DemoMCP
 ) -> None:
     tools = [{"name": "lookup_order"}, {"name": "cancel_order"}]
     apply(kubectl, namespace, secret("mcp-creds", token=TOKEN), mcp_connector("orders", mcp_server.url, tools=tools))
@@ -113,7 +113,7 @@ def test_a_filtered_tool_the_server_lacks_is_named(
 
 
 def test_a_wrong_token_is_auth_failed_and_never_shown(
-    operator: OperatorProcess, kubectl: Any, namespace: str, mcp_server: DemoMcp
+    operator: OperatorProcess, kubectl: Any, namespace: str, mcp_server: DemoMCP
 ) -> None:
     wrong = "wrong-token-5d0c8a7e41"
     apply(kubectl, namespace, secret("mcp-creds", token=wrong), mcp_connector("orders", mcp_server.url))
@@ -147,7 +147,7 @@ def test_an_agent_waits_for_the_first_discovery(operator: OperatorProcess, kubec
 
 
 def test_an_outage_keeps_the_tools_and_a_schema_change_is_a_new_revision(
-    operator: OperatorProcess, kubectl: Any, namespace: str, mcp_server: DemoMcp
+    operator: OperatorProcess, kubectl: Any, namespace: str, mcp_server: DemoMCP
 ) -> None:
     apply(
         kubectl,
@@ -185,7 +185,7 @@ def test_an_outage_keeps_the_tools_and_a_schema_change_is_a_new_revision(
 
 
 def test_an_operator_restart_rediscovers_and_writes_nothing(
-    operator: OperatorProcess, kubectl: Any, namespace: str, mcp_server: DemoMcp, tmp_path: Path
+    operator: OperatorProcess, kubectl: Any, namespace: str, mcp_server: DemoMCP, tmp_path: Path
 ) -> None:
     apply(
         kubectl,

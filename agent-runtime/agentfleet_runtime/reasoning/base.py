@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..tools.http_tools import ToolBox, ToolCallRecord
+from ..tools.toolbox import ToolBox, ToolCallRecord
 
 
 @dataclass

@@ -22,7 +22,7 @@ from ..errors import UpstreamError
 from ..metrics import RuntimeMetrics
 from ..retry_delay import MODEL_RETRIES, retry_delay
 from ..secretfiles import SecretFile
-from ..tools.http_tools import ToolBox, ToolCallRecord
+from ..tools.toolbox import ToolBox, ToolCallRecord
 from .base import ReasoningResult, StreamEvent, Usage, estimate_tokens
 
 log = logging.getLogger(__name__)

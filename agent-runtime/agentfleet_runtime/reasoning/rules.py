@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from ..config import ModelConfig
-from ..tools.http_tools import ToolBox, ToolCallRecord
+from ..tools.toolbox import ToolBox, ToolCallRecord
 from .base import ReasoningResult, StreamEvent, Usage, chunk_text, estimate_tokens
 
 DEFAULT_REPLY = "Sorry, I can't help with that request."

@@ -21,10 +21,8 @@ from ..call_chain import chain_var, render
 from ..config import ConnectorConfig, ToolConfig
 from ..logging import request_id_var
 from ..retry_delay import TOOL_RETRIES, retry_delay
-from .auth import ConnectorCredentials, CredentialsError, build_credentials
-from .breaker import CircuitBreaker
-from .http_tools import ToolError
-from .ratelimit import TokenBucket
+from .auth import CredentialsError
+from .connector import ConnectorClient, ToolError
 
 # The target did not process the request: safe to send again. A chat turn is never idempotent
 # (the target may have called its own tools), so nothing else is repeated.
@@ -32,18 +30,12 @@ _RETRY = {429, 503}
 LOOP_DETECTED = 508
 
 
-class AgentConnectorClient:
+class AgentConnectorClient(ConnectorClient):
     """One agent connector: the target's endpoint and key, a breaker and a bucket of its own."""
 
     def __init__(self, config: ConnectorConfig, http: httpx.AsyncClient) -> None:
-        self.config = config
-        self.http = http
+        super().__init__(config, http)
         self.target = config.agent or config.name
-        self.credentials: ConnectorCredentials = build_credentials(
-            config.auth, config.name, timeout=config.timeout_seconds
-        )
-        self.breaker = CircuitBreaker()
-        self.bucket = TokenBucket(config.rate_limit.requests_per_second) if config.rate_limit is not None else None
 
     def _request(self, message: str) -> tuple[str, dict[str, Any]]:
         url = f"{self.config.endpoint.rstrip('/')}/v1/chat/completions"
@@ -59,12 +51,8 @@ class AgentConnectorClient:
 
     async def call(self, tool: ToolConfig, args: dict[str, Any]) -> Any:
         target = self.target
-        if not self.breaker.allow():
-            wait = round(self.breaker.retry_after())
-            raise ToolError("circuit_open", f"agent {target} is unavailable right now (circuit open, retry in {wait}s)")
+        await self.admit()
         timeout = self.config.timeout_seconds
-        if self.bucket is not None and not await self.bucket.acquire(max_wait=timeout):
-            raise ToolError("rate_limited", f"agent {target} is rate limited; try again shortly")
         url, body = self._request(str(args.get("message", "")))
         attempts, attempt = self.config.retries + 1, 0
         while True:

@@ -10,7 +10,7 @@ from agentfleet_runtime.api.response_headers import turn_headers
 from agentfleet_runtime.api.session_routes import history_body, reply_body
 from agentfleet_runtime.memory.base import Turn
 from agentfleet_runtime.reasoning.base import ReasoningResult, Usage
-from agentfleet_runtime.tools.http_tools import ToolCallRecord
+from agentfleet_runtime.tools.toolbox import ToolCallRecord
 
 COMPLETION = shapes.Completion(id="chatcmpl-1", created=1700000000, model="gpt-4o-mini", system_fingerprint="bot-r1")
 TOKENS = Usage(input_tokens=12, output_tokens=5)

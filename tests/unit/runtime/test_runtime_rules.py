@@ -5,7 +5,7 @@ from typing import Any
 
 from agentfleet_runtime.config import ModelConfig
 from agentfleet_runtime.reasoning.rules import DEFAULT_REPLY, RulesReasoner, render
-from agentfleet_runtime.tools.http_tools import ToolResult
+from agentfleet_runtime.tools.toolbox import ToolResult
 
 
 class RecordingToolBox:

@@ -1,0 +1,61 @@
+"""What every Connector client shares, whatever protocol it speaks: credentials, a circuit
+breaker, a token bucket, and the one way a call fails (ToolError with a metrics outcome).
+
+The clients (http_tools.HttpConnectorClient, mcp_tools.McpConnectorClient) differ only in how a
+call reaches the system; admitting a call and counting its failures is done here once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from ..config import ConnectorConfig, ToolConfig
+from .auth import ConnectorCredentials, build_credentials
+from .breaker import CircuitBreaker
+from .ratelimit import TokenBucket
+
+
+class ToolError(Exception):
+    """A tool call that did not produce a result; `outcome` is the metrics label.
+
+    The message is shown to the model and logged: it names the connector and what went wrong,
+    never a credential or an argument value."""
+
+    def __init__(self, outcome: str, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+        self.message = message
+
+
+class ConnectorClient:
+    """Everything one Connector shares across its tools: credentials, breaker, bucket."""
+
+    def __init__(self, config: ConnectorConfig, http: httpx.AsyncClient) -> None:
+        self.config = config
+        # The runtime's shared client: HTTP tools call through it, every type fetches OAuth tokens with it.
+        self.http = http
+        self.credentials: ConnectorCredentials = build_credentials(
+            config.auth, config.name, timeout=config.timeout_seconds
+        )
+        self.breaker = CircuitBreaker()
+        self.bucket = TokenBucket(config.rate_limit.requests_per_second) if config.rate_limit is not None else None
+
+    async def admit(self) -> None:
+        """Let a call go out, or fail it at once: the circuit is open or the rate limit would make it wait
+        longer than the connector's timeout."""
+        name = self.config.name
+        if not self.breaker.allow():
+            wait = round(self.breaker.retry_after())
+            raise ToolError("circuit_open", f"{name} is unavailable right now (circuit open, retry in {wait}s)")
+        if self.bucket is not None and not await self.bucket.acquire(max_wait=self.config.timeout_seconds):
+            raise ToolError("rate_limited", f"{name} is rate limited; try again shortly")
+
+    async def call(self, tool: ToolConfig, args: dict[str, Any]) -> Any:
+        """The tool's result as JSON-able data, or ToolError."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release what the client holds open (connections, sessions); the runtime is stopping."""
+        return None

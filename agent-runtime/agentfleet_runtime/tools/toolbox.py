@@ -1,0 +1,158 @@
+"""The tools of all connectors under the names the model sees, and what a call returns.
+
+Validation of the arguments, the metrics of every call and the shape of its result (a tool
+message the model can read, success or not) are the same for every connector type; only the
+client that reaches the system is chosen by type (`build_client`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import jsonschema
+from jsonschema.exceptions import SchemaError
+
+from ..config import ConnectorConfig, ToolConfig
+from ..metrics import RuntimeMetrics
+from .agent_tools import AgentConnectorClient
+from .connector import ConnectorClient, ToolError
+from .http_tools import HttpConnectorClient
+
+log = logging.getLogger(__name__)
+
+MAX_RESULT_CHARS = 16_000
+
+
+@dataclass
+class ToolResult:
+    ok: bool
+    content: str
+    outcome: str
+    data: Any = None
+
+
+@dataclass
+class ToolCallRecord:
+    name: str
+    arguments: dict[str, Any]
+    outcome: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "arguments": self.arguments, "outcome": self.outcome}
+
+
+def build_client(config: ConnectorConfig, http: httpx.AsyncClient) -> ConnectorClient:
+    """The client for one connector, by its type."""
+    if config.type == "mcp":
+        # Imported only when an mcp connector is configured: the MCP SDK is a large import
+        # that most agents never need.
+        from .mcp_tools import McpConnectorClient
+
+        return McpConnectorClient(config, http)
+    if config.type == "agent":
+        return AgentConnectorClient(config, http)
+    return HttpConnectorClient(config, http)
+
+
+@dataclass
+class Tool:
+    name: str
+    connector: ConnectorClient
+    spec: ToolConfig
+    validator: Any = field(repr=False)
+
+    def definition(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.spec.description,
+                "parameters": self.spec.parameters,
+            },
+        }
+
+
+class ToolBox:
+    """The tools of all connectors under the names the model sees.
+
+    A tool name defined by two connectors is exposed as `<connector>__<tool>` for both.
+    """
+
+    def __init__(
+        self, connectors: list[ConnectorConfig], http: httpx.AsyncClient, metrics: RuntimeMetrics | None = None
+    ) -> None:
+        self.metrics = metrics
+        self.connectors = {c.name: build_client(c, http) for c in connectors}
+        counts = Counter(tool.name for c in connectors for tool in c.tools)
+        self.tools: dict[str, Tool] = {}
+        for connector in connectors:
+            for spec in connector.tools:
+                name = spec.name
+                if counts[name] > 1:
+                    name = f"{connector.name.replace('.', '_')}__{spec.name}"
+                self.tools[name] = Tool(name, self.connectors[connector.name], spec, _validator(spec))
+
+    def __bool__(self) -> bool:
+        return bool(self.tools)
+
+    def definitions(self) -> list[dict[str, Any]]:
+        return [tool.definition() for tool in self.tools.values()]
+
+    async def call(self, name: str, arguments: str | dict[str, Any] | None) -> ToolResult:
+        started = time.perf_counter()
+        result = await self._call(name, arguments)
+        if self.metrics is not None:
+            self.metrics.tool_call(
+                name if name in self.tools else "unknown", result.outcome, time.perf_counter() - started
+            )
+        if not result.ok:
+            log.info("tool call failed", extra={"tool": name, "outcome": result.outcome})
+        return result
+
+    async def _call(self, name: str, arguments: str | dict[str, Any] | None) -> ToolResult:
+        tool = self.tools.get(name)
+        if tool is None:
+            return _failure("unknown_tool", f"there is no tool named {name!r}")
+        try:
+            args = json.loads(arguments) if isinstance(arguments, str) else (arguments or {})
+        except ValueError:
+            return _failure("invalid_arguments", "tool arguments are not valid JSON")
+        if not isinstance(args, dict):
+            return _failure("invalid_arguments", "tool arguments must be a JSON object")
+        errors = sorted(tool.validator.iter_errors(args), key=lambda e: list(e.path))
+        if errors:
+            where = "/".join(str(p) for p in errors[0].path) or "(arguments)"
+            return _failure("invalid_arguments", f"invalid arguments for {name}: {where}: {errors[0].message}")
+        try:
+            data = await tool.connector.call(tool.spec, args)
+        except ToolError as exc:
+            return _failure(exc.outcome, exc.message)
+        content = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+        return ToolResult(True, content[:MAX_RESULT_CHARS], "success", data)
+
+    async def aclose(self) -> None:
+        """Close every connector's connections and sessions (the runtime is stopping)."""
+        for connector in self.connectors.values():
+            try:
+                await connector.aclose()
+            except Exception:  # one connector's failing close must not leave the others open
+                log.warning("closing a connector failed", extra={"connector": connector.config.name}, exc_info=True)
+
+
+def _failure(outcome: str, message: str) -> ToolResult:
+    return ToolResult(False, json.dumps({"error": message}), outcome, {"error": message})
+
+
+def _validator(spec: ToolConfig) -> Any:
+    cls = jsonschema.validators.validator_for(spec.parameters, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(spec.parameters)
+    except SchemaError as exc:
+        raise ValueError(f"tool {spec.name}: parameters is not a valid JSON Schema: {exc.message}") from None
+    return cls(spec.parameters)
