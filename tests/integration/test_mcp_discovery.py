@@ -50,6 +50,15 @@ def mcp_connector(name: str, endpoint: str, secret_name: str | None = "mcp-creds
     }
 
 
+def desk_over(server: DemoMCP) -> list[dict[str, Any]]:
+    """The Secret, an mcp Connector to `server` and an Agent using all of its tools."""
+    return [
+        secret("mcp-creds", token=TOKEN),
+        mcp_connector("orders", server.url),
+        rules_agent("desk", connectors=[{"name": "orders"}]),
+    ]
+
+
 def discovered(kubectl: Any, name: str, namespace: str, reason: str) -> dict[str, Any] | None:
     conn = get(kubectl, "connector", name, namespace)
     return conn if condition(conn, "ToolsDiscovered").get("reason") == reason else None
@@ -149,13 +158,7 @@ def test_an_agent_waits_for_the_first_discovery(operator: OperatorProcess, kubec
 def test_an_outage_keeps_the_tools_and_a_schema_change_is_a_new_revision(
     operator: OperatorProcess, kubectl: Any, namespace: str, mcp_server: DemoMCP
 ) -> None:
-    apply(
-        kubectl,
-        namespace,
-        secret("mcp-creds", token=TOKEN),
-        mcp_connector("orders", mcp_server.url),
-        rules_agent("desk", connectors=[{"name": "orders"}]),
-    )
+    apply(kubectl, namespace, *desk_over(mcp_server))
     first = wait_for("Ready", lambda: ready(kubectl, "desk", namespace))
     revision = first["status"]["revision"]["stable"]
     before = {t["name"]: t["schemaHash"] for t in get(kubectl, "connector", "orders", namespace)["status"]["tools"]}
@@ -187,13 +190,7 @@ def test_an_outage_keeps_the_tools_and_a_schema_change_is_a_new_revision(
 def test_an_operator_restart_rediscovers_and_writes_nothing(
     operator: OperatorProcess, kubectl: Any, namespace: str, mcp_server: DemoMCP, tmp_path: Path
 ) -> None:
-    apply(
-        kubectl,
-        namespace,
-        secret("mcp-creds", token=TOKEN),
-        mcp_connector("orders", mcp_server.url),
-        rules_agent("desk", connectors=[{"name": "orders"}]),
-    )
+    apply(kubectl, namespace, *desk_over(mcp_server))
     agent = wait_for("Ready", lambda: ready(kubectl, "desk", namespace))
     conn = discovered(kubectl, "orders", namespace, "Discovered")
     assert conn is not None

@@ -77,6 +77,16 @@ def secret(name: str, **data: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name}, "stringData": data}
 
 
+def provisioned_policy(name: str) -> dict[str, Any]:
+    """A StatePolicy whose Redis the operator runs."""
+    return {
+        "apiVersion": "agentfleet.dev/v1alpha1",
+        "kind": "StatePolicy",
+        "metadata": {"name": name},
+        "spec": {"store": {"type": "redis", "redis": {"provision": True}}},
+    }
+
+
 def ready(kubectl: Kubectl, name: str, namespace: str) -> dict[str, Any] | None:
     agent = get(kubectl, "agent", name, namespace)
     if (
@@ -447,12 +457,7 @@ def test_agent_pods_pass_restricted_pod_security(operator: OperatorProcess, kube
 def test_provisioned_redis_passes_restricted_pod_security(
     operator: OperatorProcess, kubectl: Kubectl, namespace: str
 ) -> None:
-    policy = {
-        "apiVersion": "agentfleet.dev/v1alpha1",
-        "kind": "StatePolicy",
-        "metadata": {"name": "sessions"},
-        "spec": {"store": {"type": "redis", "redis": {"provision": True}}},
-    }
+    policy = provisioned_policy("sessions")
     apply(kubectl, namespace, policy)
     sts = wait_for("StatefulSet", lambda: get(kubectl, "statefulset", "sessions-redis", namespace))
     # The pod stays Pending without a volume here; what matters is that admission accepted it.
@@ -491,12 +496,7 @@ def test_operator_killed_mid_create_converges_without_duplicates(
 def test_a_redis_state_policy_gets_a_session_key_its_agents_mount(
     operator: OperatorProcess, kubectl: Kubectl, namespace: str
 ) -> None:
-    policy = {
-        "apiVersion": "agentfleet.dev/v1alpha1",
-        "kind": "StatePolicy",
-        "metadata": {"name": "sessions"},
-        "spec": {"store": {"type": "redis", "redis": {"provision": True}}},
-    }
+    policy = provisioned_policy("sessions")
     apply(kubectl, namespace, policy, rules_agent("bot", statePolicyRef={"name": "sessions"}))
     key_secret = wait_for("session key Secret", lambda: get(kubectl, "secret", "sessions-session-key", namespace))
     owner = key_secret["metadata"]["ownerReferences"][0]
