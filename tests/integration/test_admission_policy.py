@@ -280,6 +280,28 @@ def test_updates_that_change_spec_are_checked_and_metadata_or_scale_updates_are_
     replicas = kubectl("get", "agent", "support", "-n", namespace, "-o", "jsonpath={.spec.replicas}").stdout
     assert replicas == "2"
 
+    # Status is a subresource the policy does not match: a status writer needs no Secret rights
+    # (the operator has them anyway, so this asks someone who has only agents/status).
+    kubectl(
+        "create", "role", "status-writer", "--verb=patch", "--resource=agents.agentfleet.dev/status",
+        "-n", namespace, check=True,
+    )  # fmt: skip
+    kubectl(
+        "create", "rolebinding", "status-writer", "--role=status-writer",
+        f"--serviceaccount={namespace}:{author.name}", "-n", namespace, check=True,
+    )  # fmt: skip
+    eventually(
+        "patch on agents/status to be granted",
+        lambda: (
+            author.run("auth", "can-i", "patch", "agents.agentfleet.dev", "--subresource=status").stdout.strip()
+            == "yes"
+        ),
+    )
+    status = author.run(
+        "patch", "agent", "support", "--subresource=status", "--type=merge", "-p", '{"status":{"ready":"0/2"}}'
+    )
+    assert status.returncode == 0, status.stderr
+
     # A spec change on an Agent without references has nothing to refuse.
     assert author.create(rules_agent("plain")).returncode == 0
     changed = author.run("patch", "agent", "plain", "--type=merge", "-p", '{"spec":{"replicas":3}}')
