@@ -232,6 +232,35 @@ def test_a_connector_may_not_reference_a_secret_its_author_may_not_read(
     assert accepted.returncode == 0, accepted.stderr
 
 
+def test_an_agent_connector_needs_every_secret_since_it_hands_over_the_targets_caller_key(
+    author: Author, kubectl: Kubectl, namespace: str
+) -> None:
+    # The target Agent keeps its caller key where it chooses; the policy cannot look that up.
+    ask_billing = {
+        "apiVersion": API_VERSION,
+        "kind": "Connector",
+        "metadata": {"name": "ask-billing"},
+        "spec": {"type": "agent", "agentRef": {"name": "billing"}},
+    }
+    author.grant_get("secrets", "billing-access")  # the generated key's name is not enough
+    refused = author.create(ask_billing)
+    assert refused.returncode != 0, refused.stdout
+    assert f'spec.agentRef: {author.username} may not get the caller key of Agent "billing"' in refused.stderr
+    assert "missing RBAC permission: get secrets, all of the namespace" in refused.stderr
+    assert not exists(kubectl, "connector", "ask-billing", namespace)
+
+    kubectl("create", "role", "all-secrets", "--verb=get", "--resource=secrets", "-n", namespace, check=True)
+    kubectl(
+        "create", "rolebinding", "all-secrets", "--role=all-secrets",
+        f"--serviceaccount={namespace}:{author.name}", "-n", namespace, check=True,
+    )  # fmt: skip
+    eventually(
+        "get on secrets to be granted", lambda: author.run("auth", "can-i", "get", "secrets").stdout.strip() == "yes"
+    )
+    accepted = author.create(ask_billing)
+    assert accepted.returncode == 0, accepted.stderr
+
+
 def test_a_state_policy_may_not_reference_secrets_its_author_may_not_read(
     author: Author, kubectl: Kubectl, namespace: str
 ) -> None:

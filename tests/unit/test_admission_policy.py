@@ -51,11 +51,18 @@ def references(model: type[BaseModel], path: str) -> set[tuple[str, str]]:
     return found
 
 
-# References to objects other than Secrets and ConfigMaps, each reviewed for the same question (can
-# its author make the operator hand over what they may not read?) and why the policy leaves it alone.
-# A new reference of any kind fails test_every_other_reference_was_reviewed until it is added here or
-# to the policy: for example a Connector naming an Agent would hand that Agent's caller key over.
+# References to other objects that make the operator hand over a Secret all the same: the policy checks
+# them against the Secrets as a whole ("*"), since it cannot look up which one the object resolves to.
+INDIRECT: dict[tuple[str, str], str] = {
+    ("Connector", "spec.agentRef"): "the target Agent's caller key is mounted into the Agents using it",
+}
+# References to other objects, each reviewed for the same question (can its author make the operator
+# hand over what they may not read?) and why the policy leaves it alone. A new reference of any kind
+# fails test_every_other_reference_was_reviewed until it is added here, to INDIRECT or to the policy.
 REVIEWED: dict[tuple[str, str], str] = {
+    # Known gap (docs/operations.md): the Agent's pods get the Connector's or StatePolicy's Secrets
+    # mounted, and an Agent author who sets spec.image runs code of theirs beside them. Checking it
+    # needs the referenced object's Secrets, which a policy cannot look up.
     ("Agent", "spec.connectors"): "a Connector of the namespace; its author's Secret rights were checked",
     ("Agent", "spec.statePolicyRef"): "a StatePolicy of the namespace; its author's Secret rights were checked",
     ("Agent", "spec.rollout.canary.trafficRouting.httpRoute"): (
@@ -97,7 +104,9 @@ def policy_checks() -> set[tuple[str, str, str]]:
     for validation in policy["spec"]["validations"]:
         [variable] = re.findall(r"variables\.(\w+) == ''", validation["expression"])
         [resource] = re.findall(r"\.resource\('(\w+)'\)", validation["expression"])
-        assert f".name(variables.{variable}).check('get').allowed()" in validation["expression"]
+        if f".name(variables.{variable}).check('get').allowed()" not in validation["expression"]:
+            assert ".namespace(request.namespace).check('get').allowed()" in validation["expression"]
+            resource += ":*"  # every object of the resource in the namespace
         [field] = re.findall(r"^'(spec\.[\w.]+): '", validation["messageExpression"])
         assert f"variables.{variable}" in validation["messageExpression"]
         [kind] = re.findall(r"request\.kind\.kind == '(\w+)'", variables[variable])
@@ -119,7 +128,8 @@ def test_the_models_have_the_references_the_policy_was_written_for() -> None:
 
 
 def test_the_policy_checks_every_reference_of_the_models() -> None:
-    assert policy_checks() == model_references()
+    indirect = {(kind, field, "secrets:*") for kind, field in INDIRECT}
+    assert policy_checks() == model_references() | indirect
 
 
 def test_every_other_reference_was_reviewed() -> None:
@@ -128,4 +138,5 @@ def test_every_other_reference_was_reviewed() -> None:
         for kind in (Agent, Connector, StatePolicy)
         for path in other_references(kind.model_fields["spec"].annotation, "spec")
     }
-    assert found == REVIEWED.keys()
+    assert found == REVIEWED.keys() | INDIRECT.keys()
+    assert not REVIEWED.keys() & INDIRECT.keys()
