@@ -17,7 +17,17 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATOR = ROOT / ".venv" / "bin" / "agentfleet-operator"
-RBAC_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
+# What of manifests/base/operator the tests install: all but the Deployment and its Service. The
+# admission policy is among it, so every test runs with the gate users get (tests create objects
+# as the admin, who passes it; tests/integration/test_admission_policy.py checks it).
+INSTALLED_KINDS = {
+    "Namespace",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
 
 
 def free_port() -> int:
@@ -39,7 +49,7 @@ def install_crds_and_rbac(kubectl: Callable[..., subprocess.CompletedProcess[str
     )
     rendered = kubectl("kustomize", str(ROOT / "manifests" / "base" / "operator"), check=True).stdout
     # The operator Deployment itself is not applied: on this cluster its pod would not run anything.
-    docs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in RBAC_KINDS]
+    docs = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in INSTALLED_KINDS]
     kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=yaml.safe_dump_all(docs), check=True)
 
 

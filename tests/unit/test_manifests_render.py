@@ -93,6 +93,28 @@ EXPECTED_RBAC: dict[tuple[str, str], set[str]] = {
     ("gateway.networking.k8s.io", "httproutes"): {"get", "list", "watch", "patch"},
 }
 
+# The namespace roles (manifests/base/operator/namespace-roles.yaml, docs/operations.md "Namespace
+# roles"): (resource, verb) pairs in agentfleet.dev, and the built-in role each is aggregated into.
+_KINDS = ("agents", "connectors", "statepolicies")
+_VIEW = {(r, v) for r in (*_KINDS, *(f"{k}/status" for k in _KINDS), "agents/scale") for v in ("get", "list", "watch")}
+_EDIT = (
+    _VIEW
+    | {(r, v) for r in _KINDS for v in ("create", "update", "patch", "delete", "deletecollection")}
+    | {("agents/scale", "update"), ("agents/scale", "patch")}
+)
+NAMESPACE_ROLES: dict[str, tuple[str, set[tuple[str, str]]]] = {
+    "agentfleet-view": ("view", _VIEW),
+    "agentfleet-edit": ("edit", _EDIT),
+    "agentfleet-admin": ("admin", _EDIT),
+}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
+
 REQUIRED_ALERTS = {
     "AgentfleetReconcileErrors",
     "AgentDegraded",
@@ -186,12 +208,15 @@ def test_operator_objects(operator_docs: list[dict[str, Any]]) -> None:
         ("ClusterRoleBinding", OPERATOR),
         ("Deployment", OPERATOR),
         ("Service", "agentfleet-operator-metrics"),
+        *(("ClusterRole", role) for role in NAMESPACE_ROLES),
+        ("ValidatingAdmissionPolicy", "agentfleet-references"),
+        ("ValidatingAdmissionPolicyBinding", "agentfleet-references"),
     }
     for doc in operator_docs:
         labels = doc["metadata"].get("labels", {})
         assert labels.get("app.kubernetes.io/name") == "agentfleet", doc["metadata"]["name"]
         assert labels.get("app.kubernetes.io/component"), f"{doc['kind']} has no component label"
-        if doc["kind"] not in {"Namespace", "ClusterRole", "ClusterRoleBinding"}:
+        if doc["kind"] not in CLUSTER_SCOPED:
             assert doc["metadata"]["namespace"] == NAMESPACE
 
 
@@ -235,6 +260,41 @@ def find_rules_in_source(lines: list[str]) -> list[int]:
     """Line numbers of rule items, however they are written (catches `- verbs:` first)."""
     start = next(i for i, line in enumerate(lines) if line.startswith("rules:"))
     return [i for i, line in enumerate(lines[start + 1 :], start + 1) if line.startswith("  - ")]
+
+
+@pytest.mark.parametrize("name", list(NAMESPACE_ROLES))
+def test_namespace_roles_are_exactly_the_documented_verbs_aggregated_to_the_built_in_role(
+    operator_docs: list[dict[str, Any]], name: str
+) -> None:
+    built_in, expected = NAMESPACE_ROLES[name]
+    role = find(operator_docs, "ClusterRole", name)
+    aggregation = {k: v for k, v in role["metadata"]["labels"].items() if k.startswith("rbac.authorization.k8s.io/")}
+    assert aggregation == {f"rbac.authorization.k8s.io/aggregate-to-{built_in}": "true"}
+    assert "aggregationRule" not in role
+    granted: set[tuple[str, str]] = set()
+    for rule in role["rules"]:
+        assert rule["apiGroups"] == ["agentfleet.dev"] and "resourceNames" not in rule
+        granted |= {(r, v) for r in rule["resources"] for v in rule["verbs"]}
+    assert granted == expected
+
+
+def test_namespace_role_rules_are_commented() -> None:
+    lines = (MANIFESTS / "base" / "operator" / "namespace-roles.yaml").read_text().splitlines()
+    rule_starts = [i for i, line in enumerate(lines) if line.strip().startswith("- apiGroups:")]
+    assert len(rule_starts) == 7
+    assert all(lines[i - 1].strip().startswith("#") for i in rule_starts)
+
+
+def test_admission_policy_gates_writes_of_the_main_resources_only(operator_docs: list[dict[str, Any]]) -> None:
+    policy = find(operator_docs, "ValidatingAdmissionPolicy", "agentfleet-references")["spec"]
+    assert policy["failurePolicy"] == "Fail"
+    [rule] = policy["matchConstraints"]["resourceRules"]
+    assert rule["apiGroups"] == ["agentfleet.dev"] and rule["operations"] == ["CREATE", "UPDATE"]
+    # No subresource: the operator's status writes and `kubectl scale` are not gated.
+    assert rule["resources"] == ["agents", "connectors", "statepolicies"]
+    assert all(v["reason"] == "Forbidden" and v["messageExpression"] for v in policy["validations"])
+    binding = find(operator_docs, "ValidatingAdmissionPolicyBinding", "agentfleet-references")["spec"]
+    assert binding == {"policyName": "agentfleet-references", "validationActions": ["Deny"]}
 
 
 def test_binding_grants_the_role_to_the_deployment_service_account(
