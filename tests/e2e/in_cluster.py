@@ -21,6 +21,18 @@ def render_operator(kubectl: Kubectl, tmp: Path, namespace: str, images: dict[st
     """manifests/base/operator as shipped, moved into one namespace: its cluster-scoped RBAC gets a
     name prefix (the shipped one is left as it is for the other operators), its watch is that
     namespace, and it runs the images built here."""
+    # The namespace roles and the admission policy are cluster-wide and already installed once
+    # (install_crds_and_rbac); prefixed copies per test would pile up and outlive the test.
+    cluster_wide = [
+        ("rbac.authorization.k8s.io/v1", "ClusterRole", f"agentfleet-{role}") for role in ("view", "edit", "admin")
+    ] + [
+        ("admissionregistration.k8s.io/v1", kind, "agentfleet-references")
+        for kind in ("ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+    ]
+    dropped = [
+        {"patch": yaml.safe_dump({"$patch": "delete", "apiVersion": api, "kind": kind, "metadata": {"name": name}})}
+        for api, kind, name in cluster_wide
+    ]
     # kustomize takes only relative paths to other kustomizations.
     base = os.path.relpath(ROOT / "manifests" / "base" / "operator", tmp)
     kustomization = {
@@ -37,6 +49,7 @@ def render_operator(kubectl: Kubectl, tmp: Path, namespace: str, images: dict[st
             }
         ],
         "patches": [
+            *dropped,
             {
                 "patch": yaml.safe_dump(
                     {
