@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..deadline import request_deadline
 from ..errors import ApiError
 from ..memory.base import Turn
 from ..perception import parse_session_message, read_json_body, session_id_from
@@ -58,7 +59,8 @@ def session_router(runtime: Runtime) -> APIRouter:
         sid = session_id_from(session_id, "session id")
         data = await read_json_body(request, runtime.limits)
         message = parse_session_message(data, runtime.limits)
-        result = await runtime.agent.respond(sid, [message])
+        deadline = request_deadline(runtime.config.model, request.headers)
+        result = await runtime.agent.respond(sid, [message], deadline=deadline)
         return JSONResponse(reply_body(sid, result), headers=turn_headers(runtime.config.agent.revision, sid))
 
     @router.get(
