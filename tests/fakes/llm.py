@@ -265,9 +265,7 @@ class FakeLLM(FakeServer):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "fake-model"),
-            "choices": [
-                {"index": 0, "message": message, "finish_reason": finish}
-            ],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": self.usage(body, message),
         }
 
