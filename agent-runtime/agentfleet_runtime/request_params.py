@@ -108,6 +108,7 @@ CHAT_PARAMETERS: dict[str, Parameter] = {
     "service_tier": Parameter("refused", "Refused: the Agent's model endpoint decides."),
     "prompt_cache_key": Parameter("refused", "Refused: not passed to the model."),
     "prompt_cache_retention": Parameter("refused", "Refused: not passed to the model."),
+    "prompt_cache_options": Parameter("refused", "Refused: not passed to the model."),
     "safety_identifier": Parameter("refused", "Refused: not passed to the model."),
     "moderation": Parameter("refused", "Refused: not passed to the model."),
 }

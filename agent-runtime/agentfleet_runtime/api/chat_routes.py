@@ -31,7 +31,10 @@ def chat_router(runtime: Runtime) -> APIRouter:
 
     @router.post(
         "/v1/chat/completions",
-        openapi_extra=openapi_docs.request_body(openapi_docs.ChatCompletionRequest),
+        openapi_extra={
+            **openapi_docs.request_body(openapi_docs.ChatCompletionRequest),
+            **openapi_docs.timeout_headers(),
+        },
         responses={
             200: {
                 "model": openapi_docs.ChatCompletion,

@@ -48,7 +48,10 @@ def session_router(runtime: Runtime) -> APIRouter:
 
     @router.post(
         "/v1/sessions/{session_id}/messages",
-        openapi_extra=openapi_docs.request_body(openapi_docs.SessionMessageRequest),
+        openapi_extra={
+            **openapi_docs.request_body(openapi_docs.SessionMessageRequest),
+            **openapi_docs.timeout_headers(),
+        },
         responses={
             200: {"model": openapi_docs.SessionMessageResponse},
             **openapi_docs.error_responses(400, 401, 413, 415, 502, 503, 504),

@@ -178,3 +178,22 @@ def test_the_504_says_what_took_the_time() -> None:
     error = deadline.exceeded()
     assert isinstance(error, UpstreamError) and error.status == 504 and error.code == "model_timeout"
     assert "3 s deadline (spec.model.timeoutSeconds): 2 model attempts, the last timed out after 1.5 s" in str(error)
+
+
+def test_every_parameter_the_openai_sdk_can_send_has_a_policy() -> None:
+    """A parameter a newer SDK adds fails here, so it gets a decision rather than a surprise 400."""
+    from openai.types.chat import completion_create_params
+
+    sdk = set(completion_create_params.CompletionCreateParamsBase.__annotations__)
+    assert sdk - set(CHAT_PARAMETERS) == set()
+
+
+def test_the_openapi_document_says_what_happens_to_every_parameter() -> None:
+    from agentfleet_runtime.api.openapi_docs import ChatCompletionRequest
+
+    schema = ChatCompletionRequest.model_json_schema()
+    for name, parameter in CHAT_PARAMETERS.items():
+        if parameter.handling == "refused":
+            assert f"- `{name}`: {parameter.doc}" in schema["description"]
+        else:
+            assert schema["properties"][name].get("description") or name == "stream_options"
