@@ -87,7 +87,10 @@ class OpenAICompatibleReasoner:
                 if attempt < attempts:
                     await self._pause(attempt, None, deadline)
                     continue
-                raise UpstreamError("the model did not answer in time", code="model_timeout", status=504) from None
+                tried = f" ({attempts} attempts of {per_attempt:.3g} s at most)" if attempts > 1 else ""
+                raise UpstreamError(
+                    f"the model did not answer in time{tried}", code="model_timeout", status=504
+                ) from None
             except httpx.HTTPError as exc:
                 if deadline is not None:
                     deadline.last_error = f"failed ({type(exc).__name__})"
