@@ -221,3 +221,25 @@ def test_rules_provider_parameters(runtimes: dict[str, RuntimeProcess]) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         create(runtimes["rules"], messages=hello, response_format={"type": "json_object"})
     assert caught.value.param == "response_format" and "rules provider" in caught.value.message
+
+
+def test_a_stream_that_outlasts_the_deadline_ends_with_the_504_event(
+    runtimes: dict[str, RuntimeProcess], llm: FakeLLM
+) -> None:
+    llm.stream_chunk_delay = 0.6  # five words: about 3 s, beyond the 2.5 s budget, each wait shorter than 1 s
+    started = time.monotonic()
+    received: list[str] = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in create(runtimes["slow"], stream=True):
+            received.extend(c.delta.content or "" for c in chunk.choices)
+    assert time.monotonic() - started < DEADLINE + MARGIN
+    assert "".join(received).startswith("Echo:")  # the stream had begun: 200, then the error event
+    assert "deadline" in caught.value.message and "streaming" in caught.value.message
+
+
+def test_the_sessions_api_has_the_same_deadline(runtimes: dict[str, RuntimeProcess], llm: FakeLLM) -> None:
+    llm.delay = 60
+    started = time.monotonic()
+    response = httpx.post(f"{runtimes['slow'].url}/v1/sessions/s-1/messages", json={"content": "hi"}, timeout=30)
+    assert time.monotonic() - started < DEADLINE + MARGIN
+    assert response.status_code == 504 and response.json()["error"]["code"] == "model_timeout"
