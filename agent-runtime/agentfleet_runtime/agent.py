@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from .deadline import Deadline
 from .errors import ApiError
 from .memory.base import SessionMemory, StoreUnavailable, Turn
 from .perception import Message
 from .reasoning.base import Reasoner, ReasoningResult, StreamEvent
+from .request_params import ModelParams
 from .tools.toolbox import ToolBox
 
 
@@ -71,15 +73,29 @@ class Agent:
         except StoreUnavailable:
             raise _store_error() from None
 
-    async def respond(self, session_id: str | None, messages: list[Message]) -> ReasoningResult:
+    async def respond(
+        self,
+        session_id: str | None,
+        messages: list[Message],
+        *,
+        params: ModelParams | None = None,
+        deadline: Deadline | None = None,
+    ) -> ReasoningResult:
         turn = await self.prepare(session_id, messages)
-        result = await self.reasoner.answer(turn.conversation, self.tools)
+        result = await self.reasoner.answer(turn.conversation, self.tools, params, deadline)
         await self.remember(turn, result)
         return result
 
-    async def respond_stream(self, session_id: str | None, messages: list[Message]) -> AsyncIterator[StreamEvent]:
+    async def respond_stream(
+        self,
+        session_id: str | None,
+        messages: list[Message],
+        *,
+        params: ModelParams | None = None,
+        deadline: Deadline | None = None,
+    ) -> AsyncIterator[StreamEvent]:
         turn = await self.prepare(session_id, messages)
-        async for event in self.reasoner.stream(turn.conversation, self.tools):
+        async for event in self.reasoner.stream(turn.conversation, self.tools, params, deadline):
             if isinstance(event, ReasoningResult):
                 await self.remember(turn, event)
             yield event

@@ -1,4 +1,7 @@
-"""Errors that reach callers, in the OpenAI shape {"error": {"message", "type", "code"}}."""
+"""Errors that reach callers, in the OpenAI shape {"error": {"message", "type", "param", "code"}}.
+
+`param` names the request parameter at fault (the SDKs expose it as `err.param`); null otherwise.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +11,26 @@ from typing import Any
 class ApiError(Exception):
     """An error with a status code and a message that is safe to show to the caller."""
 
-    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", code: str) -> None:
+    def __init__(
+        self, status: int, message: str, *, type: str = "invalid_request_error", code: str, param: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.type = type
         self.code = code
+        self.param = param
 
     def body(self) -> dict[str, Any]:
-        return error_body(self.message, self.type, self.code)
+        return error_body(self.message, self.type, self.code, self.param)
 
 
-def error_body(message: str, type: str, code: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type, "code": code}}
+def error_body(message: str, type: str, code: str, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
-def bad_request(message: str, code: str = "invalid_request") -> ApiError:
-    return ApiError(400, message, code=code)
+def bad_request(message: str, code: str = "invalid_request", param: str | None = None) -> ApiError:
+    return ApiError(400, message, code=code, param=param)
 
 
 class UpstreamError(Exception):

@@ -144,7 +144,8 @@ def parse_chat_request(data: dict[str, Any], header_session: str | None, limits:
     total = sum(len(m.content) for m in messages)
     if total > limits.max_message_chars * 4:
         raise bad_request("the conversation is too long; start a new session", "context_too_long")
-    stream = data.get("stream", False)
+    stream = data.get("stream")
+    stream = False if stream is None else stream  # null is absent, as for every parameter
     if not isinstance(stream, bool):
         raise bad_request("stream must be a boolean", "invalid_stream")
     options = data.get("stream_options")

@@ -82,7 +82,14 @@ class ModelConfig(_Model):
     temperature: float = Field(default=0.2, ge=0, le=2)
     max_tokens: int | None = Field(default=None, gt=0)
     api_key_file: str | None = None
-    timeout_seconds: float = Field(default=30, gt=0)
+    timeout_seconds: float = Field(default=30, gt=0, description="Per attempt of one model call.")
+    # int | float: the operator writes whole seconds, and 10 must stay 10 in the document.
+    deadline_seconds: int | float | None = Field(
+        default=None,
+        gt=0,
+        description="The whole budget of one request's model calls, retries included (504 after it); "
+        "absent: per-attempt timeouts only. The Agent's spec.model.timeoutSeconds; written only when set.",
+    )
     max_retries: int = Field(default=3, ge=0, le=10)
     max_tool_steps: int = Field(default=5, ge=0, le=50)
     rules: list[Rule] = Field(default_factory=list)

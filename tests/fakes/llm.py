@@ -10,7 +10,11 @@ Default behaviour: answers "Echo: <last user message>"; after a tool result it a
     llm.mode = "hang"                            # every call waits (until stop or hang_seconds)
     llm.delay = 0.5                              # seconds before any answer
     llm.stream_chunk_delay = 0.2                 # seconds between streamed chunks
+    llm.finish_reason = "content_filter"         # the finish_reason of every answer
     llm.requests                                 # every request body received, in order
+
+Like a real model, it honours `max_tokens` / `max_completion_tokens` (a token is a word here):
+a longer reply is cut and ends with finish_reason "length".
 """
 
 from __future__ import annotations
@@ -81,13 +85,13 @@ class _LLMHandler(JsonHandler):
         if llm.mode == "error":
             self.send_json(500, {"error": {"message": "internal error", "type": "server_error"}})
             return
-        message = llm.decide(body)
+        message, finish = llm.limited(body, llm.decide(body))
         if body.get("stream"):
-            self._stream(body, message)
+            self._stream(body, message, finish)
         else:
-            self.send_json(200, llm.completion(body, message))
+            self.send_json(200, llm.completion(body, message, finish))
 
-    def _stream(self, body: dict[str, Any], message: dict[str, Any]) -> None:
+    def _stream(self, body: dict[str, Any], message: dict[str, Any], finish: str) -> None:
         llm = self.owner
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -149,7 +153,6 @@ class _LLMHandler(JsonHandler):
                         ],
                     }
                 )
-            finish = "tool_calls"
         else:
             words = (message.get("content") or "").split(" ")
             for i, word in enumerate(words):
@@ -163,7 +166,6 @@ class _LLMHandler(JsonHandler):
                         ],
                     }
                 )
-            finish = "stop"
         emit({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         if (body.get("stream_options") or {}).get("include_usage"):
             emit({**base, "choices": [], "usage": llm.usage(body, message)})
@@ -186,6 +188,7 @@ class FakeLLM(FakeServer):
         self.hang_seconds = 60.0
         self.delay = 0.0
         self.stream_chunk_delay = 0.0
+        self.finish_reason: str | None = None
 
     @property
     def url(self) -> str:
@@ -212,6 +215,7 @@ class FakeLLM(FakeServer):
         self.tool_rules.clear()
         self.fail_429_remaining = 0
         self.mode, self.delay, self.stream_chunk_delay = "ok", 0.0, 0.0
+        self.finish_reason = None
 
     def decide(self, body: dict[str, Any]) -> dict[str, Any]:
         messages = body.get("messages") or []
@@ -238,20 +242,30 @@ class FakeLLM(FakeServer):
                 }
         return {"role": "assistant", "content": f"Echo: {text}"}
 
+    def limited(self, body: dict[str, Any], message: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        """The message cut to the request's token limit, and its finish_reason."""
+        limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        words = (message.get("content") or "").split(" ")
+        if message.get("tool_calls"):
+            finish = "tool_calls"
+        elif isinstance(limit, int) and len(words) > limit:
+            message, finish = {**message, "content": " ".join(words[:limit])}, "length"
+        else:
+            finish = "stop"
+        return message, self.finish_reason or finish
+
     def usage(self, body: dict[str, Any], message: dict[str, Any]) -> dict[str, int]:
         prompt = sum(_words(str(m.get("content") or "")) for m in body.get("messages") or [])
         completion = _words(message.get("content") or "") + (5 if message.get("tool_calls") else 0)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
-    def completion(self, body: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+    def completion(self, body: dict[str, Any], message: dict[str, Any], finish: str = "stop") -> dict[str, Any]:
         return {
             "id": f"chatcmpl-fake{len(self.requests)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "fake-model"),
-            "choices": [
-                {"index": 0, "message": message, "finish_reason": "tool_calls" if message.get("tool_calls") else "stop"}
-            ],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": self.usage(body, message),
         }
 

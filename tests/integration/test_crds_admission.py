@@ -143,6 +143,8 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
     "provider-unknown": case(AGENT, {"spec.model.provider": "anthropic"}, "spec.model.provider"),
     "temperature-high": case(AGENT, {"spec.model.temperature": 3}, "spec.model.temperature"),
     "max-tokens-zero": case(AGENT, {"spec.model.maxTokens": 0}, "spec.model.maxTokens"),
+    "model-timeout-zero": case(AGENT, {"spec.model.timeoutSeconds": 0}, "spec.model.timeoutSeconds"),
+    "model-timeout-above-600": case(AGENT, {"spec.model.timeoutSeconds": 601}, "spec.model.timeoutSeconds"),
     "rules-on-llm": case(AGENT, {"spec.model.rules": [{"pattern": "x", "reply": "y"}]}, "spec.model.rules"),
     "model-missing": case(AGENT, {"spec.model": _DELETE}, "spec.model"),
     "min-above-max": case(AGENT, {"spec.autoscaling.minReplicas": 11}, "spec.autoscaling.minReplicas"),

@@ -319,3 +319,25 @@ def test_a_rule_pattern_the_runtime_cannot_compile_is_refused_by_the_model(patte
     else:
         with pytest.raises(ValueError, match="not a valid regular expression"):
             AgentSpec.model_validate(spec)
+
+
+@pytest.mark.parametrize("seconds", [1, 45, 600])
+def test_model_timeout_seconds_reaches_the_runtime_as_its_deadline(seconds: int) -> None:
+    from agentfleet_contract.runtime_config import RuntimeConfig
+
+    spec = _agent().spec
+    timed = _agent(spec=spec.model_copy(update={"model": spec.model.model_copy(update={"timeout_seconds": seconds})}))
+    config = build_runtime_config(timed, "r")
+    assert config["model"]["deadlineSeconds"] == seconds
+    assert json.dumps(config["model"]["deadlineSeconds"]) == str(seconds)  # whole seconds stay whole
+    assert RuntimeConfig.model_validate(config).model.deadline_seconds == seconds
+    assert "deadlineSeconds" not in build_runtime_config(_agent(), "r")["model"]  # unset: not written
+    assert _track(timed).revision != _track(_agent()).revision
+
+
+@pytest.mark.parametrize("seconds", [0, 601, 1.5])
+def test_model_timeout_seconds_out_of_range_is_refused(seconds: float) -> None:
+    doc = copy.deepcopy(load_sample("support-bot-agent.yaml")["spec"])
+    doc["model"]["timeoutSeconds"] = seconds
+    with pytest.raises(ValueError, match="timeoutSeconds"):
+        AgentSpec.model_validate(doc)

@@ -11,9 +11,11 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from ..deadline import Deadline, request_deadline
 from ..errors import ApiError, UpstreamError, error_body
 from ..perception import ChatRequest, parse_chat_request, read_json_body
 from ..reasoning.base import ReasoningResult
+from ..request_params import ModelParams, chat_completion_params
 from ..wiring import Runtime
 from . import openai_shapes as shapes
 from . import openapi_docs
@@ -29,7 +31,10 @@ def chat_router(runtime: Runtime) -> APIRouter:
 
     @router.post(
         "/v1/chat/completions",
-        openapi_extra=openapi_docs.request_body(openapi_docs.ChatCompletionRequest),
+        openapi_extra={
+            **openapi_docs.request_body(openapi_docs.ChatCompletionRequest),
+            **openapi_docs.timeout_headers(),
+        },
         responses={
             200: {
                 "model": openapi_docs.ChatCompletion,
@@ -42,6 +47,8 @@ def chat_router(runtime: Runtime) -> APIRouter:
     async def chat_completions(request: Request) -> Response:
         data = await read_json_body(request, runtime.limits)
         chat = parse_chat_request(data, request.headers.get("x-session-id"), runtime.limits)
+        params = chat_completion_params(data, config.model)
+        deadline = request_deadline(config.model, request.headers)
         completion = shapes.Completion(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             created=int(time.time()),
@@ -49,12 +56,12 @@ def chat_router(runtime: Runtime) -> APIRouter:
             system_fingerprint=f"{config.agent.name}-{config.agent.revision}",
         )
         if not chat.stream:
-            result = await runtime.agent.respond(chat.session_id, chat.messages)
+            result = await runtime.agent.respond(chat.session_id, chat.messages, params=params, deadline=deadline)
             return JSONResponse(
                 shapes.chat_completion(completion, result.reply, result.finish_reason, result.usage),
                 headers=turn_headers(config.agent.revision, chat.session_id),
             )
-        return await _stream(runtime, chat, completion)
+        return await _stream(runtime, chat, completion, params, deadline)
 
     @router.get("/v1/models")
     @guarded
@@ -64,8 +71,14 @@ def chat_router(runtime: Runtime) -> APIRouter:
     return router
 
 
-async def _stream(runtime: Runtime, chat: ChatRequest, completion: shapes.Completion) -> Response:
-    events = runtime.agent.respond_stream(chat.session_id, chat.messages)
+async def _stream(
+    runtime: Runtime,
+    chat: ChatRequest,
+    completion: shapes.Completion,
+    params: ModelParams,
+    deadline: Deadline | None,
+) -> Response:
+    events = runtime.agent.respond_stream(chat.session_id, chat.messages, params=params, deadline=deadline)
     # Wait for the first event before answering, so a failing model or store still gets a
     # proper HTTP status instead of an error buried in a 200 stream.
     first = await anext(events)
@@ -85,7 +98,7 @@ async def _stream(runtime: Runtime, chat: ChatRequest, completion: shapes.Comple
         except (ApiError, UpstreamError) as exc:
             # Headers are gone by now: the error travels as the stream's last event, before [DONE].
             message = str(exc) if isinstance(exc, UpstreamError) else exc.message
-            yield shapes.sse(error_body(message, "upstream_error", exc.code))
+            yield shapes.sse(error_body(message, exc.type if isinstance(exc, ApiError) else "upstream_error", exc.code))
         except Exception:
             log.exception("stream failed")
             yield shapes.sse(error_body("internal error", "server_error", "internal_error"))

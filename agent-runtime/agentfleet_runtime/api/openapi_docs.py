@@ -9,10 +9,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
+from ..deadline import CALLER_HEADERS
+from ..request_params import CHAT_PARAMETERS
+
 
 class ErrorDetail(BaseModel):
     message: str
     type: str
+    param: str | None = Field(default=None, description="The request parameter at fault, when one is.")
     code: str
 
 
@@ -31,15 +35,52 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    include_usage: bool = False
+    include_usage: bool = Field(default=False, description=CHAT_PARAMETERS["stream_options"].doc)
+
+
+class JsonSchemaFormat(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = Field(default=None, description="Required when type is json_schema.")
+
+
+def _doc(name: str) -> str:
+    return CHAT_PARAMETERS[name].doc
+
+
+def _refused() -> str:
+    lines = [f"- `{name}`: {p.doc}" for name, p in CHAT_PARAMETERS.items() if p.handling == "refused"]
+    return "\n".join(lines)
 
 
 class ChatCompletionRequest(BaseModel):
-    model: str | None = Field(default=None, description="Ignored: the agent's configured model answers.")
-    messages: list[ChatMessage] = Field(min_length=1, description="The last one must be a user message.")
-    stream: bool = False
+    model: str | None = Field(default=None, description=_doc("model"))
+    messages: list[ChatMessage] = Field(min_length=1, description=_doc("messages"))
+    stream: bool = Field(default=False, description=_doc("stream"))
     stream_options: StreamOptions | None = None
-    user: str | None = Field(default=None, description="Session id when no X-Session-ID header is sent.")
+    user: str | None = Field(default=None, description=_doc("user"))
+    temperature: float | None = Field(default=None, ge=0, le=2, description=_doc("temperature"))
+    top_p: float | None = Field(default=None, ge=0, le=1, description=_doc("top_p"))
+    seed: int | None = Field(default=None, description=_doc("seed"))
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2, description=_doc("presence_penalty"))
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2, description=_doc("frequency_penalty"))
+    max_tokens: int | None = Field(default=None, ge=1, description=_doc("max_tokens"))
+    max_completion_tokens: int | None = Field(default=None, ge=1, description=_doc("max_completion_tokens"))
+    stop: str | list[str] | None = Field(default=None, description=_doc("stop"))
+    response_format: ResponseFormat | None = Field(default=None, description=_doc("response_format"))
+
+
+ChatCompletionRequest.__doc__ = (
+    "An OpenAI chat completions request. Every parameter is honoured as described, or refused with "
+    "a 400 whose error.param names it; nothing is accepted and ignored. A null value counts as absent; "
+    "a key not listed here or below is refused (unknown_parameter).\n\nRefused parameters:\n" + _refused()
+)
 
 
 class AssistantMessage(BaseModel):
@@ -50,7 +91,10 @@ class AssistantMessage(BaseModel):
 class Choice(BaseModel):
     index: int
     message: AssistantMessage
-    finish_reason: str
+    finish_reason: Literal["stop", "length", "tool_calls", "content_filter", "function_call"] = Field(
+        description="The model's, passed through (also in the last chunk of a stream); length = cut off at "
+        "max_tokens. rules: stop, or length when max_tokens cut the reply."
+    )
 
 
 class CompletionUsage(BaseModel):
@@ -115,6 +159,17 @@ def request_body(model: type[BaseModel]) -> dict[str, Any]:
 
 
 REQUEST_MODELS: list[type[BaseModel]] = [ChatCompletionRequest, SessionMessageRequest]
+
+
+def timeout_headers() -> dict[str, Any]:
+    """The caller's timeout headers, said in the operation's description: as declared header
+    parameters, schemathesis' negative cases dropped the Authorization header along with them."""
+    names = " or ".join(f"`{name}`" for name in CALLER_HEADERS)
+    return {
+        "description": f"Headers {names} (seconds the caller waits; the OpenAI SDKs send the second on every "
+        "request, their read timeout) shorten the request's budget below the Agent's spec.model.timeoutSeconds; "
+        "the runtime answers 504 model_timeout by the smaller of them. An unreadable value is a 400."
+    }
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from ..deadline import request_deadline
 from ..errors import ApiError
 from ..memory.base import Turn
 from ..perception import parse_session_message, read_json_body, session_id_from
@@ -47,7 +48,10 @@ def session_router(runtime: Runtime) -> APIRouter:
 
     @router.post(
         "/v1/sessions/{session_id}/messages",
-        openapi_extra=openapi_docs.request_body(openapi_docs.SessionMessageRequest),
+        openapi_extra={
+            **openapi_docs.request_body(openapi_docs.SessionMessageRequest),
+            **openapi_docs.timeout_headers(),
+        },
         responses={
             200: {"model": openapi_docs.SessionMessageResponse},
             **openapi_docs.error_responses(400, 401, 413, 415, 502, 503, 504),
@@ -58,7 +62,8 @@ def session_router(runtime: Runtime) -> APIRouter:
         sid = session_id_from(session_id, "session id")
         data = await read_json_body(request, runtime.limits)
         message = parse_session_message(data, runtime.limits)
-        result = await runtime.agent.respond(sid, [message])
+        deadline = request_deadline(runtime.config.model, request.headers)
+        result = await runtime.agent.respond(sid, [message], deadline=deadline)
         return JSONResponse(reply_body(sid, result), headers=turn_headers(runtime.config.agent.revision, sid))
 
     @router.get(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..tools.toolbox import ToolBox, ToolCallRecord
+
+if TYPE_CHECKING:
+    from ..deadline import Deadline
+    from ..request_params import ModelParams
 
 
 @dataclass
@@ -28,7 +32,7 @@ class ReasoningResult:
     reply: str
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
-    finish_reason: str = "stop"
+    finish_reason: str = "stop"  # the model's: stop, length, tool_calls or content_filter
 
 
 # A stream yields text deltas as they are produced, then exactly one ReasoningResult.
@@ -36,9 +40,24 @@ StreamEvent = str | ReasoningResult
 
 
 class Reasoner(Protocol):
-    async def answer(self, conversation: list[dict[str, Any]], tools: ToolBox) -> ReasoningResult: ...
+    """`params`: the caller's parameters after the policy (None: the Agent's own); `deadline`: the
+    request's overall budget (None: none)."""
 
-    def stream(self, conversation: list[dict[str, Any]], tools: ToolBox) -> AsyncIterator[StreamEvent]: ...
+    async def answer(
+        self,
+        conversation: list[dict[str, Any]],
+        tools: ToolBox,
+        params: ModelParams | None = None,
+        deadline: Deadline | None = None,
+    ) -> ReasoningResult: ...
+
+    def stream(
+        self,
+        conversation: list[dict[str, Any]],
+        tools: ToolBox,
+        params: ModelParams | None = None,
+        deadline: Deadline | None = None,
+    ) -> AsyncIterator[StreamEvent]: ...
 
     async def aclose(self) -> None: ...
 

@@ -3,7 +3,9 @@
 The model is asked, its tool calls are executed and their results handed back, until it
 answers in text or `maxToolSteps` rounds of tools have run (then it must answer without tools).
 Calls are retried on 429/5xx and transport errors with exponential backoff, honouring
-Retry-After; a stream is retried only before its first byte.
+Retry-After; a stream is retried only before its first byte. A request's deadline (deadline.py)
+bounds all of it; the caller's parameters (request_params.py) go into every call, and the last
+call's finish_reason is the answer's.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from typing import Any
 import httpx
 
 from ..config import ModelConfig
+from ..deadline import Deadline, bounded
 from ..errors import UpstreamError
 from ..metrics import RuntimeMetrics
+from ..request_params import ModelParams, defaults
 from ..retry_delay import MODEL_RETRIES, retry_delay
 from ..secretfiles import SecretFile
 from ..tools.toolbox import ToolBox, ToolCallRecord
@@ -28,6 +32,12 @@ from .base import ReasoningResult, StreamEvent, Usage, estimate_tokens
 log = logging.getLogger(__name__)
 
 _RETRY_STATUSES = {408, 409, 429, 500, 502, 503, 504}
+# What OpenAI's API reference lists; anything else a compatible server invents reads as "stop".
+FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "function_call"}
+
+
+def finish_reason(value: Any) -> str:
+    return value if value in FINISH_REASONS else "stop"
 
 
 class OpenAICompatibleReasoner:
@@ -38,7 +48,6 @@ class OpenAICompatibleReasoner:
         self.http = http
         self.metrics = metrics
         self._api_key = SecretFile(config.api_key_file) if config.api_key_file else None
-        self._timeout = httpx.Timeout(config.timeout_seconds)
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -47,14 +56,10 @@ class OpenAICompatibleReasoner:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def _payload(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, stream: bool) -> dict:
-        payload: dict[str, Any] = {
-            "model": self.config.name,
-            "messages": messages,
-            "temperature": self.config.temperature,
-        }
-        if self.config.max_tokens is not None:
-            payload["max_tokens"] = self.config.max_tokens
+    def _payload(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, stream: bool, params: ModelParams
+    ) -> dict:
+        payload: dict[str, Any] = {"model": self.config.name, "messages": messages, **params.upstream()}
         if tools:
             payload["tools"] = tools
         if stream:
@@ -62,32 +67,46 @@ class OpenAICompatibleReasoner:
             payload["stream_options"] = {"include_usage": True}
         return payload
 
-    async def _send(self, payload: dict[str, Any], *, stream: bool) -> httpx.Response:
+    async def _send(self, payload: dict[str, Any], *, stream: bool, deadline: Deadline | None) -> httpx.Response:
         """POST with retries; the returned response is open (streamed) when `stream`."""
         attempts = self.config.max_retries + 1
         for attempt in range(1, attempts + 1):
+            per_attempt = self.config.timeout_seconds
+            if deadline is not None:
+                per_attempt = deadline.attempt_timeout(per_attempt)
+                deadline.attempts += 1
             request = self.http.build_request(
-                "POST", self.url, json=payload, headers=self._headers(), timeout=self._timeout
+                "POST", self.url, json=payload, headers=self._headers(), timeout=httpx.Timeout(per_attempt)
             )
             try:
-                response = await self.http.send(request, stream=stream)
+                async with bounded(deadline, "waiting for the model"):
+                    response = await self.http.send(request, stream=stream)
             except httpx.TimeoutException:
+                if deadline is not None:
+                    deadline.last_error = f"timed out after {per_attempt:.3g} s"
                 if attempt < attempts:
-                    await asyncio.sleep(retry_delay(attempt, None, MODEL_RETRIES))
+                    await self._pause(attempt, None, deadline)
                     continue
-                raise UpstreamError("the model did not answer in time", code="model_timeout", status=504) from None
+                tried = f" ({attempts} attempts of {per_attempt:.3g} s at most)" if attempts > 1 else ""
+                raise UpstreamError(
+                    f"the model did not answer in time{tried}", code="model_timeout", status=504
+                ) from None
             except httpx.HTTPError as exc:
+                if deadline is not None:
+                    deadline.last_error = f"failed ({type(exc).__name__})"
                 if attempt < attempts:
-                    await asyncio.sleep(retry_delay(attempt, None, MODEL_RETRIES))
+                    await self._pause(attempt, None, deadline)
                     continue
                 raise UpstreamError(f"the model is unreachable ({type(exc).__name__})") from None
             if response.status_code == 200:
                 return response
             await response.aclose()
             status = response.status_code
+            if deadline is not None:
+                deadline.last_error = f"answered HTTP {status}"
             log.warning("model call failed", extra={"status": status, "attempt": attempt})
             if status in _RETRY_STATUSES and attempt < attempts:
-                await asyncio.sleep(retry_delay(attempt, response.headers.get("retry-after"), MODEL_RETRIES))
+                await self._pause(attempt, response.headers.get("retry-after"), deadline)
                 continue
             code = "model_rate_limited" if status == 429 else "model_unavailable"
             if status in (401, 403):
@@ -95,25 +114,39 @@ class OpenAICompatibleReasoner:
             raise UpstreamError(f"the model endpoint answered HTTP {status}", code=code)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _pause(self, attempt: int, retry_after: str | None, deadline: Deadline | None) -> None:
+        """Wait before the next attempt; when that wait would end past the deadline, give up now."""
+        delay = retry_delay(attempt, retry_after, MODEL_RETRIES)
+        if deadline is not None and delay >= deadline.remaining():
+            deadline.activity = f"a retry after {delay:.3g} s would have ended past it"
+            raise deadline.exceeded()
+        await asyncio.sleep(delay)
+
     def _observe(self, started: float, usage: Usage) -> None:
         if self.metrics is not None:
             self.metrics.model_operation(time.perf_counter() - started, usage.input_tokens, usage.output_tokens)
 
     async def _complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
-    ) -> tuple[dict[str, Any], Usage]:
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        params: ModelParams,
+        deadline: Deadline | None,
+    ) -> tuple[dict[str, Any], str, Usage]:
         started = time.perf_counter()
-        response = await self._send(self._payload(messages, tools, stream=False), stream=False)
+        payload = self._payload(messages, tools, False, params)
+        response = await self._send(payload, stream=False, deadline=deadline)
         try:
             data = response.json()
-            message = data["choices"][0]["message"]
+            choice = data["choices"][0]
+            message = choice["message"]
             if not isinstance(message, dict):
                 raise TypeError
         except (ValueError, KeyError, IndexError, TypeError):
             raise UpstreamError("the model sent a malformed response", code="model_bad_response") from None
         usage = _usage(data.get("usage"), messages, message.get("content") or "")
         self._observe(started, usage)
-        return message, usage
+        return message, finish_reason(choice.get("finish_reason")), usage
 
     async def _run_tools(
         self, calls: list[dict[str, Any]], tools: ToolBox, records: list[ToolCallRecord]
@@ -132,34 +165,63 @@ class OpenAICompatibleReasoner:
 
         return list(await asyncio.gather(*(one(call) for call in calls)))
 
-    async def answer(self, conversation: list[dict[str, Any]], tools: ToolBox) -> ReasoningResult:
+    async def _tool_round(
+        self,
+        calls: list[dict[str, Any]],
+        tools: ToolBox,
+        records: list[ToolCallRecord],
+        deadline: Deadline | None,
+    ) -> list[dict[str, Any]]:
+        names = ", ".join(sorted({str((call.get("function") or {}).get("name", "")) for call in calls}))
+        async with bounded(deadline, f"tool {names} was running"):
+            return await self._run_tools(calls, tools, records)
+
+    async def answer(
+        self,
+        conversation: list[dict[str, Any]],
+        tools: ToolBox,
+        params: ModelParams | None = None,
+        deadline: Deadline | None = None,
+    ) -> ReasoningResult:
+        params = params or defaults(self.config)
         messages, records, total = list(conversation), [], Usage()
         for step in range(self.config.max_tool_steps + 1):
             offered = tools.definitions() if tools and step < self.config.max_tool_steps else None
-            message, usage = await self._complete(messages, offered)
+            message, reason, usage = await self._complete(messages, offered, params, deadline)
             total.add(usage)
             calls = message.get("tool_calls") or []
             if calls and offered:
                 messages.append({"role": "assistant", "content": message.get("content"), "tool_calls": calls})
-                messages.extend(await self._run_tools(calls, tools, records))
+                messages.extend(await self._tool_round(calls, tools, records, deadline))
                 continue
-            return ReasoningResult(str(message.get("content") or ""), records, total)
+            return ReasoningResult(str(message.get("content") or ""), records, total, reason)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def stream(self, conversation: list[dict[str, Any]], tools: ToolBox) -> AsyncIterator[StreamEvent]:
+    async def stream(
+        self,
+        conversation: list[dict[str, Any]],
+        tools: ToolBox,
+        params: ModelParams | None = None,
+        deadline: Deadline | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        params = params or defaults(self.config)
         messages, records, total = list(conversation), [], Usage()
         for step in range(self.config.max_tool_steps + 1):
             offered = tools.definitions() if tools and step < self.config.max_tool_steps else None
             started = time.perf_counter()
-            response = await self._send(self._payload(messages, offered, stream=True), stream=True)
+            payload = self._payload(messages, offered, True, params)
+            response = await self._send(payload, stream=True, deadline=deadline)
             text_parts: list[str] = []
             calls: dict[int, dict[str, Any]] = {}
             usage_data: Any = None
+            reason = "stop"
             try:
-                async for data in _sse_events(response):
+                async for data in _sse_events(response, deadline):
                     if data.get("usage"):
                         usage_data = data["usage"]
                     for choice in data.get("choices") or []:
+                        if choice.get("finish_reason"):
+                            reason = finish_reason(choice["finish_reason"])
                         delta = choice.get("delta") or {}
                         if delta.get("content"):
                             text_parts.append(delta["content"])
@@ -176,9 +238,9 @@ class OpenAICompatibleReasoner:
             if calls and offered:
                 ordered = [calls[i] for i in sorted(calls)]
                 messages.append({"role": "assistant", "content": "".join(text_parts) or None, "tool_calls": ordered})
-                messages.extend(await self._run_tools(ordered, tools, records))
+                messages.extend(await self._tool_round(ordered, tools, records, deadline))
                 continue
-            yield ReasoningResult("".join(text_parts), records, total)
+            yield ReasoningResult("".join(text_parts), records, total, reason)
             return
 
     async def aclose(self) -> None:
@@ -197,8 +259,20 @@ def _merge_tool_call(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) ->
         call["function"]["arguments"] += function["arguments"]
 
 
-async def _sse_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-    async for line in response.aiter_lines():
+async def _lines(response: httpx.Response, deadline: Deadline | None) -> AsyncIterator[str]:
+    """The stream's lines, each wait for one bounded by the deadline (never across a yield)."""
+    lines = response.aiter_lines()
+    while True:
+        async with bounded(deadline, "the model was streaming"):
+            try:
+                line = await anext(lines)
+            except StopAsyncIteration:
+                return
+        yield line
+
+
+async def _sse_events(response: httpx.Response, deadline: Deadline | None) -> AsyncIterator[dict[str, Any]]:
+    async for line in _lines(response, deadline):
         if not line.startswith("data:"):
             continue
         payload = line[5:].strip()

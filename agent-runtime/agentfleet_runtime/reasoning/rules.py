@@ -4,6 +4,9 @@ Useful for tests, benchmarks and agents that only route requests to tools. The f
 whose pattern matches the last user message wins; templates are filled from the match's
 groups ({0} is the whole match, {1}.. numbered groups, {name} named groups) and, after a
 tool call, from {tool_result} (the result as JSON; {tool_result[field]} reaches inside it).
+
+Of the caller's parameters (request_params.py), `stop` and `max_tokens` shape the reply; the
+sampling ones have nothing to act on and no effect.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from ..config import ModelConfig
+from ..deadline import Deadline, bounded
+from ..request_params import ModelParams
 from ..tools.toolbox import ToolBox, ToolCallRecord
 from .base import ReasoningResult, StreamEvent, Usage, chunk_text, estimate_tokens
 
@@ -58,11 +63,30 @@ def render(template: str, values: Mapping[str, Any]) -> str:
         return template  # a broken template is shown as written rather than failing the request
 
 
+def apply_limits(reply: str, params: ModelParams | None) -> tuple[str, str]:
+    """The reply ended before the first stop sequence, then cut to max_tokens; with its finish_reason."""
+    if params is None:
+        return reply, "stop"
+    for sequence in params.stop:
+        index = reply.find(sequence)
+        if index >= 0:
+            reply = reply[:index]
+    if params.max_tokens is not None and estimate_tokens(reply) > params.max_tokens:
+        return reply[: params.max_tokens * 4], "length"  # estimate_tokens counts four characters a token
+    return reply, "stop"
+
+
 class RulesReasoner:
     def __init__(self, config: ModelConfig) -> None:
         self._rules = [(re.compile(rule.pattern, re.IGNORECASE), rule) for rule in config.rules]
 
-    async def answer(self, conversation: list[dict[str, Any]], tools: ToolBox) -> ReasoningResult:
+    async def answer(
+        self,
+        conversation: list[dict[str, Any]],
+        tools: ToolBox,
+        params: ModelParams | None = None,
+        deadline: Deadline | None = None,
+    ) -> ReasoningResult:
         text = next((m["content"] for m in reversed(conversation) if m.get("role") == "user"), "") or ""
         usage = Usage(sum(estimate_tokens(str(m.get("content") or "")) for m in conversation), 0)
         reply, records = DEFAULT_REPLY, []
@@ -75,7 +99,8 @@ class RulesReasoner:
             values.update({k: v or "" for k, v in match.groupdict().items()})
             if rule.tool:
                 arguments = {key: render(template, values) for key, template in rule.arguments.items()}
-                result = await tools.call(rule.tool, arguments)
+                async with bounded(deadline, f"tool {rule.tool} was running"):
+                    result = await tools.call(rule.tool, arguments)
                 records.append(ToolCallRecord(rule.tool, arguments, result.outcome))
                 if result.ok:
                     values["tool_result"] = _JsonView(result.data)
@@ -86,11 +111,18 @@ class RulesReasoner:
             else:
                 reply = render(rule.reply or DEFAULT_REPLY, values)
             break
+        reply, reason = apply_limits(reply, params)
         usage.output_tokens = estimate_tokens(reply)
-        return ReasoningResult(reply, records, usage)
+        return ReasoningResult(reply, records, usage, reason)
 
-    async def stream(self, conversation: list[dict[str, Any]], tools: ToolBox) -> AsyncIterator[StreamEvent]:
-        result = await self.answer(conversation, tools)
+    async def stream(
+        self,
+        conversation: list[dict[str, Any]],
+        tools: ToolBox,
+        params: ModelParams | None = None,
+        deadline: Deadline | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        result = await self.answer(conversation, tools, params, deadline)
         for chunk in chunk_text(result.reply):
             yield chunk
         yield result

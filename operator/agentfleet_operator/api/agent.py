@@ -89,7 +89,20 @@ class ModelSpec(ApiModel):
         description="Secret key holding the provider's API key; mounted as a file, never an env var.",
     )
     temperature: float = Field(default=0.2, ge=0, le=2, description="Sampling temperature, 0..2.")
-    max_tokens: int | None = Field(default=None, gt=0, le=1_000_000, description="Upper bound of tokens per answer.")
+    max_tokens: int | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="Upper bound of tokens per answer; a caller's max_tokens is capped by it.",
+    )
+    timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=600,
+        description="The whole budget of one request to the model, retries and tool rounds included; "
+        "the runtime answers 504 (model_timeout) after it, or after the caller's own shorter timeout. "
+        "Unset: no overall budget, only the runtime's per-attempt timeout.",
+    )
     rules: list[ModelRule] = Field(
         default_factory=list,
         max_length=100,

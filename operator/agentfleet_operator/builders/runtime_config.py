@@ -81,6 +81,7 @@ def _model(agent: ResolvedAgent) -> ModelConfig:
         **_given(
             endpoint=model.endpoint,
             max_tokens=model.max_tokens,
+            deadline_seconds=model.timeout_seconds,
             api_key_file=_secret_file(ref.name, ref.key) if ref else None,
             rules=[
                 Rule(pattern=rule.pattern, arguments=dict(rule.arguments), **_given(tool=rule.tool, reply=rule.reply))

@@ -140,6 +140,7 @@ def test_a_call_chain_holding_the_agent_itself_is_refused_with_508(tmp_path: Pat
         "error": {
             "message": "loop detected: support-bot → billing → billing",
             "type": "server_error",
+            "param": None,
             "code": "loop_detected",
         }
     }

@@ -22,7 +22,7 @@ def sse_events(text: str) -> list[str]:
 def assert_error(response, status: int, code: str | None = None) -> None:
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body["error"]) == {"message", "type", "code"}
+    assert set(body["error"]) == {"message", "type", "param", "code"}
     if code:
         assert body["error"]["code"] == code
 

@@ -88,3 +88,7 @@ def test_session_ids() -> None:
     assert session_id_from("ada@example.com", "x") == "ada@example.com"
     with pytest.raises(ApiError):
         session_id_from("s" * 300, "x")
+
+
+def test_null_stream_is_absent() -> None:
+    assert parse_chat_request(chat({"role": "user", "content": "hi"}, stream=None), None, LIMITS).stream is False
