@@ -14,12 +14,12 @@ from ..errors import ApiError, UpstreamError, error_body
 log = logging.getLogger("agentfleet_runtime.api")
 
 
-def json_error(status: int, message: str, type: str, code: str) -> JSONResponse:
-    return JSONResponse(error_body(message, type, code), status_code=status)
+def json_error(status: int, message: str, type: str, code: str, param: str | None = None) -> JSONResponse:
+    return JSONResponse(error_body(message, type, code, param), status_code=status)
 
 
 def api_error_response(exc: ApiError) -> JSONResponse:
-    return json_error(exc.status, exc.message, exc.type, exc.code)
+    return json_error(exc.status, exc.message, exc.type, exc.code, exc.param)
 
 
 def upstream_error_response(exc: UpstreamError) -> JSONResponse:
