@@ -5,16 +5,28 @@ store, refused parameters, caller auth and the revision header. Only the model i
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
+import redis as redis_client
 
 from tests.fakes.crm import FakeCRM
 from tests.fakes.llm import FakeLLM
-from tests.fakes.runtime import RuntimeProcess, crm_connector, llm_config, rules_config, runtime_client
+from tests.fakes.runtime import (
+    RuntimeProcess,
+    crm_connector,
+    free_port,
+    llm_config,
+    rules_config,
+    runtime_client,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -333,3 +345,66 @@ async def test_the_openapi_document_describes_the_endpoint() -> None:
     assert {"input", "instructions", "previous_response_id", "conversation", "store"} <= set(request["properties"])
     assert "tools" in request["description"]  # the refused parameters are named
     assert "text/event-stream" in operation["responses"]["200"]["content"]
+
+
+def test_a_store_failure_mid_stream_ends_it_with_error_and_response_failed(
+    llm: FakeLLM, tmp_path: Path, redis_server: Any
+) -> None:
+    # A Redis of this test's own (the shared one must stay up): stopped while the answer streams, so
+    # remembering the exchange fails after the first deltas were sent and the status was 200.
+    port = free_port()
+    redis = subprocess.Popen(
+        [
+            shutil.which("redis-server") or "/usr/bin/redis-server",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        config = llm_config(llm, state={"store": "redis", "redisURL": f"redis://127.0.0.1:{port}/0"})
+        probe = redis_client.Redis(host="127.0.0.1", port=port)
+
+        def up() -> bool:
+            try:
+                return bool(probe.ping())
+            except redis_client.ConnectionError:
+                return False
+
+        wait_until(up, what="the test's redis-server")
+        probe.close()
+        runtime = RuntimeProcess(config, tmp_path).start()
+        llm.stream_chunk_delay = 0.2
+        try:
+            with openai.OpenAI(base_url=f"{runtime.url}/v1", api_key="none", max_retries=0) as sdk:
+                types = []
+                for event in sdk.responses.create(model="m", input="one two three four five", stream=True):
+                    types.append(event.type)
+                    if event.type == "response.output_text.delta" and redis.poll() is None:
+                        redis.terminate()
+                        redis.wait(timeout=10)
+                    if event.type == "error":
+                        assert event.code == "state_unavailable"
+                    if event.type == "response.failed":
+                        assert event.response.status == "failed" and event.response.error is not None
+        finally:
+            runtime.stop()
+    finally:
+        if redis.poll() is None:
+            redis.terminate()
+            redis.wait(timeout=10)
+    assert types[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert "response.output_text.delta" in types
+    assert types[-2:] == ["error", "response.failed"]
+    assert "response.completed" not in types
