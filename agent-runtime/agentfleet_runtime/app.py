@@ -24,6 +24,7 @@ from .api.error_responses import json_error
 from .api.middleware import ApiMiddleware
 from .api.openapi_docs import openapi_document
 from .api.probe_routes import probe_router
+from .api.responses_routes import responses_router
 from .api.session_routes import session_router
 from .config import RuntimeConfig
 from .wiring import Runtime, build_memory, build_runtime
@@ -71,7 +72,7 @@ def create_app(config: RuntimeConfig, *, runtime: Runtime | None = None) -> Fast
     app.state.runtime = rt
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    for router in (chat_router(rt), session_router(rt), probe_router(rt)):
+    for router in (chat_router(rt), responses_router(rt), session_router(rt), probe_router(rt)):
         app.include_router(router)
 
     def openapi() -> dict[str, Any]:

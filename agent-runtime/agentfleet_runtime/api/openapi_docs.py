@@ -149,6 +149,89 @@ class SessionHistory(BaseModel):
     messages: list[HistoryMessage]
 
 
+class InputText(BaseModel):
+    type: Literal["input_text", "output_text"] = Field(description="output_text only in assistant messages.")
+    text: str
+
+
+class InputMessage(BaseModel):
+    type: Literal["message"] = "message"
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[InputText]
+
+
+class ConversationRef(BaseModel):
+    id: str
+
+
+class ResponsesRequest(BaseModel):
+    """`POST /v1/responses`. Any other parameter with a value is refused with 400 naming it in
+    `error.param` (among them tools, tool_choice, parallel_tool_calls, temperature, max_output_tokens,
+    top_p, reasoning, background, include, prompt, text other than plain text, truncation other than
+    disabled); null, `tools: []`, `include: []` count as absent."""
+
+    model: str | None = Field(default=None, description="Ignored: the agent's configured model answers.")
+    input: str | list[InputMessage] = Field(
+        description="A user message, or messages (no other item types); the last must be a user message."
+    )
+    instructions: str | None = Field(
+        default=None,
+        description="A system message for this turn only, after the Agent's own prompt; never stored.",
+    )
+    stream: bool = Field(default=False, description="SSE with the Responses event types.")
+    store: bool | None = Field(
+        default=None,
+        description="false: nothing of this exchange is remembered. Default true on an Agent with a "
+        "StatePolicy; true on an Agent without one is refused.",
+    )
+    previous_response_id: str | None = Field(
+        default=None, description="Continues the session that response was stored in (its latest turn)."
+    )
+    conversation: str | ConversationRef | None = Field(
+        default=None, description="A session id of the caller's choosing; not together with previous_response_id."
+    )
+    user: str | None = Field(default=None, description="Echoed in the response; not a session id here.")
+    metadata: dict[str, str] | None = Field(default=None, description="Echoed in the response.")
+
+
+class OutputText(BaseModel):
+    type: Literal["output_text"]
+    text: str
+    annotations: list[Any]
+
+
+class OutputMessage(BaseModel):
+    type: Literal["message"]
+    id: str
+    status: Literal["in_progress", "completed", "incomplete"]
+    role: Literal["assistant"]
+    content: list[OutputText]
+
+
+class ResponseUsage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+
+class AgentfleetExtension(BaseModel):
+    tool_calls: list[ToolCall] = Field(description="The tools the agent ran itself (not for the caller to run).")
+
+
+class ResponseObject(BaseModel):
+    id: str = Field(description="resp_...; names its session when stored in one the runtime named.")
+    object: Literal["response"]
+    created_at: int
+    status: Literal["completed", "incomplete", "failed", "in_progress"]
+    incomplete_details: dict[str, str] | None = Field(description='{"reason": "max_output_tokens"} on length.')
+    model: str
+    output: list[OutputMessage]
+    conversation: ConversationRef | None = Field(description="The session the exchange is stored in.")
+    previous_response_id: str | None
+    usage: ResponseUsage | None
+    agentfleet: AgentfleetExtension
+
+
 def request_body(model: type[BaseModel]) -> dict[str, Any]:
     return {
         "requestBody": {
@@ -158,7 +241,7 @@ def request_body(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-REQUEST_MODELS: list[type[BaseModel]] = [ChatCompletionRequest, SessionMessageRequest]
+REQUEST_MODELS: list[type[BaseModel]] = [ChatCompletionRequest, ResponsesRequest, SessionMessageRequest]
 
 
 def timeout_headers() -> dict[str, Any]:

@@ -27,7 +27,7 @@ API_KEY = "fuzz-caller-key"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 EXAMPLES = 150  # per (operation, mode); hypothesis may stop early once it has exhausted a small space
 RAW_EXAMPLES = 250
-MIN_REQUESTS = 200  # for the raw fuzz test alone; the schemathesis tests add up to 4 x EXAMPLES more
+MIN_REQUESTS = 200  # for the raw fuzz test alone; the schemathesis tests add up to 6 x EXAMPLES more
 FUZZ_SETTINGS = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
 
@@ -76,11 +76,11 @@ def post_operations(schema_document: dict[str, Any]) -> list[str]:
 
 def test_the_schema_has_the_post_endpoints_fuzzed_here(runtime: RuntimeProcess) -> None:
     document = httpx.get(f"{runtime.url}/openapi.json", timeout=10).json()
-    assert post_operations(document) == ["/v1/chat/completions", "/v1/sessions/{session_id}/messages"]
+    assert post_operations(document) == ["/v1/chat/completions", "/v1/responses", "/v1/sessions/{session_id}/messages"]
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
-@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/sessions/{session_id}/messages"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses", "/v1/sessions/{session_id}/messages"])
 def test_schemathesis_requests_never_get_a_5xx(
     runtime: RuntimeProcess, api_schema: Any, path: str, mode: GenerationMode
 ) -> None:
@@ -131,6 +131,27 @@ _chat_body = st.fixed_dictionaries(
         "tools": _json,
     },
 )
+_input_item = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["message", "function_call_output", "item_reference"]) | _json,
+        "role": _role,
+        "content": _json | _text | st.lists(st.fixed_dictionaries({"type": st.just("input_text"), "text": _text})),
+    },
+)
+_responses_body = st.fixed_dictionaries(
+    {},
+    optional={
+        "input": st.lists(_input_item, max_size=4) | _text | _json,
+        "instructions": _json | _text,
+        "stream": _json | st.booleans(),
+        "store": _json | st.booleans(),
+        "previous_response_id": _json | _text | st.just("resp_" + "0" * 48),
+        "conversation": _json | _text,
+        "metadata": _json,
+        "tools": _json,
+    },
+)
 _session_body = st.fixed_dictionaries({}, optional={"content": _text | _json, "role": _json})
 _session_id = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=300)
 
@@ -138,15 +159,14 @@ _session_id = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_siz
 @settings(FUZZ_SETTINGS, max_examples=RAW_EXAMPLES)
 @given(data=st.data())
 def _raw_fuzz(runtime: RuntimeProcess, client: httpx.Client, statuses: list[int], data: st.DataObject) -> None:
-    endpoint = data.draw(st.sampled_from(["chat", "session"]))
-    body = (
-        data.draw(_chat_body if endpoint == "chat" else _session_body) if data.draw(st.booleans()) else data.draw(_json)
-    )
+    endpoint = data.draw(st.sampled_from(["chat", "responses", "session"]))
+    shaped = {"chat": _chat_body, "responses": _responses_body, "session": _session_body}[endpoint]
+    body = data.draw(shaped) if data.draw(st.booleans()) else data.draw(_json)
     headers = dict(AUTH)
     if data.draw(st.booleans()):
         # Any visible ASCII, spaces inside only: anything else is refused by the HTTP client itself.
         headers["X-Session-ID"] = data.draw(st.from_regex(r"[!-~]([ -~]{0,298}[!-~])?", fullmatch=True))
-    url = "/v1/chat/completions"
+    url = "/v1/chat/completions" if endpoint == "chat" else "/v1/responses"
     if endpoint == "session":
         url = f"/v1/sessions/{quote(data.draw(_session_id), safe='')}/messages"
     response = client.post(
