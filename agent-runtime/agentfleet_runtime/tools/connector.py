@@ -1,5 +1,6 @@
 """What every Connector client shares, whatever protocol it speaks: credentials, a circuit
-breaker, a token bucket, and the one way a call fails (ToolError with a metrics outcome).
+breaker (the Connector's `circuitBreaker` thresholds, or breaker.py's defaults), a token bucket,
+and the one way a call fails (ToolError with a metrics outcome).
 
 The clients (http_tools.HttpConnectorClient, mcp_tools.McpConnectorClient) differ only in how a
 call reaches the system; admitting a call and counting its failures is done here once.
@@ -39,7 +40,12 @@ class ConnectorClient:
         self.credentials: ConnectorCredentials = build_credentials(
             config.auth, config.name, timeout=config.timeout_seconds
         )
-        self.breaker = CircuitBreaker()
+        breaker = config.circuit_breaker
+        self.breaker = (
+            CircuitBreaker(failure_threshold=breaker.failures, reset_timeout=breaker.open_seconds)
+            if breaker is not None
+            else CircuitBreaker()
+        )
         self.bucket = TokenBucket(config.rate_limit.requests_per_second) if config.rate_limit is not None else None
 
     async def admit(self) -> None:
