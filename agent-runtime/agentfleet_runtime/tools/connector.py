@@ -21,12 +21,17 @@ from .ratelimit import TokenBucket
 class ToolError(Exception):
     """A tool call that did not produce a result; `outcome` is the metrics label.
 
-    The message is shown to the model and logged: it names the connector and what went wrong,
-    never a credential or an argument value."""
+    `reason` is the runtime's own words: it names the connector and what went wrong, never a
+    credential or an argument value, and is logged. `detail` is what the system itself answered
+    (an error body, an MCP server's explanation): the model reads it to tell the caller why, but
+    it may echo the arguments, so it is not logged. `message`, what the model sees, is both."""
 
-    def __init__(self, outcome: str, message: str) -> None:
+    def __init__(self, outcome: str, reason: str, *, detail: str | None = None) -> None:
+        message = f"{reason}: {detail}" if detail is not None else reason
         super().__init__(message)
         self.outcome = outcome
+        self.reason = reason
+        self.detail = detail
         self.message = message
 
 
