@@ -89,6 +89,10 @@ def test_an_email_never_survives(address: str, prefix: str, suffix: str) -> None
         ("/v1/sessions/jane.doe@example.com/messages", "/v1/sessions/[REDACTED:email]/messages"),
         ("/v1/sessions/030-1234567", "/v1/sessions/[REDACTED:phone]"),
         ("/v1/sessions/u-1/messages", "/v1/sessions/u-1/messages"),
+        # A local part ending in `/` (RFC 5322 allows it): the address cannot survive whole.
+        ("mail a/@example.com", "mail a/[REDACTED:email]"),
+        ("mail /@example.com", "mail /[REDACTED:email]"),
+        ("@app.route is a decorator, not an address", "@app.route is a decorator, not an address"),
     ],
 )
 def test_a_session_path_keeps_its_route_and_loses_only_the_id_in_it(path: str, logged: str) -> None:
