@@ -1,8 +1,12 @@
 """Structured JSON logs in the format shared with the operator (agentfleet_contract.json_logs),
 with the request id and redaction applied.
 
-Redaction runs on the message and on every string field, so PII a caller sent cannot reach
-the log pipeline even through a library's log line; timestamps are left alone.
+Redaction is for content: the message, tracebacks and every field a log call passes (the request
+path with its session id, a failure's reason), so PII a caller sent cannot reach the log pipeline
+even through a library's log line. It never touches what logs are correlated by: the request id (a
+caller's `X-Request-ID: 1234567890` is an id, not a phone number), the agent's identity and the
+IDENTIFIER_FIELDS the runtime's own log calls pass. A field not listed there is redacted, so a new
+field is safe before anyone thinks about it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,26 @@ from .memory.redaction import Redactor
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
+# `extra=` fields of the runtime's own log lines that name things rather than carry a caller's text:
+# configuration names (tool, connector), metric labels (outcome, code), HTTP methods, library names.
+IDENTIFIER_FIELDS = (
+    "tool",
+    "tools",
+    "connector",
+    "outcome",
+    "code",
+    "method",
+    "status",
+    "attempt",
+    "duration_ms",
+    "provider",
+    "state",
+    "transport",
+    "protocol",
+    "error",
+    "keys",
+)
+
 
 def _request_context() -> Mapping[str, str | None]:
     return {"request_id": request_id_var.get()}
@@ -28,7 +52,12 @@ class JsonFormatter(JsonLogFormatter):
     the agent's identity on every line, and PII redaction."""
 
     def __init__(self, redactor: Redactor | None = None, static: dict[str, str] | None = None) -> None:
-        super().__init__(static=static, context=_request_context, redact=(redactor or Redactor([])).redact_value)
+        super().__init__(
+            static=static,
+            context=_request_context,
+            redact=(redactor or Redactor([])).redact_value,
+            verbatim=IDENTIFIER_FIELDS,
+        )
 
 
 def configure_logging(

@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 __all__ = [
     "AccessConfig",
     "AgentIdentity",
+    "CircuitBreaker",
     "ConnectorAuth",
     "ConnectorConfig",
     "ModelConfig",
@@ -146,6 +147,15 @@ class RateLimit(_Model):
     requests_per_second: float = Field(gt=0)
 
 
+class CircuitBreaker(_Model):
+    """When the runtime stops calling a failing system: after `failures` consecutive failures, for
+    `openSeconds`, then one trial call. Absent: the runtime's defaults (5 failures, 30 s)."""
+
+    failures: int = Field(ge=1)
+    # int | float for the reason timeout_seconds is: whole seconds must stay 30, not 30.0.
+    open_seconds: int | float = Field(gt=0)
+
+
 class ConnectorConfig(_Model):
     name: str = Field(pattern=_K8S_NAME)
     type: Literal["http", "webhook", "mcp", "agent"]
@@ -158,6 +168,7 @@ class ConnectorConfig(_Model):
     timeout_seconds: int | float = Field(default=10, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
     rate_limit: RateLimit | None = None
+    circuit_breaker: CircuitBreaker | None = None
 
     @field_validator("endpoint")
     @classmethod

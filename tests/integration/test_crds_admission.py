@@ -197,6 +197,16 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
     "http-without-tools": case(CONNECTOR, {"spec.tools": []}, "spec.tools"),
     "timeout-zero": case(CONNECTOR, {"spec.timeoutSeconds": 0}, "spec.timeoutSeconds"),
     "rate-zero": case(CONNECTOR, {"spec.rateLimit.requestsPerSecond": 0}, "spec.rateLimit.requestsPerSecond"),
+    "breaker-failures-zero": case(CONNECTOR, {"spec.circuitBreaker": {"failures": 0}}, "spec.circuitBreaker.failures"),
+    "breaker-failures-above-100": case(
+        CONNECTOR, {"spec.circuitBreaker": {"failures": 101, "openSeconds": 10}}, "spec.circuitBreaker.failures"
+    ),
+    "breaker-open-zero": case(
+        MCP_CONNECTOR, {"spec.circuitBreaker": {"openSeconds": 0}}, "spec.circuitBreaker.openSeconds"
+    ),
+    "breaker-open-above-an-hour": case(
+        AGENT_CONNECTOR, {"spec.circuitBreaker": {"openSeconds": 3601}}, "spec.circuitBreaker.openSeconds"
+    ),
     # Connector type agent
     "agent-without-ref": case(AGENT_CONNECTOR, {"spec.agentRef": _DELETE}, "spec.agentRef"),
     "agent-ref-on-http": case(CONNECTOR, {"spec.agentRef": {"name": "billing"}}, "spec.agentRef"),
@@ -263,6 +273,18 @@ def test_agent_connectors_are_accepted(crds: str, invalid_ns: str, spec: dict[st
         run_kubectl(crds, "get", "conn", doc["metadata"]["name"], "-n", invalid_ns, "-o", "json").stdout
     )
     assert stored["spec"]["auth"] == {"type": "none"} and "endpoint" not in stored["spec"]
+
+
+def test_circuit_breaker_thresholds_are_stored_with_the_runtimes_defaults_filled_in(crds: str, invalid_ns: str) -> None:
+    doc = copy.deepcopy(CONNECTOR)
+    doc["metadata"].update(name=f"breaker-{uuid.uuid4().hex[:6]}", namespace=invalid_ns)
+    doc["spec"]["circuitBreaker"] = {"failures": 2}
+    result = run_kubectl(crds, "create", "-f", "-", stdin=yaml.safe_dump(doc))
+    assert result.returncode == 0, result.stderr
+    stored = json.loads(
+        run_kubectl(crds, "get", "conn", doc["metadata"]["name"], "-n", invalid_ns, "-o", "json").stdout
+    )
+    assert stored["spec"]["circuitBreaker"] == {"failures": 2, "openSeconds": 30}
 
 
 @pytest.mark.parametrize("name", sorted(INVALID))

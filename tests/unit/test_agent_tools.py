@@ -317,6 +317,13 @@ def test_the_runtime_config_calls_the_target_with_its_mounted_key() -> None:
     assert mounts["billing-access"] == {"apiKey"} and mounts["support-bot-access"] == set()
 
 
+def test_an_agent_connector_passes_its_circuit_breaker_thresholds() -> None:
+    agent = _caller(_billing_view(circuitBreaker={"failures": 2, "openSeconds": 5}))
+    (connector,) = build_runtime_config(agent, "r1")["connectors"]
+    assert connector["circuitBreaker"] == {"failures": 2, "openSeconds": 5}
+    assert ConnectorConfig.model_validate(connector).circuit_breaker is not None
+
+
 def test_a_tool_override_names_and_describes_the_one_tool() -> None:
     agent = _caller(_billing_view(tools=[{"name": "billing_help", "description": "Invoices and refunds"}]))
     (tool,) = build_runtime_config(agent, "r1")["connectors"][0]["tools"]

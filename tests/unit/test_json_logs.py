@@ -12,6 +12,8 @@ from agentfleet_operator.main import JsonFormatter as OperatorFormatter
 from agentfleet_runtime.logging import JsonFormatter as RuntimeFormatter
 from agentfleet_runtime.logging import request_id_var
 from agentfleet_runtime.memory.redaction import Redactor
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 FIELDS = {"ts", "level", "logger", "msg"}
 
@@ -69,3 +71,72 @@ def test_the_contract_package_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# --- Redaction is for content, never for what logs are correlated by -------------------------------
+
+ALL_PATTERNS = Redactor(["email", "phone", "creditCard", "iban"])
+
+
+def _runtime_line(rec: logging.LogRecord, request_id: str | None = None) -> dict[str, object]:
+    formatter = RuntimeFormatter(ALL_PATTERNS, {"agent": "bot-4915112345678", "revision": "1234567890"})
+    token = request_id_var.set(request_id)
+    try:
+        return json.loads(formatter.format(rec))
+    finally:
+        request_id_var.reset(token)
+
+
+def test_a_request_id_of_digits_is_logged_verbatim() -> None:
+    line = _runtime_line(record("request"), request_id="1234567890")
+    assert line["request_id"] == "1234567890"
+    # The agent's identity is the program's own, whatever digits it holds.
+    assert (line["agent"], line["revision"]) == ("bot-4915112345678", "1234567890")
+
+
+@settings(max_examples=300, deadline=None)
+@given(generated=st.uuids().map(lambda u: u.hex))
+def test_generated_request_ids_are_logged_verbatim(generated: str) -> None:
+    # The middleware makes uuid4().hex ids; a few per cent hold seven digits in a row (a "phone").
+    assert _runtime_line(record("request"), request_id=generated)["request_id"] == generated
+
+
+def test_identifier_fields_stay_and_content_fields_are_redacted() -> None:
+    rec = record(
+        "tool call failed for %s",
+        "jane@example.com",
+        tool="lookup_customer",
+        connector="erp-2024-0001",
+        outcome="http_error",
+        reason="crm answered HTTP 503 for +44 20 7946 0958",
+        path="/v1/sessions/jane.doe@example.com/messages",
+    )
+    line = _runtime_line(rec, request_id="req-1")
+    assert line["tool"] == "lookup_customer" and line["outcome"] == "http_error"
+    assert line["connector"] == "erp-2024-0001"  # a phone-shaped digit run in a name is still a name
+    assert line["msg"] == "tool call failed for [REDACTED:email]"
+    assert line["reason"] == "crm answered HTTP 503 for [REDACTED:phone]"
+    assert line["path"] == "/v1/sessions/[REDACTED:email]/messages"
+
+
+def test_a_log_call_cannot_pass_off_content_as_the_request_id() -> None:
+    line = _runtime_line(record("x", request_id="jane@example.com", agent="jane@example.com"), request_id="req-1")
+    assert line["request_id"] == "req-1" and line["agent"] == "bot-4915112345678"
+    assert "jane@example.com" not in json.dumps(line)
+
+
+def test_tracebacks_are_redacted() -> None:
+    try:
+        raise ValueError("no customer jane@example.com")
+    except ValueError:
+        rec = logging.LogRecord("t", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    line = _runtime_line(rec)
+    assert "[REDACTED:email]" in line["exc"] and "jane@example.com" not in line["exc"]  # type: ignore[operator]
+
+
+def test_uvicorns_color_message_is_not_a_field() -> None:
+    # uvicorn passes the message again with terminal colour codes, as extra={"color_message": ...}.
+    rec = record("Started server process [%d]", 42, color_message="Started server process [\x1b[36m%d\x1b[0m]")
+    for formatter in (OperatorFormatter(), RuntimeFormatter(), JsonLogFormatter()):
+        line = json.loads(formatter.format(rec))
+        assert set(line) == FIELDS and line["msg"] == "Started server process [42]"

@@ -229,6 +229,26 @@ def mcp_connector_with_discovered_tools() -> ResolvedAgent:
     )
 
 
+def connector_with_circuit_breaker_thresholds() -> ResolvedAgent:
+    """circuitBreaker reaches the runtime as set; the Connector without it renders no key."""
+
+    def edit_agent(doc: dict[str, Any]) -> None:
+        doc["connectors"] = [{"name": "crm"}, {"name": "hooks"}]
+
+    def breaker(doc: dict[str, Any]) -> None:
+        doc["circuitBreaker"] = {"failures": 3, "openSeconds": 120}
+
+    def webhook_without_breaker(doc: dict[str, Any]) -> None:
+        doc.update(type="webhook", endpoint="https://hooks.example.com", auth={"type": "none"})
+
+    spec = _spec(edit_agent)
+    return _resolved(
+        spec,
+        connectors=(_connector(spec, breaker), _connector(spec, webhook_without_breaker, index=1)),
+        access_secret="bot-keys",
+    )
+
+
 CASES: dict[str, Callable[[], ResolvedAgent]] = {
     case.__name__: case
     for case in (
@@ -239,6 +259,7 @@ CASES: dict[str, Callable[[], ResolvedAgent]] = {
         bearer_and_unauthenticated_connectors_external_redis,
         basic_auth_all_tools_from_the_connector,
         mcp_connector_with_discovered_tools,
+        connector_with_circuit_breaker_thresholds,
     )
 }
 
@@ -254,6 +275,15 @@ def test_the_config_map_document_is_unchanged(case: str) -> None:
     track = children.Track("stable", revision, agent.image, {}, 1)
     config_map = children.revision_config_map(agent, track, build_runtime_config(agent, revision))
     assert config_map["data"]["config.json"] == (GOLDEN / f"{case}.json").read_text()
+
+
+def test_circuit_breaker_thresholds_reach_the_runtime_config_only_when_set() -> None:
+    config = build_runtime_config(connector_with_circuit_breaker_thresholds(), "r1")
+    crm, hooks = config["connectors"]
+    assert crm["circuitBreaker"] == {"failures": 3, "openSeconds": 120}
+    assert "circuitBreaker" not in hooks
+    for case in set(CASES) - {"connector_with_circuit_breaker_thresholds"}:
+        assert all("circuitBreaker" not in c for c in build_runtime_config(CASES[case](), "r1")["connectors"])
 
 
 def test_every_golden_file_is_a_case() -> None:

@@ -19,7 +19,7 @@ from ..request_params import ModelParams, chat_completion_params
 from ..wiring import Runtime
 from . import openai_shapes as shapes
 from . import openapi_docs
-from .error_responses import guarded
+from .error_responses import guarded, log_upstream_failure
 from .response_headers import turn_headers
 
 log = logging.getLogger("agentfleet_runtime.api")
@@ -97,6 +97,8 @@ async def _stream(
                 event = await anext(events)
         except (ApiError, UpstreamError) as exc:
             # Headers are gone by now: the error travels as the stream's last event, before [DONE].
+            if isinstance(exc, UpstreamError):
+                log_upstream_failure(exc)
             message = str(exc) if isinstance(exc, UpstreamError) else exc.message
             yield shapes.sse(error_body(message, exc.type if isinstance(exc, ApiError) else "upstream_error", exc.code))
         except Exception:

@@ -22,7 +22,13 @@ def api_error_response(exc: ApiError) -> JSONResponse:
     return json_error(exc.status, exc.message, exc.type, exc.code, exc.param)
 
 
+def log_upstream_failure(exc: UpstreamError) -> None:
+    """The model failed the request: the log says why, as the caller is told (no key, no prompt)."""
+    log.warning("model failed the request", extra={"code": exc.code, "status": exc.status, "reason": str(exc)})
+
+
 def upstream_error_response(exc: UpstreamError) -> JSONResponse:
+    log_upstream_failure(exc)
     return json_error(exc.status, str(exc), "upstream_error", exc.code)
 
 

@@ -13,8 +13,12 @@ from collections.abc import Iterable
 from typing import Any
 
 PATTERNS: dict[str, re.Pattern[str]] = {
-    # Local part: every character RFC 5322 allows unquoted.
-    "email": re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"),
+    # Local part: every character RFC 5322 allows unquoted but `/`, which addresses in use do not
+    # have and paths do: /v1/sessions/jane@example.com keeps its route, only the address goes. An
+    # address whose local part ends in `/` (legal, if odd) still loses everything from the `@` on.
+    "email": re.compile(
+        r"(?:[A-Za-z0-9.!#$%&'*+=?^_`{|}~\-]+|(?<=/))@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+    ),
     # Country code, check digits, then 11-30 alphanumerics, optionally in groups split by spaces.
     "iban": re.compile(r"\b[A-Z]{2}[0-9]{2}(?:[ ]?[A-Z0-9]){11,30}\b", re.IGNORECASE),
     # 13-19 digits, optionally grouped with spaces or dashes (no Luhn check: leaks cost more).

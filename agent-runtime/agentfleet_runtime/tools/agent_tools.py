@@ -82,13 +82,13 @@ class AgentConnectorClient(ConnectorClient):
         target, status = self.target, response.status_code
         if status == LOOP_DETECTED:
             self.breaker.record_success()  # the target is well; the question went round in a circle
-            raise ToolError("loop_detected", f"agent {target} refused the call: {_error_message(response)}")
+            raise ToolError("loop_detected", f"agent {target} refused the call", detail=_error_message(response))
         if status >= 500 or status in _RETRY:
             self.breaker.record_failure()
-            raise ToolError("http_error", f"agent {target} answered HTTP {status}: {_error_message(response)}")
+            raise ToolError("http_error", f"agent {target} answered HTTP {status}", detail=_error_message(response))
         self.breaker.record_success()
         if status >= 400:
-            raise ToolError("http_error", f"agent {target} answered HTTP {status}: {_error_message(response)}")
+            raise ToolError("http_error", f"agent {target} answered HTTP {status}", detail=_error_message(response))
         try:
             content = response.json()["choices"][0]["message"]["content"]
         except (ValueError, KeyError, IndexError, TypeError):

@@ -1,5 +1,6 @@
 """What every Connector client shares, whatever protocol it speaks: credentials, a circuit
-breaker, a token bucket, and the one way a call fails (ToolError with a metrics outcome).
+breaker (the Connector's `circuitBreaker` thresholds, or breaker.py's defaults), a token bucket,
+and the one way a call fails (ToolError with a metrics outcome).
 
 The clients (http_tools.HttpConnectorClient, mcp_tools.McpConnectorClient) differ only in how a
 call reaches the system; admitting a call and counting its failures is done here once.
@@ -20,12 +21,17 @@ from .ratelimit import TokenBucket
 class ToolError(Exception):
     """A tool call that did not produce a result; `outcome` is the metrics label.
 
-    The message is shown to the model and logged: it names the connector and what went wrong,
-    never a credential or an argument value."""
+    `reason` is the runtime's own words: it names the connector and what went wrong, never a
+    credential or an argument value, and is logged. `detail` is what the system itself answered
+    (an error body, an MCP server's explanation): the model reads it to tell the caller why, but
+    it may echo the arguments, so it is not logged. `message`, what the model sees, is both."""
 
-    def __init__(self, outcome: str, message: str) -> None:
+    def __init__(self, outcome: str, reason: str, *, detail: str | None = None) -> None:
+        message = f"{reason}: {detail}" if detail is not None else reason
         super().__init__(message)
         self.outcome = outcome
+        self.reason = reason
+        self.detail = detail
         self.message = message
 
 
@@ -39,7 +45,12 @@ class ConnectorClient:
         self.credentials: ConnectorCredentials = build_credentials(
             config.auth, config.name, timeout=config.timeout_seconds
         )
-        self.breaker = CircuitBreaker()
+        breaker = config.circuit_breaker
+        self.breaker = (
+            CircuitBreaker(failure_threshold=breaker.failures, reset_timeout=breaker.open_seconds)
+            if breaker is not None
+            else CircuitBreaker()
+        )
         self.bucket = TokenBucket(config.rate_limit.requests_per_second) if config.rate_limit is not None else None
 
     async def admit(self) -> None:

@@ -97,7 +97,7 @@ class HttpConnectorClient(ConnectorClient):
             # Any 4xx means the system is up; it is the request that was wrong.
             self.breaker.record_success()
             if status >= 400:
-                raise ToolError("http_error", f"{name} answered HTTP {status}: {_snippet(response.text)}")
+                raise ToolError("http_error", f"{name} answered HTTP {status}", detail=_snippet(response.text))
             return _parse(response)
 
 

@@ -56,7 +56,7 @@ def tool_result_data(result: CallToolResult, tool: str) -> Any:
         reason = text.strip() or "no reason given"
         if len(reason) > MAX_ERROR_CHARS:
             reason = reason[:MAX_ERROR_CHARS] + "..."
-        raise ToolError("tool_error", f"{tool} failed: {reason}")
+        raise ToolError("tool_error", f"{tool} failed", detail=reason)
     if result.structured_content is not None:
         return result.structured_content
     return text

@@ -59,7 +59,8 @@ class Failure(Exception):
     """Why one attempt failed, and what that allows: `sent` = the server may have run the tool,
     `transient` = a later attempt may succeed, `lost` = the session is unusable and is replaced,
     `reopen` = the server lost the session without running the call, so one new session and one
-    repeat are free (no wait, not a retry, not a breaker failure)."""
+    repeat are free (no wait, not a retry, not a breaker failure). `message` is the runtime's words,
+    `detail` the server's (ToolError: shown to the model, not logged)."""
 
     outcome: str
     message: str
@@ -67,6 +68,7 @@ class Failure(Exception):
     transient: bool = False
     lost: bool = False
     reopen: bool = False
+    detail: str | None = None
 
 
 def _leaves(exc: BaseException) -> Iterator[BaseException]:
@@ -107,7 +109,7 @@ def classify_connect_error(name: str, exc: BaseException, trace: WireTrace) -> F
             return Failure("unreachable", f"{name} did not answer ({type(leaf).__name__})", transient=True)
     for leaf in leaves:
         if isinstance(leaf, MCPError):
-            return Failure("protocol_error", f"{name}: the MCP handshake failed: {leaf.message}")
+            return Failure("protocol_error", f"{name}: the MCP handshake failed", detail=leaf.message)
     return Failure("protocol_error", f"{name}: the MCP handshake failed ({type(leaves[0]).__name__})")
 
 
@@ -131,7 +133,7 @@ def classify_call_error(name: str, exc: BaseException, trace: WireTrace) -> Fail
             return failure
     if isinstance(exc, MCPError) and exc.code != CONNECTION_CLOSED:
         # A JSON-RPC error from the server (unknown tool, invalid params): it is up and said no.
-        return Failure("protocol_error", f"{name} rejected the call: {exc.message}", sent=True)
+        return Failure("protocol_error", f"{name} rejected the call", sent=True, detail=exc.message)
     if isinstance(exc, MCPError | httpx2.TransportError | BaseExceptionGroup) or not_sent:
         # The connection under the session broke: refused (the server is gone or restarting) or
         # closed (its stream ended). Only a call that never left may be repeated on a new session.
@@ -323,7 +325,7 @@ class McpConnectorClient(ConnectorClient):
                 if attempt < attempts and repeatable and self.breaker.allow():
                     await asyncio.sleep(retry_delay(attempt, None, TOOL_RETRIES))
                     continue
-                raise ToolError(failure.outcome, failure.message) from None
+                raise ToolError(failure.outcome, failure.message, detail=failure.detail) from None
             self.breaker.record_success()
             return tool_result_data(result, tool.name)
 

@@ -31,10 +31,14 @@ MAX_RESULT_CHARS = 16_000
 
 @dataclass
 class ToolResult:
+    """`content` is what the model reads; `reason` says why a failed call failed in the runtime's own
+    words (no argument value, no credential, nothing the system echoed), for the logs."""
+
     ok: bool
     content: str
     outcome: str
     data: Any = None
+    reason: str = ""
 
 
 @dataclass
@@ -112,13 +116,18 @@ class ToolBox:
                 name if name in self.tools else "unknown", result.outcome, time.perf_counter() - started
             )
         if not result.ok:
-            log.info("tool call failed", extra={"tool": name, "outcome": result.outcome})
+            # The tool as the metrics label it: a name the model made up is its text, not an id.
+            tool = self.tools.get(name)
+            extra = {"tool": name if tool else "unknown", "outcome": result.outcome, "reason": result.reason}
+            if tool is not None:
+                extra["connector"] = tool.connector.config.name
+            log.info("tool call failed", extra=extra)
         return result
 
     async def _call(self, name: str, arguments: str | dict[str, Any] | None) -> ToolResult:
         tool = self.tools.get(name)
         if tool is None:
-            return _failure("unknown_tool", f"there is no tool named {name!r}")
+            return _failure("unknown_tool", f"there is no tool named {name!r}", "the model asked for an unknown tool")
         try:
             args = json.loads(arguments) if isinstance(arguments, str) else (arguments or {})
         except ValueError:
@@ -128,11 +137,16 @@ class ToolBox:
         errors = sorted(tool.validator.iter_errors(args), key=lambda e: list(e.path))
         if errors:
             where = "/".join(str(p) for p in errors[0].path) or "(arguments)"
-            return _failure("invalid_arguments", f"invalid arguments for {name}: {where}: {errors[0].message}")
+            # jsonschema's message quotes the value; the log names the rule it broke instead.
+            return _failure(
+                "invalid_arguments",
+                f"invalid arguments for {name}: {where}: {errors[0].message}",
+                f"invalid arguments for {name}: {where} fails {errors[0].validator}",
+            )
         try:
             data = await tool.connector.call(tool.spec, args)
         except ToolError as exc:
-            return _failure(exc.outcome, exc.message)
+            return _failure(exc.outcome, exc.message, exc.reason)
         content = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
         return ToolResult(True, content[:MAX_RESULT_CHARS], "success", data)
 
@@ -145,8 +159,9 @@ class ToolBox:
                 log.warning("closing a connector failed", extra={"connector": connector.config.name}, exc_info=True)
 
 
-def _failure(outcome: str, message: str) -> ToolResult:
-    return ToolResult(False, json.dumps({"error": message}), outcome, {"error": message})
+def _failure(outcome: str, message: str, reason: str | None = None) -> ToolResult:
+    """A failed call: `message` for the model, `reason` (default: the message) for the logs."""
+    return ToolResult(False, json.dumps({"error": message}), outcome, {"error": message}, reason or message)
 
 
 def _validator(spec: ToolConfig) -> Any:

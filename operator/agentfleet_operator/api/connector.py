@@ -108,6 +108,27 @@ class RateLimit(ApiModel):
     requests_per_second: float = Field(gt=0, le=100000, description="Sustained calls per second per pod.")
 
 
+# The runtime's own defaults (agentfleet_runtime/tools/breaker.py), which apply when circuitBreaker is absent.
+DEFAULT_BREAKER_FAILURES = 5
+DEFAULT_BREAKER_OPEN_SECONDS = 30
+
+
+class CircuitBreaker(ApiModel):
+    """When the runtime stops calling a failing system, per pod: after `failures` consecutive failed
+    calls the circuit opens and calls fail at once (outcome circuit_open) for `openSeconds`; then one
+    trial call decides whether it closes again."""
+
+    failures: int = Field(
+        default=DEFAULT_BREAKER_FAILURES, ge=1, le=100, description="Consecutive failed calls that open the circuit."
+    )
+    open_seconds: int = Field(
+        default=DEFAULT_BREAKER_OPEN_SECONDS,
+        ge=1,
+        le=3600,
+        description="How long the circuit stays open before one trial call.",
+    )
+
+
 class ConnectorSpec(ApiModel):
     """Desired state of a connector."""
 
@@ -190,6 +211,10 @@ class ConnectorSpec(ApiModel):
     timeout_seconds: int = Field(default=10, ge=1, le=300, description="Per-call timeout.")
     retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed call (idempotent methods).")
     rate_limit: RateLimit | None = Field(default=None, description="Client-side rate limit per pod.")
+    circuit_breaker: CircuitBreaker | None = Field(
+        default=None,
+        description="Thresholds of the runtime's circuit breaker for this system (absent: 5 failures, 30 seconds).",
+    )
 
     @model_validator(mode="after")
     def _agent_fields(self) -> ConnectorSpec:

@@ -17,6 +17,7 @@ from typing import Any
 from agentfleet_contract.runtime_config import (
     AccessConfig,
     AgentIdentity,
+    CircuitBreaker,
     ConnectorAuth,
     ConnectorConfig,
     ModelConfig,
@@ -133,6 +134,19 @@ def _tools(resolved: ResolvedConnector) -> list[ToolConfig]:
     ]
 
 
+def _limits(resolved: ResolvedConnector) -> dict[str, Any]:
+    """The rate limit and breaker thresholds, only when the Connector sets them: a Connector without
+    them must render the same document as before they existed (the revision hashes it)."""
+    spec = resolved.spec
+    breaker = spec.circuit_breaker
+    return _given(
+        rate_limit=RateLimit(requests_per_second=spec.rate_limit.requests_per_second) if spec.rate_limit else None,
+        circuit_breaker=(
+            CircuitBreaker(failures=breaker.failures, open_seconds=breaker.open_seconds) if breaker else None
+        ),
+    )
+
+
 def _agent_connector(resolved: ResolvedConnector, target: AgentTarget) -> ConnectorConfig:
     """Another Agent as one tool: its Service, its caller key as a bearer token, one message in."""
     spec = resolved.spec
@@ -152,9 +166,7 @@ def _agent_connector(resolved: ResolvedConnector, target: AgentTarget) -> Connec
         ],
         timeout_seconds=spec.timeout_seconds,
         retries=spec.retries,
-        **_given(
-            rate_limit=RateLimit(requests_per_second=spec.rate_limit.requests_per_second) if spec.rate_limit else None,
-        ),
+        **_limits(resolved),
     )
 
 
@@ -170,9 +182,7 @@ def _connector(resolved: ResolvedConnector) -> ConnectorConfig:
         tools=_tools(resolved),
         timeout_seconds=spec.timeout_seconds,
         retries=spec.retries,
-        **_given(
-            rate_limit=RateLimit(requests_per_second=spec.rate_limit.requests_per_second) if spec.rate_limit else None,
-        ),
+        **_limits(resolved),
     )
 
 

@@ -1,4 +1,4 @@
-"""The runtime as a real process: the openai client, graceful shutdown, config errors."""
+"""The runtime as a real process: the openai client, graceful shutdown, config errors, its logs."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import httpx
 import openai
 import pytest
 
+from tests.fakes.crm import FakeCRM
 from tests.fakes.llm import FakeLLM
-from tests.fakes.runtime import llm_config, rules_config, runtime_command
+from tests.fakes.runtime import crm_connector, llm_config, rules_config, runtime_command
 
 pytestmark = pytest.mark.integration
 
@@ -103,3 +104,89 @@ def test_logs_are_json_lines_with_request_ids(spawn_runtime) -> None:
     access = [entry for entry in lines if entry.get("msg") == "request"]
     assert access and access[0]["request_id"] == "trace-42" and access[0]["status"] == 200
     assert all(entry["agent"] == "support-bot" for entry in lines)
+
+
+def test_logs_redact_content_but_keep_ids_and_say_why_a_tool_failed(fake_crm: FakeCRM, spawn_runtime) -> None:
+    fake_crm.mode = "down"  # every crm call answers 503
+    with FakeCRM() as orders:  # up, but it has no /orders route: 404 with its own error body
+        find_order = {
+            "name": "find_order",
+            "method": "GET",
+            "path": "/orders/{email}",
+            "parameters": {"type": "object", "properties": {"email": {"type": "string"}}, "required": ["email"]},
+        }
+        config = rules_config(
+            connectors=[crm_connector(fake_crm, retries=0), crm_connector(orders, name="orders", tools=[find_order])],
+            state={"store": "memory", "redaction": ["email", "phone"]},
+        )
+        config["model"]["rules"].insert(
+            0, {"pattern": r"order of (?P<email>\S+@\S+)", "tool": "find_order", "arguments": {"email": "{email}"}}
+        )
+        runtime = spawn_runtime(config)
+        session = f"{runtime.url}/v1/sessions/jane.doe@example.com/messages"
+        customer = httpx.post(
+            session,
+            headers={"X-Request-ID": "1234567890"},
+            json={"content": "please find customer ada@example.com"},
+            timeout=30,
+        )
+        order = httpx.post(
+            session, headers={"X-Request-ID": "5551234567"}, json={"content": "order of ada@example.com"}, timeout=30
+        )
+        generated = httpx.post(session, json={"content": "hello"}, timeout=30)
+        runtime.stop()
+    assert [customer.status_code, order.status_code, generated.status_code] == [200, 200, 200]
+    assert customer.json()["toolCalls"][0]["outcome"] == "http_error"
+    # The model (here the rules reasoner) still reads what the system said.
+    assert order.json()["reply"].endswith('orders answered HTTP 404: {"error": "not found"}')
+
+    text = runtime.logs()
+    raw_lines = [line for line in text.splitlines() if line.strip()]
+    lines = [json.loads(line) for line in raw_lines]  # every line is one JSON object
+    assert all({"ts", "level", "logger", "msg"} <= set(entry) for entry in lines)
+    assert any(entry["logger"].startswith("uvicorn") for entry in lines)  # uvicorn's lines are there...
+    assert not any("color_message" in entry for entry in lines)  # ...in the one shape, without colour codes
+    assert "\x1b[" not in text and "\\u001b" not in text
+
+    access = {entry["request_id"]: entry for entry in lines if entry["msg"] == "request"}
+    assert access["1234567890"]["path"] == "/v1/sessions/[REDACTED:email]/messages"
+    assert access["5551234567"]["status"] == 200
+    assert generated.headers["X-Request-ID"] in access  # a generated id is logged as it was answered
+
+    failed = {entry["tool"]: entry for entry in lines if entry["msg"] == "tool call failed"}
+    crm_failure = {key: failed["lookup_customer"].get(key) for key in ("connector", "outcome", "reason", "request_id")}
+    assert crm_failure == {
+        "connector": "crm",
+        "outcome": "http_error",
+        "reason": "crm answered HTTP 503",
+        "request_id": "1234567890",
+    }
+    assert (failed["find_order"]["reason"], failed["find_order"]["request_id"]) == (
+        "orders answered HTTP 404",
+        "5551234567",
+    )
+    # The reason is the runtime's words: neither the argument nor the system's echo of it.
+    assert not any("ada" in json.dumps(entry) or "not found" in json.dumps(entry) for entry in failed.values())
+    assert "jane.doe@example.com" not in text and "ada@example.com" not in text
+
+
+def test_a_failed_model_call_logs_its_reason(fake_llm: FakeLLM, spawn_runtime) -> None:
+    config = llm_config(fake_llm)
+    config["model"]["maxRetries"] = 0
+    runtime = spawn_runtime(config)
+    fake_llm.mode = "error"  # every call answers 500
+    for stream in (False, True):
+        response = httpx.post(
+            f"{runtime.url}/v1/chat/completions",
+            headers={"X-Request-ID": f"model-down-{stream}"},
+            json={"stream": stream, "messages": [{"role": "user", "content": "hello"}]},
+            timeout=30,
+        )
+        assert response.status_code == 502
+    runtime.stop()
+    lines = [json.loads(line) for line in runtime.logs().splitlines() if line.strip()]
+    failures = {entry["request_id"]: entry for entry in lines if entry["msg"] == "model failed the request"}
+    assert set(failures) == {"model-down-False", "model-down-True"}
+    for entry in failures.values():
+        assert (entry["code"], entry["status"]) == ("model_unavailable", 502)
+        assert entry["reason"] == "the model endpoint answered HTTP 500"

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from agentfleet_runtime.tools.breaker import BreakerState
 
@@ -114,6 +116,39 @@ async def test_dead_crm_opens_the_circuit_and_later_calls_do_not_reach_it(fake_c
         assert "unavailable right now" in replies[-1]["reply"]
         text = (await client.get("/metrics")).text
         assert 'agent_tool_calls_total{outcome="circuit_open",tool="lookup_customer"} 3.0' in text
+
+
+def _tool_calls(metrics: str, outcome: str) -> float:
+    line = f'agent_tool_calls_total{{outcome="{outcome}",tool="lookup_customer"}} '
+    found = [row for row in metrics.splitlines() if row.startswith(line)]
+    return float(found[0][len(line) :]) if found else 0.0
+
+
+def test_the_connectors_breaker_thresholds_open_and_close_its_circuit(spawn_runtime) -> None:
+    """circuitBreaker {failures: 2, openSeconds: 1} in a real runtime's config file: two refused
+    connections open the circuit (the default would take five), the third call never leaves, and
+    once the CRM is back the trial call after the open second closes it again."""
+    crm = FakeCRM().start()
+    port = crm.port
+    connector = crm_connector(crm, retries=0, circuitBreaker={"failures": 2, "openSeconds": 1})
+    crm.stop()  # nothing listens on its port: every connection is refused
+    runtime = spawn_runtime(rules_config(connectors=[connector]))
+
+    def ask() -> str:
+        body = httpx.post(f"{runtime.url}/v1/sessions/s/messages", json={"content": ASK}, timeout=30).json()
+        return body["toolCalls"][0]["outcome"]
+
+    assert [ask(), ask(), ask()] == ["unreachable", "unreachable", "circuit_open"]
+    with FakeCRM(port=port) as revived:
+        deadline = time.monotonic() + 15  # open for one second, then one trial goes out
+        while (outcome := ask()) == "circuit_open" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert outcome == "success"
+        assert ask() == "success"  # closed: calls go straight through
+        assert revived.hits["/customers"] == 2  # type: ignore[attr-defined]
+    metrics = httpx.get(f"{runtime.url}/metrics", timeout=10).text
+    assert (_tool_calls(metrics, "unreachable"), _tool_calls(metrics, "success")) == (2, 2)
+    assert _tool_calls(metrics, "circuit_open") >= 1
 
 
 async def test_retries_do_not_hide_a_recovering_crm(fake_crm: FakeCRM) -> None:

@@ -1,9 +1,16 @@
-"""Token bucket and circuit breaker, driven by a hand-moved clock."""
+"""Token bucket and circuit breaker, driven by a hand-moved clock; each connector's breaker
+built from its `circuitBreaker` thresholds."""
 
 from __future__ import annotations
 
+import httpx
+import pytest
+from agentfleet_operator.api.connector import DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_OPEN_SECONDS
+from agentfleet_runtime.config import ConnectorConfig
 from agentfleet_runtime.tools.breaker import BreakerState, CircuitBreaker
 from agentfleet_runtime.tools.ratelimit import TokenBucket
+from agentfleet_runtime.tools.toolbox import build_client
+from pydantic import ValidationError
 
 from tests.fakes.clock import FakeClock
 
@@ -76,3 +83,37 @@ def test_half_open_lets_one_trial_through_and_its_outcome_decides() -> None:
     assert breaker.allow()
     breaker.record_success()
     assert breaker.state is BreakerState.CLOSED and breaker.allow()
+
+
+CONNECTORS = {
+    "http": {"endpoint": "http://crm:8080", "tools": [{"name": "lookup"}]},
+    "webhook": {"endpoint": "http://hooks:8080", "tools": [{"name": "notify"}]},
+    "mcp": {"endpoint": "http://orders:8080/mcp"},
+    "agent": {"endpoint": "http://billing:8080", "agent": "billing"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(CONNECTORS))
+async def test_every_connector_type_builds_its_breaker_from_the_connector(kind: str) -> None:
+    base = {"name": "c", "type": kind, **CONNECTORS[kind]}
+    async with httpx.AsyncClient() as http:
+        configured = build_client(
+            ConnectorConfig.model_validate({**base, "circuitBreaker": {"failures": 2, "openSeconds": 1}}), http
+        )
+        default = build_client(ConnectorConfig.model_validate(base), http)
+    assert (configured.breaker.failure_threshold, configured.breaker.reset_timeout) == (2, 1)
+    assert (default.breaker.failure_threshold, default.breaker.reset_timeout) == (5, 30.0)
+
+
+def test_the_connector_api_documents_the_runtimes_defaults() -> None:
+    default = CircuitBreaker()
+    assert (
+        default.failure_threshold,
+        default.reset_timeout,
+    ) == (DEFAULT_BREAKER_FAILURES, DEFAULT_BREAKER_OPEN_SECONDS)
+
+
+@pytest.mark.parametrize("bad", [{"failures": 0, "openSeconds": 1}, {"failures": 2, "openSeconds": 0}, {"failures": 2}])
+def test_the_runtime_refuses_breaker_thresholds_it_cannot_use(bad: dict[str, int]) -> None:
+    with pytest.raises(ValidationError, match="circuitBreaker"):
+        ConnectorConfig.model_validate({"name": "c", "type": "http", "endpoint": "http://crm", "circuitBreaker": bad})

@@ -128,7 +128,8 @@ def test_a_json_rpc_error_is_the_server_saying_no() -> None:
         "orders", MCPError(INVALID_PARAMS, "Unknown tool: nope"), trace(Exchange("tools/call", status=200))
     )
     assert (failure.outcome, failure.transient, failure.lost) == ("protocol_error", False, False)
-    assert "Unknown tool: nope" in failure.message
+    # The server's words go to the model (ToolError.detail), not into the logged reason.
+    assert failure.message == "orders rejected the call" and failure.detail == "Unknown tool: nope"
 
 
 @pytest.mark.parametrize(

@@ -80,3 +80,27 @@ def test_redaction_is_idempotent(text: str) -> None:
 @given(address=emails, prefix=st.text(max_size=20), suffix=st.text(max_size=20))
 def test_an_email_never_survives(address: str, prefix: str, suffix: str) -> None:
     assert address not in Redactor(["email"]).redact(f"{prefix} {address} {suffix}")
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/v1/sessions/jane.doe@example.com", "/v1/sessions/[REDACTED:email]"),
+        ("/v1/sessions/jane.doe@example.com/messages", "/v1/sessions/[REDACTED:email]/messages"),
+        ("/v1/sessions/030-1234567", "/v1/sessions/[REDACTED:phone]"),
+        ("/v1/sessions/u-1/messages", "/v1/sessions/u-1/messages"),
+        # A local part ending in `/` (RFC 5322 allows it): the address cannot survive whole.
+        ("mail a/@example.com", "mail a/[REDACTED:email]"),
+        ("mail /@example.com", "mail /[REDACTED:email]"),
+        ("@app.route is a decorator, not an address", "@app.route is a decorator, not an address"),
+    ],
+)
+def test_a_session_path_keeps_its_route_and_loses_only_the_id_in_it(path: str, logged: str) -> None:
+    assert Redactor(ALL).redact(path) == logged
+
+
+@settings(max_examples=300, deadline=None)
+@given(address=emails, prefix=st.text(alphabet="/abcv1_-", max_size=20))
+def test_an_email_match_never_spans_a_slash(address: str, prefix: str) -> None:
+    for match in PATTERNS["email"].finditer(f"{prefix}/{address}"):
+        assert "/" not in match.group()
