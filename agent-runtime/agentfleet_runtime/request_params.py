@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from .config import ModelConfig
@@ -148,6 +148,17 @@ class ModelParams:
 def defaults(model: ModelConfig) -> ModelParams:
     """What a request that sets nothing gets: the Agent's own values."""
     return ModelParams(temperature=model.temperature, max_tokens=model.max_tokens)
+
+
+def responses_params(body: Mapping[str, Any], model: ModelConfig) -> ModelParams:
+    """/v1/responses: `temperature` and `max_output_tokens` under the chat completions rules (bounds,
+    capped by the Agent's maxTokens); sent upstream as the chat completions fields they are."""
+    fields: dict[str, Any] = {}
+    if body.get("temperature") is not None:
+        fields["temperature"] = check_temperature(body["temperature"])
+    if body.get("max_output_tokens") is not None:
+        fields["max_tokens"] = check_max_tokens(body["max_output_tokens"], "max_output_tokens", model)
+    return replace(defaults(model), **fields)
 
 
 def refused(param: str, message: str, code: str = "unsupported_parameter") -> ApiError:

@@ -166,9 +166,9 @@ class ConversationRef(BaseModel):
 
 class ResponsesRequest(BaseModel):
     """`POST /v1/responses`. Any other parameter with a value is refused with 400 naming it in
-    `error.param` (among them tools, tool_choice, parallel_tool_calls, temperature, max_output_tokens,
-    top_p, reasoning, background, include, prompt, text other than plain text, truncation other than
-    disabled); null, `tools: []`, `include: []` count as absent."""
+    `error.param` (among them tools, tool_choice, parallel_tool_calls, top_p, reasoning, background,
+    include, prompt, text other than plain text, truncation other than disabled); null, `tools: []`,
+    `include: []` count as absent. The chat completions deadline applies (spec.model.timeoutSeconds)."""
 
     model: str | None = Field(default=None, description="Ignored: the agent's configured model answers.")
     input: str | list[InputMessage] = Field(
@@ -192,6 +192,12 @@ class ResponsesRequest(BaseModel):
     )
     user: str | None = Field(default=None, description="Echoed in the response; not a session id here.")
     metadata: dict[str, str] | None = Field(default=None, description="Echoed in the response.")
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, description="Sampling temperature (the Agent's when absent)."
+    )
+    max_output_tokens: int | None = Field(
+        default=None, ge=1, description="Token limit of the answer, capped by the Agent's spec.model.maxTokens."
+    )
 
 
 class OutputText(BaseModel):

@@ -17,7 +17,19 @@ from ..perception import MAX_MESSAGES, Limits, Message, normalize_text, parse_me
 # Parameters read and honoured (model is accepted and ignored, as in chat completions: the Agent's
 # configured model answers, and the response names it).
 HONOURED = frozenset(
-    {"model", "input", "instructions", "stream", "store", "previous_response_id", "conversation", "user", "metadata"}
+    {
+        "model",
+        "input",
+        "instructions",
+        "stream",
+        "store",
+        "previous_response_id",
+        "conversation",
+        "user",
+        "metadata",
+        "temperature",  # request_params.responses_params checks and applies these two
+        "max_output_tokens",
+    }
 )
 # Values that ask for nothing beyond what the runtime does anyway, so they are not refused:
 # frameworks send them explicitly.
@@ -33,8 +45,6 @@ _REFUSAL_REASONS = {
     "tools": "this agent runs its own tools (its Connectors); caller-side tools are not supported",
     "tool_choice": "this agent decides its own tool calls; tool_choice is not supported",
     "parallel_tool_calls": "this agent decides its own tool calls; parallel_tool_calls is not supported",
-    "temperature": "per-request temperature is not supported yet; the Agent's spec.model.temperature applies",
-    "max_output_tokens": "per-request max_output_tokens is not supported yet; the Agent's spec.model.maxTokens applies",
     "top_p": "per-request top_p is not supported",
     "reasoning": "reasoning options are not supported",
     "background": "background responses are not supported; send stream: true for long answers",

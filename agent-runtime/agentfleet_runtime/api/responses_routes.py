@@ -23,9 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from ..agent import PreparedTurn
+from ..deadline import Deadline, request_deadline
 from ..errors import ApiError, UpstreamError
 from ..perception import read_json_body
 from ..reasoning.base import ReasoningResult, StreamEvent
+from ..request_params import ModelParams, responses_params
 from ..wiring import Runtime
 from . import openapi_docs
 from . import responses_shapes as shapes
@@ -54,16 +56,19 @@ def responses_router(runtime: Runtime) -> APIRouter:
     async def create_response(request: Request) -> Response:
         data = await read_json_body(request, runtime.limits)
         req = parse_responses_request(data, runtime.limits)
+        params = responses_params(data, runtime.config.model)
+        # The same overall budget as chat completions: spec.model.timeoutSeconds and the caller's header.
+        deadline = request_deadline(runtime.config.model, request.headers)
         turn = await _prepare(runtime, req)
-        head = _head(runtime, req, turn.session_id)
+        head = _head(runtime, req, turn.session_id, params)
         headers = turn_headers(runtime.config.agent.revision, turn.session_id)
         agent = runtime.agent
         if not req.stream:
-            result = await agent.reasoner.answer(turn.conversation, agent.tools)
+            result = await agent.reasoner.answer(turn.conversation, agent.tools, params, deadline)
             await agent.remember(turn, result)
             body = shapes.final_response(head, result.reply, result, int(time.time()))
             return JSONResponse(body, headers=headers)
-        return await _stream(runtime, turn, head, headers)
+        return await _stream(runtime, turn, head, headers, params, deadline)
 
     return router
 
@@ -107,7 +112,7 @@ async def _prepare(runtime: Runtime, req: ResponsesRequest) -> PreparedTurn:
     return turn
 
 
-def _head(runtime: Runtime, req: ResponsesRequest, stored_in: str | None) -> shapes.ResponseHead:
+def _head(runtime: Runtime, req: ResponsesRequest, stored_in: str | None, params: ModelParams) -> shapes.ResponseHead:
     model = runtime.config.model
     return shapes.ResponseHead(
         id=shapes.response_id(stored_in),
@@ -119,21 +124,30 @@ def _head(runtime: Runtime, req: ResponsesRequest, stored_in: str | None) -> sha
         conversation=stored_in,
         metadata=req.metadata or {},
         user=req.user,
-        temperature=model.temperature if model.provider != "rules" else None,
-        max_output_tokens=model.max_tokens,
+        temperature=params.temperature if model.provider != "rules" else None,
+        max_output_tokens=params.max_tokens,
     )
 
 
-async def _turn_events(runtime: Runtime, turn: PreparedTurn) -> AsyncIterator[StreamEvent]:
+async def _turn_events(
+    runtime: Runtime, turn: PreparedTurn, params: ModelParams, deadline: Deadline | None
+) -> AsyncIterator[StreamEvent]:
     agent = runtime.agent
-    async for event in agent.reasoner.stream(turn.conversation, agent.tools):
+    async for event in agent.reasoner.stream(turn.conversation, agent.tools, params, deadline):
         if isinstance(event, ReasoningResult):
             await agent.remember(turn, event)
         yield event
 
 
-async def _stream(runtime: Runtime, turn: PreparedTurn, head: shapes.ResponseHead, headers: dict[str, str]) -> Response:
-    events = _turn_events(runtime, turn)
+async def _stream(
+    runtime: Runtime,
+    turn: PreparedTurn,
+    head: shapes.ResponseHead,
+    headers: dict[str, str],
+    params: ModelParams,
+    deadline: Deadline | None,
+) -> Response:
+    events = _turn_events(runtime, turn, params, deadline)
     # As for chat completions: a model or store failing before the first event is a plain HTTP error.
     first = await anext(events)
     numbered = shapes.ResponseEvents(head)

@@ -243,3 +243,30 @@ def test_the_sessions_api_has_the_same_deadline(runtimes: dict[str, RuntimeProce
     response = httpx.post(f"{runtimes['slow'].url}/v1/sessions/s-1/messages", json={"content": "hi"}, timeout=30)
     assert time.monotonic() - started < DEADLINE + MARGIN
     assert response.status_code == 504 and response.json()["error"]["code"] == "model_timeout"
+
+
+def test_the_responses_api_honours_temperature_and_max_output_tokens(
+    runtimes: dict[str, RuntimeProcess], llm: FakeLLM
+) -> None:
+    with client(runtimes["llm"]) as sdk:
+        response = sdk.responses.create(model="m", input="hello", temperature=1.1, max_output_tokens=5000)
+        sent = llm.requests[-1]
+        assert sent["temperature"] == 1.1
+        assert sent["max_tokens"] == AGENT_MAX_TOKENS  # capped by the Agent's spec.model.maxTokens, as for chat
+        assert response.temperature == 1.1 and response.max_output_tokens == AGENT_MAX_TOKENS
+        with pytest.raises(openai.BadRequestError) as caught:
+            sdk.responses.create(model="m", input="hello", temperature=3)
+        assert caught.value.param == "temperature"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_responses_api_has_the_same_deadline(
+    runtimes: dict[str, RuntimeProcess], llm: FakeLLM, stream: bool
+) -> None:
+    llm.delay = 60  # longer than the whole budget
+    started = time.monotonic()
+    with client(runtimes["slow"]) as sdk, pytest.raises(openai.APIStatusError) as caught:
+        sdk.responses.create(model="m", input="hello", stream=stream)
+    assert caught.value.status_code == 504
+    assert time.monotonic() - started < DEADLINE + MARGIN
+    assert "spec.model.timeoutSeconds" in caught.value.message
