@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ from .config import ModelConfig
 from .errors import UpstreamError, bad_request
 
 CALLER_HEADERS = ("X-Request-Timeout", "X-Stainless-Read-Timeout")
+# The deadline whose bound block is running: a call to another Agent passes what is left of it on
+# (X-Request-Timeout), so the Agent asked gives up when its answer could no longer be used.
+current_deadline: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("deadline", default=None)
 
 
 @dataclass
@@ -64,11 +68,14 @@ class Deadline:
     async def bound(self, activity: str) -> AsyncIterator[None]:
         """Run the block until the deadline; past it, the block is cancelled and the 504 raised."""
         self.activity = activity
+        token = current_deadline.set(self)
         try:
             async with asyncio.timeout_at(self.expires):
                 yield
         except TimeoutError:
             raise self.exceeded() from None
+        finally:
+            current_deadline.reset(token)
 
 
 @contextlib.asynccontextmanager

@@ -19,6 +19,7 @@ import httpx
 from ..call_chain import HEADER as CHAIN_HEADER
 from ..call_chain import chain_var, render
 from ..config import ConnectorConfig, ToolConfig
+from ..deadline import current_deadline
 from ..logging import request_id_var
 from ..retry_delay import TOOL_RETRIES, retry_delay
 from .auth import CredentialsError
@@ -44,6 +45,9 @@ class AgentConnectorClient(ConnectorClient):
 
     def _headers(self, auth: dict[str, str]) -> dict[str, str]:
         headers = {**auth, CHAIN_HEADER: render(chain_var.get())}
+        deadline = current_deadline.get()
+        if deadline is not None:
+            headers["X-Request-Timeout"] = f"{max(deadline.remaining(), 0.001):.3f}"
         request_id = request_id_var.get()
         if request_id:
             headers["X-Request-ID"] = request_id  # one id across the agents of one request, for the logs

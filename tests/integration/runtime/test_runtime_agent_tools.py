@@ -6,6 +6,7 @@ itself again in the call chain, with 508."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +253,44 @@ def test_the_sample_as_the_operator_renders_it_runs_between_two_runtimes(tmp_pat
     frontdesk = spawn_runtime(frontdesk_config, "frontdesk")
     reply = _reply(_ask(frontdesk.url, "frontdesk-key", "Hello, was invoice 42 paid?"))
     assert reply == "Billing says: Invoice 42 was paid on 3 March."
+
+
+def _requests_answered(url: str, code: str, agent: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    line = f'agent_requests_total{{agent="{agent}",code="{code}",revision="r1"}} '
+    return next((float(row[len(line) :]) for row in text.splitlines() if row.startswith(line)), 0.0)
+
+
+def test_the_asked_agent_gets_what_is_left_of_the_callers_deadline(
+    tmp_path: Path, fake_llm: FakeLLM, spawn_runtime: Any
+) -> None:
+    # billing's own model takes a minute; support-bot's whole budget is 3 s. Told the budget, billing
+    # gives up with it (504) instead of working a minute on an answer nobody waits for any more.
+    billing_keys = _keys(tmp_path / "billing-access", "billing-key-1")
+    with FakeLLM() as slow_model:
+        slow_model.delay = 60
+        billing = spawn_runtime(
+            llm_config(slow_model, agent=_identity("billing"), access={"apiKeysDir": str(billing_keys)}), "billing"
+        )
+        fake_llm.respond_with_tool_call(r"(?P<q>invoice \d+)", "ask_billing", {"message": "what about {q}?"})
+        model = llm_config(fake_llm)["model"]
+        support = spawn_runtime(
+            llm_config(
+                fake_llm,
+                agent=_identity("support-bot"),
+                model={**model, "deadlineSeconds": 3},
+                connectors=[_agent_connector("billing-desk", "billing", billing.url, billing_keys, "ask_billing")],
+            ),
+            "support",
+        )
+        answer = httpx.post(
+            f"{support.url}/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "Was invoice 42 paid?"}]},
+            timeout=30,
+        )
+        assert answer.status_code == 504 and "spec.model.timeoutSeconds" in answer.json()["error"]["message"]
+        deadline = time.monotonic() + 10
+        while _requests_answered(billing.url, "504", "billing") < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _requests_answered(billing.url, "504", "billing") == 1, billing.logs()[-2000:]
+        slow_model.released.set()  # let the fake's handler threads go
