@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -117,11 +118,11 @@ def kubectl(kubeconfig: str) -> Kubectl:
     return run
 
 
-@pytest.fixture
-def namespace(kubectl: Kubectl) -> Iterator[str]:
-    """A fresh namespace for one test, enforcing the restricted Pod Security Standard; deleted
+@contextmanager
+def fresh_namespace(kubectl: Kubectl, prefix: str) -> Iterator[str]:
+    """A fresh namespace `<prefix><hex>` enforcing the restricted Pod Security Standard; deleted
     afterwards without waiting for it to go."""
-    name = f"it-{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}{uuid.uuid4().hex[:10]}"
     # Restricted Pod Security is enforced, so any agent or Redis pod the operator makes that breaks
     # it is refused by the real admission plugin and the test sees it.
     namespace_doc = {
@@ -141,6 +142,24 @@ def namespace(kubectl: Kubectl) -> Iterator[str]:
         yield name
     finally:
         kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
+
+
+@pytest.fixture
+def namespace(kubectl: Kubectl) -> Iterator[str]:
+    """A fresh namespace for one test, reconciled by the session operator."""
+    with fresh_namespace(kubectl, "it-") as name:
+        yield name
+
+
+# Tests that run an operator of their own for one namespace take one of these: the session operator
+# leaves them alone (SESSION_OPERATOR_SCOPE), or the two would reconcile the same Agents.
+ISOLATED_PREFIX = "iso-"
+
+
+@pytest.fixture
+def isolated_namespace(kubectl: Kubectl) -> Iterator[str]:
+    with fresh_namespace(kubectl, ISOLATED_PREFIX) as name:
+        yield name
 
 
 @pytest.fixture
@@ -178,7 +197,7 @@ def serviceaccount_kubeconfig(kubeconfig: str, kubectl: Kubectl, tmp_path: Path)
 # Every namespace but the end-to-end tier's own (tests/e2e runs an operator of its own there, with
 # the locally built images) and those `make dev` installs the samples in (its in-cluster operator
 # owns them): two operators reconciling one Agent would fight. One kopf pattern, globs negated.
-SESSION_OPERATOR_SCOPE = "--namespace=!e2?-*,!agentfleet-demo,!monitoring"
+SESSION_OPERATOR_SCOPE = f"--namespace=!e2?-*,!{ISOLATED_PREFIX}*,!agentfleet-demo,!monitoring"
 from tests.integration.operator_harness import OperatorProcess, install_crds_and_rbac  # noqa: E402
 
 # MCP servers are asked for their tools every 5 s instead of 60: the outage tests see recovery soon.

@@ -57,6 +57,13 @@ def operator_kubeconfig(kubeconfig: str, kubectl: Kubectl, tmp_path_factory: pyt
 
 
 @pytest.fixture
+def namespace(isolated_namespace: str) -> str:
+    """This module's operator is its own (NamespacedOperator): a namespace the session operator,
+    alive whenever an earlier module started it, does not reconcile too."""
+    return isolated_namespace
+
+
+@pytest.fixture
 def operator(operator_kubeconfig: str, namespace: str, tmp_path: Path) -> Iterator[NamespacedOperator]:
     process = NamespacedOperator(operator_kubeconfig, tmp_path / "operator.log", namespace)
     try:
