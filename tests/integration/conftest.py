@@ -214,8 +214,24 @@ def operator(
     config = session_serviceaccount_kubeconfig("agentfleet-system", "agentfleet-operator")
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     process = OperatorProcess(config, log, scope=(SESSION_OPERATOR_SCOPE,), env=DISCOVERY_ENV).start()
+    _SESSION_OPERATOR.append(process)
     yield process
+    _SESSION_OPERATOR.clear()
     process.stop()
+
+
+# The session operator once started, for the check below.
+_SESSION_OPERATOR: list[OperatorProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def _session_operator_alive() -> None:
+    """Tests that restart the session operator (to watch one restart, or to run their own in its
+    place) start it again when they end; if that start failed, every later test would fail for it.
+    Start it once more before the next test, so one failure stays one."""
+    for process in _SESSION_OPERATOR:
+        if process.process is not None and process.process.poll() is not None:
+            process.start()
 
 
 @pytest.fixture(scope="session")

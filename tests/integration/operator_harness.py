@@ -71,7 +71,10 @@ class OperatorProcess:
         self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 60) -> OperatorProcess:
+    # An operator watching every namespace is ready once kopf has listed each resource in each of
+    # them; late in a full run, with many (terminating) namespaces on a slowed machine, that once took
+    # longer than 60 s, and the session operator's restart failed with every later test behind it.
+    def start(self, timeout: float = 240) -> OperatorProcess:
         env = dict(os.environ, KUBECONFIG=self.kubeconfig, AGENTFLEET_LOG_WRITES="1", **self.env)
         env.pop("KUBERNETES_SERVICE_HOST", None)
         log = self.log_path.open("ab")
@@ -102,6 +105,8 @@ class OperatorProcess:
         raise RuntimeError(f"operator not ready within {timeout}s:\n{tail}")
 
     def ready(self) -> bool:
+        if self.process is None or self.process.poll() is not None:
+            return False  # whatever answers on the port then, it is not this operator
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/readyz", timeout=2) as response:
                 return response.status == 200
