@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,20 +17,10 @@ import pytest
 import yaml
 
 from tests.integration.operator_harness import OperatorProcess
+from tests.integration.test_operator import wait_for as eventually
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 API_VERSION = "agentfleet.dev/v1alpha1"
-
-
-def eventually(what: str, predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
 
 
 def openai_agent(name: str, **spec: Any) -> dict[str, Any]:

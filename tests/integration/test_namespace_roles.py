@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from tests.integration.operator_harness import install_crds_and_rbac
+from tests.integration.test_operator import wait_for as eventually
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 GROUP = "agentfleet.dev"
@@ -27,17 +26,6 @@ VIEW = {(r, v) for r in (*KINDS, *(f"{k}/status" for k in KINDS), "agents/scale"
 EDIT = VIEW | {(r, v) for r in KINDS for v in WRITE} | {("agents/scale", "update"), ("agents/scale", "patch")}
 ADMIN = EDIT
 EXPECTED = {"view": VIEW, "edit": EDIT, "admin": ADMIN}
-
-
-def eventually(what: str, predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last value: {last!r}")
 
 
 def granted(kubectl: Kubectl, kubeconfig: str, namespace: str) -> set[tuple[str, str]]:
