@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compile a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler, kwok), the real node's kubelet and kube-proxy, and the cluster add-ons
-# (CoreDNS, metrics-server) from Go modules into version-keyed caches. Runs once per machine:
+# (CoreDNS, metrics-server) and the network policy enforcer (kube-router's firewall) from Go modules
+# into version-keyed caches. Runs once per machine:
 # later calls find the binaries and return at once.
 #
 # Why from source: there is no container engine here and release binaries cannot be
@@ -18,6 +19,11 @@ METRICS_SERVER_VERSION=${METRICS_SERVER_VERSION:-v0.9.0}
 ADDONS_DIR="$CACHE_ROOT/addons-coredns-${COREDNS_VERSION}-metrics-server-${METRICS_SERVER_VERSION}/bin"
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kwok kwokctl)
 ADDONS=(coredns metrics-server)
+# kube-router runs with its firewall only (NetworkPolicy enforcement by iptables and ipset); its own
+# cache keeps a version change from rebuilding the other add-ons. docs/local-cluster.md says why
+# this enforcer and this version.
+KUBE_ROUTER_VERSION=${KUBE_ROUTER_VERSION:-v2.1.0}
+NETPOL_DIR="$CACHE_ROOT/kube-router-${KUBE_ROUTER_VERSION}/bin"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
@@ -27,6 +33,7 @@ all_present() {
   local b
   for b in "${BINARIES[@]}"; do [[ -x "$BIN_DIR/$b" ]] || return 1; done
   for b in "${ADDONS[@]}"; do [[ -x "$ADDONS_DIR/$b" ]] || return 1; done
+  [[ -x "$NETPOL_DIR/kube-router" ]]
 }
 
 if [[ "${1:-}" == "--print-bin-dir" ]]; then
@@ -37,6 +44,10 @@ if [[ "${1:-}" == "--print-addons-dir" ]]; then
   echo "$ADDONS_DIR"
   exit 0
 fi
+if [[ "${1:-}" == "--print-netpol-dir" ]]; then
+  echo "$NETPOL_DIR"
+  exit 0
+fi
 
 if all_present; then
   log "cached in $BIN_DIR"
@@ -44,7 +55,7 @@ if all_present; then
 fi
 
 command -v go >/dev/null || { log "go is required to build the control plane"; exit 1; }
-mkdir -p "$BIN_DIR" "$ADDONS_DIR"
+mkdir -p "$BIN_DIR" "$ADDONS_DIR" "$NETPOL_DIR"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -159,6 +170,12 @@ build_addons() {
     log "metrics-server $METRICS_SERVER_VERSION"
     GOBIN="$ADDONS_DIR" go install -trimpath -ldflags "-s -w" \
       "sigs.k8s.io/metrics-server/cmd/metrics-server@${METRICS_SERVER_VERSION}"
+  fi
+  # Also without replace lines; about a minute and a half with the control plane's cache warm.
+  if [[ ! -x "$NETPOL_DIR/kube-router" ]]; then
+    log "kube-router $KUBE_ROUTER_VERSION"
+    GOBIN="$NETPOL_DIR" go install -trimpath -ldflags "-s -w" \
+      "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@${KUBE_ROUTER_VERSION}"
   fi
 }
 

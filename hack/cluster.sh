@@ -77,9 +77,9 @@ write_env() {
   local var
   {
     echo "# written by hack/cluster.sh; read by its status/down and by humans"
-    for var in BIN_DIR ADDONS_DIR REAL_NODE ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT \
+    for var in BIN_DIR ADDONS_DIR NETPOL_DIR REAL_NODE ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT \
       KWOK_PORT KUBELET_PORT KUBELET_HEALTHZ_PORT PROXY_HEALTHZ_PORT PROXY_METRICS_PORT METRICS_SERVER_PORT \
-      CONTAINERD_SOCK STARTED_AT STARTUP_SECONDS; do
+      NETPOL_HEALTH_PORT CONTAINERD_SOCK STARTED_AT STARTUP_SECONDS; do
       printf '%s=%q\n' "$var" "${!var-}"
     done
   } >"$STATE/cluster.env"
@@ -368,7 +368,8 @@ cold_start() {
   mkdir -p "$STATE/pids" "$STATE/logs" "$STATE/kubeconfigs"
   mkdir -m 700 "$STATE/etcd" # etcd warns about anything wider
   read -r ETCD_PORT ETCD_PEER_PORT APISERVER_PORT KCM_PORT SCHEDULER_PORT KWOK_PORT \
-    KUBELET_PORT KUBELET_HEALTHZ_PORT PROXY_HEALTHZ_PORT PROXY_METRICS_PORT METRICS_SERVER_PORT <<<"$(pick_free_ports 11)"
+    KUBELET_PORT KUBELET_HEALTHZ_PORT PROXY_HEALTHZ_PORT PROXY_METRICS_PORT METRICS_SERVER_PORT \
+    NETPOL_HEALTH_PORT <<<"$(pick_free_ports 12)"
   STARTUP_SECONDS=""
   if ((REAL_NODE)); then
     node_need
@@ -483,11 +484,12 @@ cmd_up() {
   need "$KUBECTL" "creating the fake nodes"
   # Returns at once when the binaries are cached; compiles them otherwise (see that script).
   "$HACK_DIR/build-controlplane.sh"
-  local bin_dir addons_dir want_real_node=$REAL_NODE
+  local bin_dir addons_dir netpol_dir want_real_node=$REAL_NODE
   bin_dir=$("$HACK_DIR/build-controlplane.sh" --print-bin-dir)
   addons_dir=$("$HACK_DIR/build-controlplane.sh" --print-addons-dir)
+  netpol_dir=$("$HACK_DIR/build-controlplane.sh" --print-netpol-dir)
   with_lock
-  if healthy && [[ "$BIN_DIR" == "$bin_dir" && "$REAL_NODE" == "$want_real_node" ]]; then
+  if healthy && [[ "$BIN_DIR" == "$bin_dir" && "${NETPOL_DIR:-}" == "$netpol_dir" && "$REAL_NODE" == "$want_real_node" ]]; then
     log "reusing the running cluster (apiserver https://$API_HOST:$APISERVER_PORT): export KUBECONFIG=$ADMIN_KUBECONFIG"
     return 0
   fi
@@ -497,7 +499,7 @@ cmd_up() {
   # Always: it also clears leftovers of a run whose processes died. It reloads the recorded
   # cluster.env, so the new cluster's settings are assigned only after it.
   stop_all
-  BIN_DIR=$bin_dir ADDONS_DIR=$addons_dir REAL_NODE=$want_real_node
+  BIN_DIR=$bin_dir ADDONS_DIR=$addons_dir NETPOL_DIR=$netpol_dir REAL_NODE=$want_real_node
   set_components
   cold_start
 }

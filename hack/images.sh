@@ -145,6 +145,25 @@ build_app() {
     -v /etc/ssl/certs:/etc/ssl/certs:ro \
     --build-arg "PYTHON_IMAGE=$PYTHON_TAG" --target "$target" -t "$ref" "$ROOT" >/dev/null
   save "$ref"
+  prune_older "$ref"
+}
+
+# prune_older REF: every source change builds a new tag, and vfs storage copies each layer in
+# full (about 400 MB an image), so a day of edits filled the disk. Keep the newest few archives of
+# this image (other checkouts on the machine may still use theirs) and drop the rest, together
+# with buildah's copies of them and the build's dangling intermediate images.
+KEEP_ARCHIVES=3
+prune_older() {
+  local ref=$1 name old
+  name=$(basename "$(archive_of "$ref")")
+  name=${name%%_*}
+  # shellcheck disable=SC2012  # names are ours: no spaces or newlines
+  for old in $(ls -t "$IMAGES_DIR/${name}_"*.tar 2>/dev/null | tail -n +$((KEEP_ARCHIVES + 1))); do
+    old=$(basename "$old" .tar)
+    rm -f "$IMAGES_DIR/$old.tar"
+    "${BUILDAH[@]}" rmi -f "localhost/${old/_/:}" >/dev/null 2>&1 || true
+  done
+  "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
 }
 
 build_redis() {

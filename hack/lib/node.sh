@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # The real node of the local cluster, sourced by hack/cluster.sh: containerd and runc from Debian,
 # the kubelet and kube-proxy built with the control plane, the CNI bridge plugin, CoreDNS as the
-# cluster DNS and metrics-server for the HPA, all as processes on this machine. kwok's fake nodes
+# cluster DNS, metrics-server for the HPA and kube-router's firewall enforcing NetworkPolicies, all
+# as processes on this machine. kwok's fake nodes
 # stay beside it (tainted) for the tests that need hundreds of pods.
 #
 # Addresses: the node is 10.250.0.1, an extra address on `lo` (the kubelet refuses a loopback node
@@ -21,7 +22,7 @@ NODE_BRIDGE=af-br0
 NODE_CHAIN=AGENTFLEET-ISOLATE
 CLUSTER_DOMAIN=cluster.local
 # The real node's components, in start order (stopped in reverse after the control plane's clients).
-NODE_COMPONENTS=(containerd coredns kubelet kube-proxy metrics-server)
+NODE_COMPONENTS=(containerd coredns kubelet kube-proxy kube-router metrics-server)
 
 node_dir() { echo "$STATE/node"; }
 
@@ -31,13 +32,14 @@ component_binary() {
   case "$1" in
     containerd) echo /usr/bin/containerd ;;
     coredns | metrics-server) echo "${ADDONS_DIR:?}/$1" ;;
+    kube-router) echo "${NETPOL_DIR:?}/$1" ;;
     *) echo "${BIN_DIR:?}/$1" ;;
   esac
 }
 
 node_need() {
   local tool
-  for tool in containerd runc ctr ip iptables buildah debootstrap conntrack; do
+  for tool in containerd runc ctr ip iptables ipset buildah debootstrap conntrack; do
     command -v "$tool" >/dev/null ||
       die "$tool is required for the real node (hack/install-deps.sh installs it; AGENTFLEET_REAL_NODE=0 runs without)"
   done
@@ -73,6 +75,8 @@ node_network_down() {
   if [[ -x "${BIN_DIR:-}/kube-proxy" ]]; then
     "$BIN_DIR/kube-proxy" --cleanup --proxy-mode=iptables >/dev/null 2>&1 || true
   fi
+  # kube-router's chains (KUBE-ROUTER-*, KUBE-POD-FW-*, KUBE-NWPLCY-*) go with the KUBE- chains
+  # below; its ipsets after them, once no rule refers to them any more.
   local table chain rule
   for table in filter nat mangle; do
     # Jumps from the built-in chains first, then the KUBE-* chains themselves (flush all before
@@ -86,6 +90,10 @@ node_network_down() {
     for chain in $(iptables -t "$table" -S 2>/dev/null | sed -n 's/^-N \(KUBE-[A-Z0-9-]*\)$/\1/p'); do
       iptables -t "$table" -X "$chain" 2>/dev/null || true
     done
+  done
+  local set
+  for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-(SRC|DST)-|kube-router-)'); do
+    ipset destroy "$set" 2>/dev/null || true
   done
   while iptables -D FORWARD -j "$NODE_CHAIN" 2>/dev/null; do :; done
   iptables -F "$NODE_CHAIN" 2>/dev/null || true
@@ -113,10 +121,11 @@ node_pki() {
   new_cert front-proxy-client "/CN=front-proxy-client" "$client"
   new_cert coredns "/CN=system:coredns" "$client"
   new_cert metrics-server "/CN=system:metrics-server" "$client"
+  new_cert kube-router "/CN=system:kube-router" "$client"
   new_cert metrics-server-serving "/CN=metrics-server" "$serving\nsubjectAltName=IP:$NODE_IP,DNS:metrics-server.kube-system.svc"
   chmod 600 "$pki"/*.key
   local c
-  for c in kubelet kube-proxy coredns metrics-server; do
+  for c in kubelet kube-proxy coredns metrics-server kube-router; do
     write_kubeconfig "$STATE/kubeconfigs/$c.kubeconfig" "$c"
   done
 }
@@ -276,6 +285,22 @@ metadata: {name: agentfleet:coredns}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: agentfleet:coredns}
 subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: system:coredns}]
 ---
+# kube-router's firewall reads pods, namespaces, policies and its node; nothing more is granted.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: agentfleet:kube-router}
+rules:
+- {apiGroups: [""], resources: [namespaces, pods, services, endpoints, nodes], verbs: [get, list, watch]}
+- {apiGroups: [networking.k8s.io], resources: [networkpolicies], verbs: [get, list, watch]}
+- {apiGroups: [discovery.k8s.io], resources: [endpointslices], verbs: [get, list, watch]}
+- {apiGroups: [""], resources: [events], verbs: [create, patch]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: agentfleet:kube-router}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: agentfleet:kube-router}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: system:kube-router}]
+---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {name: agentfleet:metrics-server}
@@ -347,6 +372,13 @@ node_start() {
     --cluster-cidr="$POD_CIDR" --hostname-override="$NODE_NAME" --bind-address="$NODE_IP" \
     --nodeport-addresses="$NODE_IP/32" --conntrack-max-per-core=0 \
     --healthz-bind-address="127.0.0.1:$PROXY_HEALTHZ_PORT" --metrics-bind-address="127.0.0.1:$PROXY_METRICS_PORT"
+  # NetworkPolicies are enforced by kube-router's firewall alone (routing and Service proxying stay
+  # with the bridge and kube-proxy). It needs the node object, so it starts after the kubelet.
+  wait_until "node $NODE_NAME registered" k get node "$NODE_NAME"
+  start kube-router --kubeconfig="$STATE/kubeconfigs/kube-router.kubeconfig" --hostname-override="$NODE_NAME" \
+    --run-firewall=true --run-router=false --run-service-proxy=false --run-loadbalancer=false \
+    --service-cluster-ip-range="$SERVICE_CIDR" --health-port="$NETPOL_HEALTH_PORT" --metrics-port=0 \
+    --iptables-sync-period=1m --v=1
   # Only the real node is scraped: kwok's nodes have no kubelet to ask.
   start metrics-server --kubeconfig="$STATE/kubeconfigs/metrics-server.kubeconfig" \
     --authentication-kubeconfig="$STATE/kubeconfigs/metrics-server.kubeconfig" \
@@ -357,6 +389,7 @@ node_start() {
     --kubelet-certificate-authority="$STATE/pki/ca.crt" --kubelet-preferred-address-types=InternalIP \
     --kubelet-use-node-status-port --node-selector=type=real --metric-resolution=15s
   wait_until "node $NODE_NAME Ready" node_ready
+  wait_until "kube-router enforcing NetworkPolicies" curl -fsS "http://127.0.0.1:$NETPOL_HEALTH_PORT/healthz"
 }
 
 node_ready() {
