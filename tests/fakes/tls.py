@@ -9,10 +9,13 @@ through `..data` to a hidden, timestamped directory, and an update writes a new 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
+import socket
 import ssl
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,8 +170,6 @@ class SecretVolume:
 
 def peer_serial(host: str, port: int, trust: ssl.SSLContext, server_name: str | None = None) -> int:
     """The serial of the certificate a new TLS connection to host:port is served."""
-    import socket
-
     with (
         socket.create_connection((host, port), timeout=5) as raw,
         trust.wrap_socket(raw, server_hostname=server_name or host) as tls,
@@ -176,3 +177,53 @@ def peer_serial(host: str, port: int, trust: ssl.SSLContext, server_name: str | 
         der = tls.getpeercert(binary_form=True)
     assert der is not None
     return x509.load_der_x509_certificate(der).serial_number
+
+
+class TlsTerminator:
+    """HTTPS in front of a plain HTTP server of the tests (the demo MCP server): each TLS connection
+    on 127.0.0.1:<port> is relayed to 127.0.0.1:<upstream>, as a TLS-terminating proxy would."""
+
+    def __init__(self, context: ssl.SSLContext, upstream: int) -> None:
+        self._context, self._upstream = context, upstream
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True, name="tls-terminator")
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                raw, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            raw.settimeout(10)
+            try:
+                client = self._context.wrap_socket(raw, server_side=True)
+            except OSError:  # a client that refused the certificate
+                raw.close()
+                continue
+            client.settimeout(None)
+            upstream = socket.create_connection(("127.0.0.1", self._upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._thread.join(timeout=5)

@@ -124,3 +124,27 @@ def test_a_model_ca_bundle_is_part_of_the_revision(operator: OperatorProcess, ku
         lambda: (a := ready(kubectl, "bot", namespace)) and a["status"]["revision"]["stable"] != revision,
         timeout=120,
     )
+
+
+def test_a_connector_waits_for_its_ca_bundle(operator: OperatorProcess, kubectl: Kubectl, namespace: str) -> None:
+    crm = {
+        "apiVersion": "agentfleet.dev/v1alpha1",
+        "kind": "Connector",
+        "metadata": {"name": "crm"},
+        "spec": {
+            "type": "http",
+            "endpoint": "https://crm.example.internal/api",
+            "tools": [{"name": "lookup", "path": "/customers"}],
+            "caBundleSecretRef": {"name": "crm-ca", "key": "root.pem"},
+        },
+    }
+    apply(kubectl, namespace, crm)
+
+    def connector_ready(status: str) -> dict[str, Any] | None:
+        cond = condition(get(kubectl, "connector", "crm", namespace), "Ready")
+        return cond if cond.get("status") == status else None
+
+    waiting = wait_for("the Connector's SecretNotFound", lambda: connector_ready("False"))
+    assert waiting["reason"] == "SecretNotFound" and "Secret crm-ca (CA bundle) not found" in waiting["message"]
+    apply(kubectl, namespace, secret("crm-ca", **{"root.pem": TestCA().cert_pem.decode()}))
+    wait_for("the Connector Ready", lambda: connector_ready("True"))

@@ -24,8 +24,9 @@ import pytest
 
 from tests.fakes.crm import FakeCRM
 from tests.fakes.llm import FakeLLM
+from tests.fakes.mcp import start_demo_mcp
 from tests.fakes.runtime import crm_connector, llm_config, rules_config, runtime_client, wait_until
-from tests.fakes.tls import Issued, SecretVolume, TestCA, peer_serial
+from tests.fakes.tls import Issued, SecretVolume, TestCA, TlsTerminator, peer_serial
 
 pytestmark = pytest.mark.integration
 
@@ -248,3 +249,40 @@ async def test_a_connector_behind_a_private_ca(tmp_path: Path, ca: TestCA) -> No
             body = (await client.post("/v1/sessions/s/messages", json=ask)).json()
         assert body["reply"] == "Customer Ada Lovelace is on the gold tier."
         assert body["toolCalls"][0]["outcome"] == "success"
+
+
+async def test_an_mcp_connector_behind_a_private_ca(tmp_path: Path, ca: TestCA) -> None:
+    server = start_demo_mcp()
+    proxy = TlsTerminator(ca.server_context(ca.issue(), tmp_path), server.port)
+    try:
+        endpoint = f"https://127.0.0.1:{proxy.port}/mcp"
+        lookup = {
+            "name": "lookup_order",
+            "description": "Look up an order",
+            "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}},
+            "idempotent": True,
+        }
+        rule = {
+            "pattern": r"order (?P<id>[A-Z]-\d+)",
+            "tool": "lookup_order",
+            "arguments": {"order_id": "{id}"},
+            "reply": "Order {tool_result[orderId]} is {tool_result[status]}.",
+        }
+        connector = {"name": "orders", "type": "mcp", "endpoint": endpoint, "tools": [lookup], "timeoutSeconds": 10}
+        ask = {"content": "where is order A-1001"}
+
+        def config(**more: Any) -> dict[str, Any]:
+            model = {"provider": "rules", "name": "rules", "rules": [rule]}
+            return rules_config(model=model, connectors=[{**connector, **more}])
+
+        async with runtime_client(config()) as client:
+            body = (await client.post("/v1/sessions/s/messages", json=ask)).json()
+        assert body["toolCalls"][0]["outcome"] == "tls_error"
+
+        async with runtime_client(config(caFile=str(ca.write(tmp_path / "ca.crt")))) as client:
+            body = (await client.post("/v1/sessions/s/messages", json=ask)).json()
+        assert body["toolCalls"][0]["outcome"] == "success", body
+        assert body["reply"] == "Order A-1001 is shipped."
+    finally:
+        proxy.close()
+        server.stop()
