@@ -7,6 +7,8 @@ assembles them into one FastAPI app.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,11 +60,22 @@ def create_app(config: RuntimeConfig, *, runtime: Runtime | None = None) -> Fast
                 "provider": config.model.provider,
                 "tools": list(rt.agent.tools.tools),
                 "state": config.state.store if config.state else "stateless",
+                "protocol": "https" if rt.tls is not None else "http",
             },
+        )
+        # Serving HTTPS: a rotated certificate (new files in its Secret volume) is picked up here.
+        watch = (
+            asyncio.create_task(rt.tls.watch(config.server.tls.reload_interval_seconds), name="tls-certificate")
+            if rt.tls is not None and config.server.tls is not None
+            else None
         )
         try:
             yield
         finally:
+            if watch is not None:
+                watch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watch
             await rt.aclose()
             log.info("runtime stopped")
 

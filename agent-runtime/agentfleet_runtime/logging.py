@@ -40,6 +40,9 @@ IDENTIFIER_FIELDS = (
     "protocol",
     "error",
     "keys",
+    "serial",
+    "previous_serial",
+    "expires",
 )
 
 

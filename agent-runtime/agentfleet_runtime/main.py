@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("agentfleet_runtime").error("cannot start", extra={"reason": str(exc)})
         print(f"agentfleet-runtime: cannot start: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    certificate = app.state.runtime.tls  # server.tls: the pair served, reloaded when its files change
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -71,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             timeout_graceful_shutdown=config.server.graceful_shutdown_seconds,
             server_header=False,
             lifespan="on",
+            # The one SSLContext listened with for the server's life; a rotation swaps the pair behind it.
+            ssl_context_factory=(lambda _config, _default: certificate.context) if certificate is not None else None,
         )
     )
     settle_heap()

@@ -65,6 +65,18 @@ class RuntimeMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.tls_reloads = Counter(
+            "agent_tls_certificate_reloads",
+            "Reloads of the served TLS certificate after its files changed, by result (success, error: the "
+            "previous certificate stays in use).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.tls_expiry = Gauge(
+            "agent_tls_certificate_expiry_timestamp_seconds",
+            "When the TLS certificate being served expires (Unix time).",
+            registry=self.registry,
+        )
         self._by_code: dict[int, object] = {}
 
     def request_done(self, code: int, seconds: float) -> None:
@@ -82,6 +94,13 @@ class RuntimeMetrics:
     def tool_call(self, tool: str, outcome: str, seconds: float) -> None:
         self.tool_calls.labels(tool, outcome).inc()
         self.tool_call_duration.labels(tool).observe(seconds)
+
+    def tls_certificate(self, result: str | None, expires: float | None) -> None:
+        """A reload's result (None: the certificate served at start), and the expiry of what is served."""
+        if result is not None:
+            self.tls_reloads.labels(result).inc()
+        if expires is not None:
+            self.tls_expiry.set(expires)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -25,6 +25,7 @@ from .perception import Limits
 from .reasoning.base import Reasoner
 from .reasoning.openai_compatible import OpenAICompatibleReasoner
 from .reasoning.rules import RulesReasoner
+from .tls import OutboundClients, ServerCertificate
 from .tools.toolbox import ToolBox
 
 
@@ -37,18 +38,23 @@ class Runtime:
     caller_auth: CallerAuth
     agent: Agent
     memory: SessionMemory | None
-    http: httpx.AsyncClient
+    http: httpx.AsyncClient  # the default outbound client (public CAs), one of `clients`
     limits: Limits
     redactor: Redactor
+    clients: OutboundClients | None = None
+    tls: ServerCertificate | None = None  # serving HTTPS: the certificate, reloaded on rotation
 
     async def aclose(self) -> None:
         await self.agent.reasoner.aclose()
-        # Before the shared HTTP client: an MCP session says goodbye to its server on close, and
-        # that request may need a fresh OAuth token, which is fetched with the shared client.
+        # Before the shared HTTP clients: an MCP session says goodbye to its server on close, and
+        # that request may need a fresh OAuth token, which is fetched with a shared client.
         await self.agent.tools.aclose()
         if self.memory is not None:
             await self.memory.aclose()
-        await self.http.aclose()
+        if self.clients is not None:
+            await self.clients.aclose()  # the default client with the others
+        else:
+            await self.http.aclose()
 
 
 def build_memory(config: RuntimeConfig, redactor: Redactor) -> SessionMemory | None:
@@ -79,20 +85,43 @@ def build_memory(config: RuntimeConfig, redactor: Redactor) -> SessionMemory | N
     )
 
 
-def build_runtime(config: RuntimeConfig, *, metrics: RuntimeMetrics | None = None) -> Runtime:
-    metrics = metrics or RuntimeMetrics(config.agent.name, config.agent.revision)
-    redactor = Redactor(config.state.redaction if config.state else [])
-    http = httpx.AsyncClient(
+def _http_client(verify: Any = True) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         follow_redirects=False,
         headers={"User-Agent": f"agentfleet-runtime/{__version__}"},
+        verify=verify,
     )
-    tools = ToolBox(config.connectors, http, metrics)
+
+
+def build_server_certificate(config: RuntimeConfig, metrics: RuntimeMetrics) -> ServerCertificate | None:
+    """The certificate HTTPS is served with (server.tls), its reloads counted in the metrics."""
+    tls = config.server.tls
+    if tls is None:
+        return None
+
+    def reloaded(result: str, info: Any) -> None:
+        metrics.tls_certificate(result, info.not_after.timestamp() if info is not None else None)
+
+    certificate = ServerCertificate(tls.cert_file, tls.key_file, on_reload=reloaded)
+    for result in ("success", "error"):
+        metrics.tls_reloads.labels(result)  # both series exist from the start, at 0
+    metrics.tls_certificate(None, certificate.info.not_after.timestamp())
+    return certificate
+
+
+def build_runtime(config: RuntimeConfig, *, metrics: RuntimeMetrics | None = None) -> Runtime:
+    metrics = metrics or RuntimeMetrics(config.agent.name, config.agent.revision)
+    redactor = Redactor(config.state.redaction if config.state else [])
+    # One client per trust: the default for public certificates, one per private CA bundle (caFile).
+    clients = OutboundClients(_http_client(), make=_http_client)
+    http = clients.default
+    tools = ToolBox(config.connectors, clients, metrics)
     reasoner: Reasoner
     if config.model.provider == "rules":
         reasoner = RulesReasoner(config.model)
     else:
-        reasoner = OpenAICompatibleReasoner(config.model, http, metrics)
+        reasoner = OpenAICompatibleReasoner(config.model, clients.client(config.model.ca_file), metrics)
     memory = build_memory(config, redactor)
     agent = Agent(system_prompt=config.system_prompt, reasoner=reasoner, tools=tools, memory=memory)
     return Runtime(
@@ -104,4 +133,6 @@ def build_runtime(config: RuntimeConfig, *, metrics: RuntimeMetrics | None = Non
         http=http,
         limits=Limits(config.server.max_request_bytes, config.server.max_message_chars),
         redactor=redactor,
+        clients=clients,
+        tls=build_server_certificate(config, metrics),
     )

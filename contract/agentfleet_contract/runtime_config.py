@@ -25,6 +25,7 @@ __all__ = [
     "Rule",
     "RuntimeConfig",
     "ServerConfig",
+    "ServerTLS",
     "StateConfig",
     "ToolConfig",
     "checked_rule_pattern",
@@ -94,6 +95,11 @@ class ModelConfig(_Model):
     max_retries: int = Field(default=3, ge=0, le=10)
     max_tool_steps: int = Field(default=5, ge=0, le=50)
     rules: list[Rule] = Field(default_factory=list)
+    ca_file: str | None = Field(
+        default=None,
+        min_length=1,
+        description="PEM file of CA certificates trusted for the endpoint besides the public ones (a private CA).",
+    )
 
     @model_validator(mode="after")
     def _endpoint_for_llm(self) -> ModelConfig:
@@ -169,6 +175,11 @@ class ConnectorConfig(_Model):
     retries: int = Field(default=2, ge=0, le=10)
     rate_limit: RateLimit | None = None
     circuit_breaker: CircuitBreaker | None = None
+    ca_file: str | None = Field(
+        default=None,
+        min_length=1,
+        description="PEM file of CA certificates trusted for the endpoint (and token URL) besides the public ones.",
+    )
 
     @field_validator("endpoint")
     @classmethod
@@ -211,12 +222,23 @@ class AccessConfig(_Model):
     )
 
 
+class ServerTLS(_Model):
+    """HTTPS for the API: the certificate chain and its private key as PEM files (a kubernetes.io/tls
+    Secret mounted as a volume), never their contents. The runtime looks at the files every
+    `reloadIntervalSeconds` and serves a replaced pair to new connections without a restart."""
+
+    cert_file: str = Field(min_length=1, description="PEM certificate chain, the server's own certificate first.")
+    key_file: str = Field(min_length=1, description="PEM private key of that certificate.")
+    reload_interval_seconds: float = Field(default=10, gt=0, description="How often the files are checked.")
+
+
 class ServerConfig(_Model):
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=1, le=65535)
     max_request_bytes: int = Field(default=1_048_576, gt=0)
     max_message_chars: int = Field(default=32_000, gt=0)
     graceful_shutdown_seconds: float = Field(default=20, ge=0)
+    tls: ServerTLS | None = Field(default=None, description="Serve HTTPS; absent: plain HTTP.")
 
 
 class RuntimeConfig(_Model):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -59,6 +60,8 @@ class FakeServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._host, self._port = host, port
+        # Set before start() to serve HTTPS with this context (a certificate of tests/fakes/tls.py).
+        self.tls: ssl.SSLContext | None = None
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self.lock = threading.Lock()
@@ -72,11 +75,14 @@ class FakeServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self._host}:{self.port}"
+        return f"{'https' if self.tls is not None else 'http'}://{self._host}:{self.port}"
 
     def start(self) -> FakeServer:
         self.released.clear()
         self._httpd = _Server((self._host, self._port), self.handler)
+        if self.tls is not None:
+            # Handshakes happen in accept(); one a client refuses is an OSError the server shrugs off.
+            self._httpd.socket = self.tls.wrap_socket(self._httpd.socket, server_side=True)
         self._httpd.owner = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, name=type(self).__name__, daemon=True)
         self._thread.start()

@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -125,8 +126,13 @@ def runtime_command() -> list[str]:
 class RuntimeProcess:
     """`agentfleet-runtime --config <file>` as a real process on a free port; stderr goes to a file."""
 
-    def __init__(self, config: dict[str, Any], workdir: Path, name: str = "runtime") -> None:
+    def __init__(
+        self, config: dict[str, Any], workdir: Path, name: str = "runtime", verify: ssl.SSLContext | bool = True
+    ) -> None:
         self.port = free_port()
+        # server.tls: the runtime serves HTTPS; `verify` is what the health check trusts then.
+        self.tls = bool((config.get("server") or {}).get("tls"))
+        self.verify = verify
         config = json.loads(json.dumps(config))
         config.setdefault("server", {}).update({"host": "127.0.0.1", "port": self.port})
         self.config_path = workdir / f"{name}.json"
@@ -136,7 +142,7 @@ class RuntimeProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> RuntimeProcess:
         log = self.log_path.open("wb")
@@ -150,7 +156,7 @@ class RuntimeProcess:
             if self.process.poll() is not None:
                 raise AssertionError(f"runtime exited early:\n{self.logs()}")
             try:
-                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+                return httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify).status_code == 200
             except httpx.HTTPError:
                 return False
 

@@ -121,7 +121,10 @@ def test_the_models_have_the_references_the_policy_was_written_for() -> None:
         ("Agent", "spec.model.credentialsSecretRef", "secrets"),
         ("Agent", "spec.prompt.configMapRef", "configmaps"),
         ("Agent", "spec.access.apiKeySecretRef", "secrets"),
+        ("Agent", "spec.model.caBundleSecretRef", "secrets"),
+        ("Agent", "spec.access.tls.secretRef", "secrets"),
         ("Connector", "spec.auth.secretRef", "secrets"),
+        ("Connector", "spec.caBundleSecretRef", "secrets"),
         ("StatePolicy", "spec.store.redis.passwordSecretRef", "secrets"),
         ("StatePolicy", "spec.encryption.keySecretRef", "secrets"),
     }

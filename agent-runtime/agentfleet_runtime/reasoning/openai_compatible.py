@@ -26,6 +26,7 @@ from ..metrics import RuntimeMetrics
 from ..request_params import ModelParams, defaults
 from ..retry_delay import MODEL_RETRIES, retry_delay
 from ..secretfiles import SecretFile
+from ..tls import untrusted_message
 from ..tools.toolbox import ToolBox, ToolCallRecord
 from .base import ReasoningResult, StreamEvent, Usage, estimate_tokens
 
@@ -92,6 +93,10 @@ class OpenAICompatibleReasoner:
                     f"the model did not answer in time{tried}", code="model_timeout", status=504
                 ) from None
             except httpx.HTTPError as exc:
+                untrusted = untrusted_message("the model endpoint", exc, "spec.model.caBundleSecretRef")
+                if untrusted is not None:  # the same certificate on every attempt: no retry
+                    log.warning("model call failed", extra={"error": "tls_untrusted"})
+                    raise UpstreamError(untrusted, code="model_tls_untrusted") from None
                 if deadline is not None:
                     deadline.last_error = f"failed ({type(exc).__name__})"
                 if attempt < attempts:

@@ -22,6 +22,7 @@ from ..config import ConnectorConfig, ToolConfig
 from ..deadline import current_deadline
 from ..logging import request_id_var
 from ..retry_delay import TOOL_RETRIES, retry_delay
+from ..tls import untrusted_message
 from .auth import CredentialsError
 from .connector import ConnectorClient, ToolError
 
@@ -69,6 +70,9 @@ class AgentConnectorClient(ConnectorClient):
                 response = await self.http.post(url, json=body, headers=headers, timeout=timeout)
             except httpx.HTTPError as exc:
                 self.breaker.record_failure()
+                untrusted = untrusted_message(f"agent {target}", exc, "the Connector's spec.caBundleSecretRef")
+                if untrusted is not None:
+                    raise ToolError("tls_error", untrusted) from None
                 # Only a connection never made is surely unseen by the target.
                 retryable = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
                 if attempt < attempts and retryable and self.breaker.allow():

@@ -16,6 +16,7 @@ import httpx
 
 from ..config import ConnectorAuth
 from ..secretfiles import SecretDir
+from ..tls import untrusted_message
 
 
 class CredentialsError(Exception):
@@ -126,6 +127,11 @@ class OAuth2ClientCredentials(_FromSecret):
                 self._token_url, data=form, auth=(client_id, client_secret), timeout=self._timeout
             )
         except httpx.HTTPError as exc:
+            untrusted = untrusted_message(
+                f"connector {self._connector}: the token endpoint", exc, "the Connector's spec.caBundleSecretRef"
+            )
+            if untrusted is not None:
+                raise CredentialsError(untrusted) from None
             raise CredentialsError(
                 f"connector {self._connector}: token endpoint unreachable ({type(exc).__name__})"
             ) from None

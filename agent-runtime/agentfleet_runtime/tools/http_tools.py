@@ -15,6 +15,7 @@ import httpx
 
 from ..config import ToolConfig
 from ..retry_delay import TOOL_RETRIES, retry_delay
+from ..tls import untrusted_message
 from .auth import CredentialsError
 from .connector import ConnectorClient, ToolError
 
@@ -72,6 +73,9 @@ class HttpConnectorClient(ConnectorClient):
                 )
             except httpx.HTTPError as exc:
                 self.breaker.record_failure()
+                untrusted = untrusted_message(name, exc, "the Connector's spec.caBundleSecretRef")
+                if untrusted is not None:
+                    raise ToolError("tls_error", untrusted) from None
                 # A read timeout may have reached the server: repeat only what is safe to repeat.
                 retryable = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) or method in _IDEMPOTENT
                 outcome = "timeout" if isinstance(exc, httpx.TimeoutException) else "unreachable"

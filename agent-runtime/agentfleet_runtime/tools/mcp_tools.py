@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import ssl
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, suppress
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from pydantic import ValidationError
 from .. import __version__
 from ..config import ConnectorConfig, ToolConfig
 from ..retry_delay import TOOL_RETRIES, retry_delay
+from ..tls import untrusted_message
 from .auth import CredentialsError
 from .connector import ConnectorClient, ToolError
 from .mcp_results import tool_result_data
@@ -102,6 +104,10 @@ def classify_connect_error(name: str, exc: BaseException, trace: WireTrace) -> F
         failure = _http_status_failure(name, status, sent=False)
         if failure is not None:
             return failure
+    for error in [*leaves, *(e.error for e in trace.exchanges if e.error is not None)]:
+        untrusted = untrusted_message(name, error, "the Connector's spec.caBundleSecretRef")
+        if untrusted is not None:  # the same certificate next time: not transient
+            return Failure("tls_error", untrusted)
     for leaf in leaves:
         if isinstance(leaf, TimeoutError | httpx2.TimeoutException):
             return Failure("timeout", f"{name} did not answer in time (connecting)", transient=True)
@@ -186,7 +192,11 @@ class _Session:
                 try:
                     async with asyncio.timeout(config.timeout_seconds):
                         transport = open_streams(
-                            config.endpoint, self._connector.credentials, self._connector.http, config.timeout_seconds
+                            config.endpoint,
+                            self._connector.credentials,
+                            self._connector.http,
+                            config.timeout_seconds,
+                            verify=self._connector.verify,
                         )
                         client = Client(
                             transport, client_info=Implementation(name="agentfleet-runtime", version=__version__)
@@ -230,8 +240,9 @@ class _Session:
 class McpConnectorClient(ConnectorClient):
     """A Connector of type mcp: its tools are called over one MCP session, opened lazily."""
 
-    def __init__(self, config: ConnectorConfig, http: httpx.AsyncClient) -> None:
+    def __init__(self, config: ConnectorConfig, http: httpx.AsyncClient, verify: ssl.SSLContext | None = None) -> None:
         super().__init__(config, http)
+        self.verify = verify  # the trust of the SDK's HTTP client: the connector's CA bundle, or None (public CAs)
         self._session: _Session | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False

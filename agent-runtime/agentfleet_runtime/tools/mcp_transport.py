@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import contextvars
 import json
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -91,8 +92,8 @@ def _jsonrpc_method(request: httpx2.Request) -> str:
 class TracingTransport(httpx2.AsyncBaseTransport):
     """The default transport, noting each request's outcome in the caller's WireTrace."""
 
-    def __init__(self) -> None:
-        self._inner = httpx2.AsyncHTTPTransport()
+    def __init__(self, verify: ssl.SSLContext | None = None) -> None:
+        self._inner = httpx2.AsyncHTTPTransport(verify=verify if verify is not None else True)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         trace = current_trace.get()
@@ -137,20 +138,28 @@ def transport_kind(endpoint: str) -> str:
 
 
 def _http_client(
-    auth: httpx2.Auth | None, timeout: httpx2.Timeout, headers: dict[str, str] | None = None
+    auth: httpx2.Auth | None,
+    timeout: httpx2.Timeout,
+    headers: dict[str, str] | None = None,
+    verify: ssl.SSLContext | None = None,
 ) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(
         auth=auth,
         timeout=timeout,
         headers={"User-Agent": f"agentfleet-runtime/{__version__}", **(headers or {})},
-        transport=TracingTransport(),
+        transport=TracingTransport(verify),
     )
 
 
 def open_streams(
-    endpoint: str, credentials: ConnectorCredentials, token_http: httpx.AsyncClient, timeout: float
+    endpoint: str,
+    credentials: ConnectorCredentials,
+    token_http: httpx.AsyncClient,
+    timeout: float,
+    verify: ssl.SSLContext | None = None,
 ) -> AbstractAsyncContextManager[Any]:
-    """The SDK transport for `endpoint` (read and write streams), on our traced, authenticated client."""
+    """The SDK transport for `endpoint` (read and write streams), on our traced, authenticated client.
+    verify: the connector's trust (its CA bundle), None for the public CAs."""
     auth = SecretAuth(credentials, token_http)
     if transport_kind(endpoint) == "sse":
 
@@ -160,16 +169,21 @@ def open_streams(
             auth: httpx2.Auth | None = None,
         ) -> httpx2.AsyncClient:
             assert timeout is not None  # sse_client always passes its own
-            return _http_client(auth, timeout, headers)
+            return _http_client(auth, timeout, headers, verify)
 
         return sse_client(
             endpoint, timeout=timeout, sse_read_timeout=STREAM_READ_TIMEOUT, httpx_client_factory=factory, auth=auth
         )
-    return _streamable(endpoint, auth, httpx2.Timeout(timeout, read=STREAM_READ_TIMEOUT))
+    return _streamable(endpoint, auth, httpx2.Timeout(timeout, read=STREAM_READ_TIMEOUT), verify)
 
 
 @asynccontextmanager
-async def _streamable(endpoint: str, auth: httpx2.Auth, timeout: httpx2.Timeout) -> AsyncIterator[Any]:
+async def _streamable(
+    endpoint: str, auth: httpx2.Auth, timeout: httpx2.Timeout, verify: ssl.SSLContext | None
+) -> AsyncIterator[Any]:
     # The SDK leaves a client it is handed open; this one lives exactly as long as the session.
-    async with _http_client(auth, timeout) as client, streamable_http_client(endpoint, http_client=client) as streams:
+    async with (
+        _http_client(auth, timeout, verify=verify) as client,
+        streamable_http_client(endpoint, http_client=client) as streams,
+    ):
         yield streams

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from jsonschema.exceptions import SchemaError
 
 from ..config import ConnectorConfig, ToolConfig
 from ..metrics import RuntimeMetrics
+from ..tls import OutboundClients
 from .agent_tools import AgentConnectorClient
 from .connector import ConnectorClient, ToolError
 from .http_tools import HttpConnectorClient
@@ -51,14 +53,17 @@ class ToolCallRecord:
         return {"name": self.name, "arguments": self.arguments, "outcome": self.outcome}
 
 
-def build_client(config: ConnectorConfig, http: httpx.AsyncClient) -> ConnectorClient:
-    """The client for one connector, by its type."""
+def build_client(
+    config: ConnectorConfig, http: httpx.AsyncClient, verify: ssl.SSLContext | None = None
+) -> ConnectorClient:
+    """The client for one connector, by its type. `http` already trusts the connector's CA bundle;
+    `verify` is that trust for the MCP SDK's own HTTP client (None: the public CAs)."""
     if config.type == "mcp":
         # Imported only when an mcp connector is configured: the MCP SDK is a large import
         # that most agents never need.
         from .mcp_tools import McpConnectorClient
 
-        return McpConnectorClient(config, http)
+        return McpConnectorClient(config, http, verify=verify)
     if config.type == "agent":
         return AgentConnectorClient(config, http)
     return HttpConnectorClient(config, http)
@@ -89,10 +94,18 @@ class ToolBox:
     """
 
     def __init__(
-        self, connectors: list[ConnectorConfig], http: httpx.AsyncClient, metrics: RuntimeMetrics | None = None
+        self,
+        connectors: list[ConnectorConfig],
+        http: httpx.AsyncClient | OutboundClients,
+        metrics: RuntimeMetrics | None = None,
     ) -> None:
+        """http: the runtime's clients by trust, or one client for every connector (tests)."""
         self.metrics = metrics
-        self.connectors = {c.name: build_client(c, http) for c in connectors}
+        clients = http if isinstance(http, OutboundClients) else OutboundClients(http)
+        self.connectors = {
+            c.name: build_client(c, clients.client(c.ca_file), clients.context(c.ca_file) if c.ca_file else None)
+            for c in connectors
+        }
         counts = Counter(tool.name for c in connectors for tool in c.tools)
         self.tools: dict[str, Tool] = {}
         for connector in connectors:

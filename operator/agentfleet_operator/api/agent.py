@@ -14,6 +14,7 @@ from .base import (
     HTTP_URL,
     TOOL_NAME,
     ApiModel,
+    CABundleReference,
     Condition,
     ConfigMapKeyReference,
     LocalObjectReference,
@@ -71,6 +72,11 @@ class ModelSpec(ApiModel):
             "spec.model.rules may only be set when spec.model.provider is rules",
             ".rules",
         ),
+        cel(
+            "self.provider == 'openai-compatible' || !has(self.caBundleSecretRef)",
+            "spec.model.caBundleSecretRef may only be set when spec.model.provider is openai-compatible",
+            ".caBundleSecretRef",
+        ),
     )
 
     provider: Literal["openai-compatible", "rules"] = Field(
@@ -87,6 +93,11 @@ class ModelSpec(ApiModel):
     credentials_secret_ref: SecretKeyReference | None = Field(
         default=None,
         description="Secret key holding the provider's API key; mounted as a file, never an env var.",
+    )
+    ca_bundle_secret_ref: CABundleReference | None = Field(
+        default=None,
+        description="Secret key with PEM CA certificates the endpoint's certificate may chain to besides the "
+        "public CAs (a private CA). Part of the revision: a changed bundle rolls out like any change.",
     )
     temperature: float = Field(default=0.2, ge=0, le=2, description="Sampling temperature, 0..2.")
     max_tokens: int | None = Field(
@@ -186,8 +197,18 @@ class ResourcesSpec(ApiModel):
     )
 
 
+class AccessTLS(ApiModel):
+    """HTTPS for the agent's API."""
+
+    secret_ref: LocalObjectReference = Field(
+        description="A kubernetes.io/tls Secret (keys tls.crt and tls.key), e.g. the one a cert-manager "
+        "Certificate writes; its certificate should name <agent>.<namespace>.svc. Rotating it reloads the "
+        "runtime's certificate in place: no new revision, no restart.",
+    )
+
+
 class AccessSpec(ApiModel):
-    """Who may call the agent."""
+    """Who may call the agent, and how."""
 
     api_key_secret_ref: LocalObjectReference | None = Field(
         default=None,
@@ -200,6 +221,7 @@ class AccessSpec(ApiModel):
         description="Namespaces whose pods may connect (NetworkPolicy ingress). Absent: same namespace only.",
         json_schema_extra={"items": {"type": "string", "maxLength": 63, "pattern": DNS_LABEL}},
     )
+    tls: AccessTLS | None = Field(default=None, description="Serve HTTPS with this certificate. Absent: plain HTTP.")
 
 
 class PauseStep(ApiModel):
@@ -344,7 +366,7 @@ class AgentSpec(ApiModel):
     replicas: int = Field(default=1, ge=0, le=1000, description="Pods of the stable track; ignored while autoscaling.")
     autoscaling: AutoscalingSpec | None = Field(default=None, description="Autoscaling of the stable track.")
     resources: ResourcesSpec | None = Field(default=None, description="Compute resources of each agent container.")
-    access: AccessSpec | None = Field(default=None, description="Caller keys and allowed namespaces.")
+    access: AccessSpec | None = Field(default=None, description="Caller keys, allowed namespaces and TLS.")
     rollout: RolloutSpec | None = Field(default=None, description="How a new revision replaces the running one.")
     pod_template: PodTemplateSpec | None = Field(default=None, description="Scheduling fields of the agent pods.")
 

@@ -61,6 +61,19 @@ class SecretKeyReference(ApiModel):
     key: str = Field(min_length=1, max_length=253, pattern=SECRET_KEY, description="Key inside the Secret's data.")
 
 
+class CABundleReference(ApiModel):
+    """A Secret key holding PEM CA certificates (a private CA), trusted besides the public CAs."""
+
+    name: ResourceName = Field(description="Name of the Secret in the same namespace.")
+    key: str = Field(
+        default="ca.crt",
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_KEY,
+        description="Key holding the PEM bundle (default ca.crt, as cert-manager and trust-manager write it).",
+    )
+
+
 class ConfigMapKeyReference(ApiModel):
     """One key of a ConfigMap in the same namespace."""
 

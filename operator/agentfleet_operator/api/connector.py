@@ -11,6 +11,7 @@ from .base import (
     HTTP_URL,
     TOOL_NAME,
     ApiModel,
+    CABundleReference,
     Condition,
     LocalObjectReference,
     cel,
@@ -214,6 +215,12 @@ class ConnectorSpec(ApiModel):
     circuit_breaker: CircuitBreaker | None = Field(
         default=None,
         description="Thresholds of the runtime's circuit breaker for this system (absent: 5 failures, 30 seconds).",
+    )
+    ca_bundle_secret_ref: CABundleReference | None = Field(
+        default=None,
+        description="Secret key with PEM CA certificates the system's certificate may chain to besides the "
+        "public CAs (a private CA); also for the token URL. agent: the CA of the target Agent's TLS "
+        "certificate. Part of the revision of every Agent using the Connector.",
     )
 
     @model_validator(mode="after")

@@ -37,6 +37,8 @@ ANNOTATION_RETRY = INTENT_ANNOTATIONS[INTENT_RETRY]
 # On the pod template: what the revision hash covers besides the config (builders/agent_children.py).
 ANNOTATION_IMAGE = f"{PREFIX}image"
 ANNOTATION_MOUNTS = f"{PREFIX}secret-mounts"
+# "true" when the revision's pods serve HTTPS (its probes use scheme HTTPS).
+ANNOTATION_TLS = f"{PREFIX}tls"
 
 FINALIZER = f"{PREFIX}finalizer"
 EVENT_REPORTING_COMPONENT = f"{PREFIX}operator"

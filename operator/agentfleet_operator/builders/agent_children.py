@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..api.agent import AgentSpec
-from ..api.identity import ANNOTATION_IMAGE, ANNOTATION_MOUNTS
+from ..api.identity import ANNOTATION_IMAGE, ANNOTATION_MOUNTS, ANNOTATION_TLS
 from . import names
 from .inputs import ResolvedAgent
 
@@ -26,6 +26,7 @@ class Track:
     image: str
     mounts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     replicas: int | None = None  # None: an HPA owns the count
+    tls: bool = False  # its pods serve HTTPS (spec.access.tls when the revision was made)
 
 
 def _meta(agent: ResolvedAgent, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
@@ -59,6 +60,8 @@ def revision_config_map(agent: ResolvedAgent, track: Track, config: dict[str, An
         ANNOTATION_IMAGE: track.image,
         ANNOTATION_MOUNTS: json.dumps({k: list(v) for k, v in sorted(track.mounts.items())}, sort_keys=True),
     }
+    if track.tls:
+        meta["annotations"][ANNOTATION_TLS] = "true"
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -77,6 +80,7 @@ def track_from_config_map(config_map: dict[str, Any], name: str, replicas: int |
         image=annotations.get(ANNOTATION_IMAGE, ""),
         mounts={k: tuple(v) for k, v in mounts.items()},
         replicas=replicas,
+        tls=annotations.get(ANNOTATION_TLS) == "true",
     )
 
 
@@ -124,6 +128,15 @@ def _secret_volume_name(secret: str) -> str:
     return f"secret-{secret}"[:63].rstrip("-.")
 
 
+def _probe(path: str, track: Track) -> dict[str, Any]:
+    """The kubelet's HTTP check; over HTTPS when the pods serve TLS (the kubelet does not verify the
+    certificate, so a rotation never fails a probe)."""
+    probe: dict[str, Any] = {"path": path, "port": "http"}
+    if track.tls:
+        probe["scheme"] = "HTTPS"
+    return probe
+
+
 def pod_template(agent: ResolvedAgent, track: Track) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": names.config_map(agent.name, track.revision)}},
@@ -145,9 +158,9 @@ def pod_template(agent: ResolvedAgent, track: Track) -> dict[str, Any]:
         "command": ["agentfleet-runtime"],
         "args": ["--config", names.CONFIG_FILE],
         "ports": [{"name": "http", "containerPort": names.RUNTIME_PORT, "protocol": "TCP"}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5, "failureThreshold": 3},
+        "readinessProbe": {"httpGet": _probe("/readyz", track), "periodSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {
-            "httpGet": {"path": "/healthz", "port": "http"},
+            "httpGet": _probe("/healthz", track),
             "periodSeconds": 10,
             "failureThreshold": 3,
             "initialDelaySeconds": 5,
@@ -219,15 +232,16 @@ def service(agent: ResolvedAgent, name: str, track: str | None) -> dict[str, Any
     selector = {names.LABEL_AGENT: agent.name}
     if track:
         selector[names.LABEL_TRACK] = track
+    port: dict[str, Any] = {"name": "http", "port": names.RUNTIME_PORT, "targetPort": "http", "protocol": "TCP"}
+    if agent.tls_secret:
+        # The container port keeps its name (probes and the PodMonitor use it); the Service says what
+        # it speaks, for meshes and gateways (appProtocol) and for people (the port's name).
+        port = {**port, "name": "https", "appProtocol": "https"}
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": _meta(agent, name),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector,
-            "ports": [{"name": "http", "port": names.RUNTIME_PORT, "targetPort": "http", "protocol": "TCP"}],
-        },
+        "spec": {"type": "ClusterIP", "selector": selector, "ports": [port]},
     }
 
 

@@ -73,6 +73,11 @@ class ObservedAgent:
     canary: dict[str, Any] | None = None  # Deployment <agent>-canary
     pod_failures: Mapping[str, PodFailure] = field(default_factory=dict)  # track -> failure
     route_problem: Cond | None = None  # RolloutHealthy when the HTTPRoute could not be set
+    tls: bool = False  # the Agent serves HTTPS (spec.access.tls): its endpoint is https://
+
+    @property
+    def endpoint(self) -> str:
+        return names.endpoint(self.name, self.namespace, tls=self.tls)
 
 
 @dataclass(frozen=True)
@@ -183,7 +188,7 @@ def columns(observed: ObservedAgent, desired: int) -> dict[str, Any]:
         "readyReplicas": ready,
         "ready": f"{ready}/{desired}",
         "selector": f"{names.LABEL_AGENT}={observed.name}",
-        "endpoint": names.endpoint(observed.name, observed.namespace),
+        "endpoint": observed.endpoint,
     }
 
 
@@ -322,7 +327,7 @@ def agent_status(
         "readyReplicas": ready,
         "ready": f"{ready}/{desired_count}",
         "selector": f"{names.LABEL_AGENT}={name}",
-        "endpoint": names.endpoint(name, observed.namespace),
+        "endpoint": observed.endpoint,
         "revision": {"stable": stable_track.revision, "canary": plan.canary_revision},
         "rollout": plan.rollout_status,
         "revisionHistory": plan.history,

@@ -60,8 +60,15 @@ class ResolvedAgent:
     connectors: tuple[ResolvedConnector, ...] = ()
     state: ResolvedState | None = None
     access_secret: str = ""
-    # Hash of each Secret the pods read (by Secret name); part of the revision.
+    # Hash of each Secret the pods read (by Secret name); part of the revision. Not the serving
+    # certificate's (spec.access.tls): the runtime reloads a rotated one, so it must not roll the pods.
     secret_hashes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tls_secret(self) -> str | None:
+        """The kubernetes.io/tls Secret the pods serve HTTPS with, if any."""
+        access = self.spec.access
+        return access.tls.secret_ref.name if access is not None and access.tls is not None else None
 
 
 Dependency = tuple[str, str, str]  # (kind, namespace, name)

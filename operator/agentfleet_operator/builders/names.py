@@ -83,5 +83,11 @@ def owner_reference(kind: str, name: str, uid: str) -> dict[str, object]:
     return {"apiVersion": API_VERSION, "kind": kind, "name": name, "uid": uid, "controller": True}
 
 
-def endpoint(agent: str, namespace: str) -> str:
-    return f"http://{agent}.{namespace}.svc:{RUNTIME_PORT}"
+def endpoint(agent: str, namespace: str, tls: bool = False) -> str:
+    """The in-cluster URL of an Agent: https when it serves TLS (spec.access.tls)."""
+    return f"{'https' if tls else 'http'}://{agent}.{namespace}.svc:{RUNTIME_PORT}"
+
+
+# The keys of a kubernetes.io/tls Secret (the API server refuses one of that type without both).
+TLS_CERT_KEY = "tls.crt"
+TLS_KEY_KEY = "tls.key"

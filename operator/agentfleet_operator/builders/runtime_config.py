@@ -25,10 +25,12 @@ from agentfleet_contract.runtime_config import (
     Rule,
     RuntimeConfig,
     ServerConfig,
+    ServerTLS,
     StateConfig,
     ToolConfig,
 )
 
+from ..api.base import CABundleReference
 from ..api.connector import SECRET_KEYS_BY_AUTH
 from . import agent_tools, names, state_store
 from .inputs import AgentTarget, ResolvedAgent, ResolvedConnector
@@ -41,10 +43,19 @@ def secret_mounts(agent: ResolvedAgent) -> dict[str, set[str]]:
     spec = agent.spec
     if spec.model.credentials_secret_ref:
         mounts[spec.model.credentials_secret_ref.name].add(spec.model.credentials_secret_ref.key)
+    if spec.model.ca_bundle_secret_ref:
+        mounts[spec.model.ca_bundle_secret_ref.name].add(spec.model.ca_bundle_secret_ref.key)
+    if agent.tls_secret:
+        # A Secret volume like the others (items, no subPath), so the kubelet replaces the files in
+        # place when the Secret rotates and the runtime reloads them.
+        mounts[agent.tls_secret].update((names.TLS_CERT_KEY, names.TLS_KEY_KEY))
     for connector in agent.connectors:
         auth = connector.spec.auth
         if auth.secret_ref:
             mounts[auth.secret_ref.name].update(SECRET_KEYS_BY_AUTH[auth.type])
+        bundle = connector.spec.ca_bundle_secret_ref
+        if bundle:
+            mounts[bundle.name].add(bundle.key)
         if connector.target is not None:  # the key this Agent presents to the Agent it asks
             mounts[connector.target.access_secret].add(connector.target.key)
     if agent.state:
@@ -72,6 +83,10 @@ def _secret_file(secret: str, key: str) -> str:
     return f"{names.secret_dir(secret)}/{key}"
 
 
+def _ca_file(ref: CABundleReference | None) -> str | None:
+    return _secret_file(ref.name, ref.key) if ref else None
+
+
 def _model(agent: ResolvedAgent) -> ModelConfig:
     model = agent.spec.model
     ref = model.credentials_secret_ref
@@ -84,6 +99,7 @@ def _model(agent: ResolvedAgent) -> ModelConfig:
             max_tokens=model.max_tokens,
             deadline_seconds=model.timeout_seconds,
             api_key_file=_secret_file(ref.name, ref.key) if ref else None,
+            ca_file=_ca_file(model.ca_bundle_secret_ref),
             rules=[
                 Rule(pattern=rule.pattern, arguments=dict(rule.arguments), **_given(tool=rule.tool, reply=rule.reply))
                 for rule in model.rules
@@ -135,8 +151,8 @@ def _tools(resolved: ResolvedConnector) -> list[ToolConfig]:
 
 
 def _limits(resolved: ResolvedConnector) -> dict[str, Any]:
-    """The rate limit and breaker thresholds, only when the Connector sets them: a Connector without
-    them must render the same document as before they existed (the revision hashes it)."""
+    """The rate limit, breaker thresholds and CA bundle, only when the Connector sets them: a Connector
+    without them must render the same document as before they existed (the revision hashes it)."""
     spec = resolved.spec
     breaker = spec.circuit_breaker
     return _given(
@@ -144,6 +160,7 @@ def _limits(resolved: ResolvedConnector) -> dict[str, Any]:
         circuit_breaker=(
             CircuitBreaker(failures=breaker.failures, open_seconds=breaker.open_seconds) if breaker else None
         ),
+        ca_file=_ca_file(spec.ca_bundle_secret_ref),
     )
 
 
@@ -210,6 +227,17 @@ def _state(agent: ResolvedAgent) -> StateConfig | None:
     )
 
 
+def _server_tls(agent: ResolvedAgent) -> ServerTLS | None:
+    """The serving certificate's file paths: its Secret's name is in the revision this way, its
+    content is not (a rotation is reloaded, not rolled out)."""
+    if not agent.tls_secret:
+        return None
+    return ServerTLS(
+        cert_file=_secret_file(agent.tls_secret, names.TLS_CERT_KEY),
+        key_file=_secret_file(agent.tls_secret, names.TLS_KEY_KEY),
+    )
+
+
 def build_runtime_config(agent: ResolvedAgent, revision: str) -> dict[str, Any]:
     """The config file as a JSON-ready dict (camelCase), built from the contract's models."""
     access_dir = names.secret_dir(agent.access_secret) if agent.access_secret else None
@@ -219,7 +247,7 @@ def build_runtime_config(agent: ResolvedAgent, revision: str) -> dict[str, Any]:
         system_prompt=agent.prompt_text,
         connectors=[_connector(connector) for connector in agent.connectors],
         access=AccessConfig(**_given(api_keys_dir=access_dir)),
-        server=ServerConfig(port=names.RUNTIME_PORT),
+        server=ServerConfig(port=names.RUNTIME_PORT, **_given(tls=_server_tls(agent))),
         **_given(state=_state(agent)),
     )
     # exclude_unset: a field the builder did not set keeps the runtime's default and is not written.

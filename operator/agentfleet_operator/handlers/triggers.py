@@ -96,7 +96,10 @@ async def state_policy_event(namespace: str, name: str, memo: OperatorMemo, **_:
 def _secrets_named(kind: str, name: str, spec: dict[str, Any]) -> set[str]:
     """The Secrets a Connector's or StatePolicy's status depends on."""
     if kind == "Connector":
-        return {((spec.get("auth") or {}).get("secretRef") or {}).get("name", "")}
+        return {
+            ((spec.get("auth") or {}).get("secretRef") or {}).get("name", ""),
+            (spec.get("caBundleSecretRef") or {}).get("name", ""),
+        }
     redis = (spec.get("store") or {}).get("redis") or {}
     named = {
         (redis.get("passwordSecretRef") or {}).get("name", ""),

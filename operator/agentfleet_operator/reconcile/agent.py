@@ -139,6 +139,7 @@ class _Run:
     generation: int | None
     annotations: dict[str, str]
     old_status: dict[str, Any]
+    tls: bool = False  # the spec asks for HTTPS: the endpoint the status shows is https
 
     @property
     def agent_obj(self) -> dict[str, Any]:
@@ -149,7 +150,7 @@ class _Run:
 
     def observed(self, **more: Any) -> status_rules.ObservedAgent:
         return status_rules.ObservedAgent(
-            self.name, self.namespace, self.old_status, stable=self.child("Deployment", self.name), **more
+            self.name, self.namespace, self.old_status, stable=self.child("Deployment", self.name), tls=self.tls, **more
         )
 
     async def write(self, update: status_rules.StatusUpdate) -> None:
@@ -219,7 +220,8 @@ def _render_revision(resolved: ResolvedAgent) -> tuple[children.Track, dict[str,
     """The track the spec asks for, named by the hash of everything its pods run, and its runtime config."""
     revision = revision_hash(resolved.image, revision_inputs(resolved), resolved.secret_hashes)
     mounts = {k: tuple(sorted(v)) for k, v in secret_mounts(resolved).items()}
-    return children.Track("stable", revision, resolved.image, mounts), build_runtime_config(resolved, revision)
+    track = children.Track("stable", revision, resolved.image, mounts, tls=resolved.tls_secret is not None)
+    return track, build_runtime_config(resolved, revision)
 
 
 def _plan_replicas(run: _Run, spec: AgentSpec, live_stable: dict[str, Any] | None) -> ReplicaPlan:
@@ -345,6 +347,7 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     if isinstance(spec, str):
         await run.write(status_rules.invalid_spec_status(run.observed(), spec))
         return None
+    run.tls = spec.access is not None and spec.access.tls is not None
 
     res = _resolve_references(run, spec)
     if res.problems:

@@ -14,18 +14,36 @@ from ..api.connector import SECRET_KEYS_BY_AUTH, ConnectorSpec
 from ..builders import agent_tools
 from ..builders.conditions import Cond
 from ..builders.mcp_tools import select_tools
+from ..builders.revision import secret_hash
 from ..builders.secret_check import secret_problem
 from . import metrics
-from .connector_credentials import CredentialsProblem, discovery_headers
+from .connector_credentials import CredentialsProblem, discovery_headers, discovery_trust
 from .context import Context
 from .mcp_discovery import DiscoveryResult, discover_tools
 from .status_writer import ready_change_events, write_status
 
 
+def _ca_bundle(ctx: Context, namespace: str, spec: ConnectorSpec) -> tuple[Cond | None, str]:
+    """A problem with spec.caBundleSecretRef (None when absent or fine), and its Secret's hash."""
+    bundle = spec.ca_bundle_secret_ref
+    if bundle is None:
+        return None, ""
+    found = ctx.store.secret(namespace, bundle.name)
+    problem = secret_problem(found, namespace, bundle.name, [bundle.key], "CA bundle")
+    if problem is not None:
+        return Cond("SecretResolved", False, *problem), ""
+    assert found is not None  # secret_problem reports an absent Secret
+    return None, found["hash"]
+
+
 def _secret_condition(ctx: Context, namespace: str, spec: ConnectorSpec) -> tuple[Cond, str]:
-    """SecretResolved, and the hash of the Secret's data when it has every key its auth type needs."""
+    """SecretResolved, and the hash of the Secrets' data when they have every key needed: the auth
+    type's keys, and the CA bundle's key when one is named (a changed bundle is discovered again)."""
+    bundle_problem, bundle_hash = _ca_bundle(ctx, namespace, spec)
+    if bundle_problem is not None:
+        return bundle_problem, ""
     if spec.auth.secret_ref is None:
-        return Cond("SecretResolved", True, reasons.NO_CREDENTIALS, "auth type none needs no Secret"), ""
+        return Cond("SecretResolved", True, reasons.NO_CREDENTIALS, "auth type none needs no Secret"), bundle_hash
     secret_name = spec.auth.secret_ref.name
     keys = SECRET_KEYS_BY_AUTH[spec.auth.type]
     found = ctx.store.secret(namespace, secret_name)
@@ -35,17 +53,19 @@ def _secret_condition(ctx: Context, namespace: str, spec: ConnectorSpec) -> tupl
     if problem is not None:
         return Cond("SecretResolved", False, *problem), ""
     assert found is not None  # secret_problem reports an absent Secret
-    return Cond("SecretResolved", True, reasons.SECRET_RESOLVED, f"Secret {secret_name} has every key"), found["hash"]
+    combined = secret_hash({"auth": found["hash"], "caBundle": bundle_hash}) if bundle_hash else found["hash"]
+    return Cond("SecretResolved", True, reasons.SECRET_RESOLVED, f"Secret {secret_name} has every key"), combined
 
 
 async def _discover(ctx: Context, namespace: str, spec: ConnectorSpec) -> DiscoveryResult:
     timeout = float(spec.timeout_seconds)
     try:
-        headers = await discovery_headers(ctx.client, namespace, spec.auth, timeout)
+        verify = await discovery_trust(ctx.client, namespace, spec.ca_bundle_secret_ref)
+        headers = await discovery_headers(ctx.client, namespace, spec.auth, timeout, verify)
     except CredentialsProblem as problem:
         return DiscoveryResult(False, problem.reason, problem.message)
     assert spec.endpoint is not None  # required by the API unless type is agent
-    return await discover_tools(spec.endpoint, headers, timeout)
+    return await discover_tools(spec.endpoint, headers, timeout, verify)
 
 
 def _discovery(
@@ -105,6 +125,9 @@ def _agent_conditions(ctx: Context, namespace: str, spec: ConnectorSpec) -> tupl
     using it mount the target's access Secret and report a missing one themselves."""
     assert spec.agent_ref is not None  # type agent: required by the API
     target = spec.agent_ref.name
+    bundle_problem, _ = _ca_bundle(ctx, namespace, spec)
+    if bundle_problem is not None:
+        return bundle_problem, Cond("Ready", False, bundle_problem.reason, bundle_problem.message)
     secret_cond = Cond(
         "SecretResolved", True, reasons.NO_CREDENTIALS, f"type agent: the Agents using it present Agent {target}'s key"
     )

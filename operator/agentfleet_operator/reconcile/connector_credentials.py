@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ssl
 
 import httpx
 
 from ..api import reasons
+from ..api.base import CABundleReference
 from ..api.connector import SECRET_KEYS_BY_AUTH, ConnectorAuth
 from ..kube.client import ApiError, KubeClient
 
@@ -45,13 +47,40 @@ async def _secret_values(client: KubeClient, namespace: str, auth: ConnectorAuth
     return values
 
 
-async def _oauth2_token(auth: ConnectorAuth, values: dict[str, str], timeout: float) -> str:
+async def discovery_trust(client: KubeClient, namespace: str, ref: CABundleReference | None) -> ssl.SSLContext | None:
+    """The Connector's CA bundle (spec.caBundleSecretRef) on top of the public CAs, as the agents
+    trust it (the runtime's tls.client_context); None when it names none."""
+    if ref is None:
+        return None
+    try:
+        secret = await client.get("v1", "Secret", namespace, ref.name)
+    except ApiError as exc:
+        raise CredentialsProblem(reasons.NOT_CHECKED, f"could not read Secret {ref.name}: {exc.message}") from None
+    try:
+        pem = base64.b64decode(((secret or {}).get("data") or {}).get(ref.key, "")).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise CredentialsProblem(reasons.NOT_CHECKED, f"Secret {ref.name} key {ref.key} is not PEM text") from None
+    context = httpx.create_ssl_context()
+    try:
+        context.load_verify_locations(cadata=pem)
+    except (ssl.SSLError, ValueError):
+        raise CredentialsProblem(
+            reasons.NOT_CHECKED, f"Secret {ref.name} key {ref.key} holds no PEM CA certificate"
+        ) from None
+    return context
+
+
+async def _oauth2_token(
+    auth: ConnectorAuth, values: dict[str, str], timeout: float, verify: ssl.SSLContext | None
+) -> str:
     assert auth.token_url is not None
     form = {"grant_type": "client_credentials"}
     if auth.scopes:
         form["scope"] = " ".join(auth.scopes)
     try:
-        async with httpx.AsyncClient(timeout=timeout, follow_redirects=False) as http:
+        async with httpx.AsyncClient(
+            timeout=timeout, follow_redirects=False, verify=verify if verify is not None else True
+        ) as http:
             response = await http.post(auth.token_url, data=form, auth=(values["clientId"], values["clientSecret"]))
     except httpx.HTTPError as exc:
         raise CredentialsProblem(reasons.UNREACHABLE, f"token endpoint unreachable ({type(exc).__name__})") from None
@@ -63,7 +92,9 @@ async def _oauth2_token(auth: ConnectorAuth, values: dict[str, str], timeout: fl
         raise CredentialsProblem(reasons.AUTH_FAILED, "token endpoint sent no access_token") from None
 
 
-async def discovery_headers(client: KubeClient, namespace: str, auth: ConnectorAuth, timeout: float) -> dict[str, str]:
+async def discovery_headers(
+    client: KubeClient, namespace: str, auth: ConnectorAuth, timeout: float, verify: ssl.SSLContext | None = None
+) -> dict[str, str]:
     if auth.type == "none" or auth.secret_ref is None:
         return {}
     values = await _secret_values(client, namespace, auth)
@@ -74,4 +105,4 @@ async def discovery_headers(client: KubeClient, namespace: str, auth: ConnectorA
     if auth.type == "basic":
         pair = f"{values['username']}:{values['password']}".encode()
         return {"Authorization": f"Basic {base64.b64encode(pair).decode('ascii')}"}
-    return {"Authorization": f"Bearer {await _oauth2_token(auth, values, timeout)}"}
+    return {"Authorization": f"Bearer {await _oauth2_token(auth, values, timeout, verify)}"}

@@ -13,6 +13,7 @@ AuthFailed and not a vague ProtocolError.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,21 +60,26 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
         yield exc
 
 
-async def _list(endpoint: str, headers: dict[str, str], timeout: float, statuses: list[int]) -> list[ServerTool]:
+async def _list(
+    endpoint: str, headers: dict[str, str], timeout: float, statuses: list[int], verify: ssl.SSLContext | None
+) -> list[ServerTool]:
     async def record(response: httpx2.Response) -> None:
         statuses.append(response.status_code)
 
+    trust: ssl.SSLContext | bool = verify if verify is not None else True
     if legacy_sse(endpoint):
         transport: Any = sse_client(
             endpoint,
             headers=headers,
             timeout=timeout,
             sse_read_timeout=timeout,
-            httpx_client_factory=lambda **kw: httpx2.AsyncClient(**kw, event_hooks={"response": [record]}),
+            httpx_client_factory=lambda **kw: httpx2.AsyncClient(
+                **kw, verify=trust, event_hooks={"response": [record]}
+            ),
         )
         http = None
     else:
-        http = httpx2.AsyncClient(headers=headers, timeout=timeout, event_hooks={"response": [record]})
+        http = httpx2.AsyncClient(headers=headers, timeout=timeout, verify=trust, event_hooks={"response": [record]})
         transport = streamable_http_client(endpoint, http_client=http)
     tools: list[ServerTool] = []
     try:
@@ -102,6 +108,15 @@ def _failure(endpoint: str, exc: BaseException, statuses: list[int], timeout: fl
             False, reasons.AUTH_FAILED, f"the MCP server at {at} refused the credentials (HTTP {refused[0]})"
         )
     leaves = list(_leaves(exc))
+    for leaf in leaves:
+        why = untrusted_certificate(leaf)
+        if why is not None:
+            return DiscoveryResult(
+                False,
+                reasons.UNREACHABLE,
+                f"the MCP server at {at} presented a TLS certificate that is not trusted ({why}); "
+                "if a private CA signed it, set spec.caBundleSecretRef",
+            )
     if any(isinstance(leaf, TimeoutError | httpx2.TimeoutException) for leaf in leaves):
         return DiscoveryResult(False, reasons.TIMEOUT, f"the MCP server at {at} did not answer within {timeout:g}s")
     if any(isinstance(leaf, httpx2.TransportError | OSError) for leaf in leaves):
@@ -122,11 +137,27 @@ def _failure(endpoint: str, exc: BaseException, statuses: list[int], timeout: fl
     )
 
 
-async def discover_tools(endpoint: str, headers: dict[str, str], timeout: float) -> DiscoveryResult:
-    """Every tool the server offers, or why there is no answer. Never raises (but for cancellation)."""
+def untrusted_certificate(exc: BaseException) -> str | None:
+    """Why the server's certificate was refused, when the client's error comes from that (httpx chains
+    the ssl module's error as its cause); None for every other failure."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current.verify_message or current.reason or "certificate verify failed"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+async def discover_tools(
+    endpoint: str, headers: dict[str, str], timeout: float, verify: ssl.SSLContext | None = None
+) -> DiscoveryResult:
+    """Every tool the server offers, or why there is no answer. Never raises (but for cancellation).
+    verify: the Connector's trust (its CA bundle); None: the public CAs."""
     statuses: list[int] = []
     try:
-        tools = await asyncio.wait_for(_list(endpoint, headers, timeout, statuses), timeout)
+        tools = await asyncio.wait_for(_list(endpoint, headers, timeout, statuses, verify), timeout)
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # the SDK raises anything from its transports; each becomes a reason

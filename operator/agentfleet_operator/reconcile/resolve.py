@@ -90,6 +90,8 @@ def _agent_target(
         return None
     access = (body.get("spec") or {}).get("access") or {}
     secret = (access.get("apiKeySecretRef") or {}).get("name") or names.access_secret(target)
+    # A target serving TLS is called over https; the Connector's caBundleSecretRef says whom to trust.
+    serves_tls = bool((access.get("tls") or {}).get("secretRef"))
     res.dependencies.add(("Secret", namespace, secret))
     found = store.secret(namespace, secret)
     # Every key of an access Secret is an accepted key; apiKey (the generated one's) when there is one.
@@ -101,7 +103,7 @@ def _agent_target(
         return None
     assert found is not None  # secret_problem reports an absent Secret
     res.secret_hashes[secret] = found["hash"]
-    return AgentTarget(target, names.endpoint(target, namespace), secret, key)
+    return AgentTarget(target, names.endpoint(target, namespace, tls=serves_tls), secret, key)
 
 
 def _agent_targets(store: Store, res: Resolution, namespace: str, connectors: list[str]) -> list[str]:
@@ -138,6 +140,27 @@ def _refuse_loops(store: Store, res: Resolution, namespace: str, name: str, spec
         res.problem("connectors", reasons.TOOL_LOOP, f"agent Connectors make a loop: {' → '.join(loop)}")
 
 
+def _serving_certificate(store: Store, res: Resolution, namespace: str, spec: AgentSpec) -> None:
+    """spec.access.tls: the Secret must hold tls.crt and tls.key (what a kubernetes.io/tls Secret always
+    has; another type with both keys serves as well). Its hash stays out of the revision: a rotation
+    (cert-manager renewing it) is reloaded by the runtime in place and must not roll the pods. It is a
+    dependency all the same, so an Agent waiting for it recovers as soon as it is created."""
+    if spec.access is None or spec.access.tls is None:
+        return
+    secret = spec.access.tls.secret_ref.name
+    res.dependencies.add(("Secret", namespace, secret))
+    problem = secret_problem(
+        store.secret(namespace, secret),
+        namespace,
+        secret,
+        [names.TLS_CERT_KEY, names.TLS_KEY_KEY],
+        "serving certificate",
+        needs="spec.access.tls needs a kubernetes.io/tls Secret with tls.crt and tls.key",
+    )
+    if problem is not None:
+        res.problem("secrets", *problem)
+
+
 def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolution:
     res = Resolution()
     _refuse_loops(store, res, namespace, name, spec)
@@ -154,10 +177,14 @@ def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolut
             res.prompt_text = cm["data"][ref.key]
     else:
         res.prompt_text = spec.prompt.system or ""
-    # Model credentials
+    # Model credentials and the private CA its endpoint's certificate chains to
     if spec.model.credentials_secret_ref:
         ref = spec.model.credentials_secret_ref
         _need_secret(store, res, namespace, ref.name, [ref.key], "secrets", "model credentials")
+    if spec.model.ca_bundle_secret_ref:
+        bundle = spec.model.ca_bundle_secret_ref
+        _need_secret(store, res, namespace, bundle.name, [bundle.key], "secrets", "model CA bundle")
+    _serving_certificate(store, res, namespace, spec)
     # Connectors
     for ref in spec.connectors:
         res.dependencies.add(("Connector", namespace, ref.name))
@@ -184,6 +211,14 @@ def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolut
                 res.problem(
                     "connectors", reasons.TOOL_NOT_FOUND, f"Connector {ref.name} has no tool {', '.join(unknown)}"
                 )
+                continue
+        if connector.ca_bundle_secret_ref:
+            before = len(res.problems)
+            bundle = connector.ca_bundle_secret_ref
+            _need_secret(
+                store, res, namespace, bundle.name, [bundle.key], "connectors", f"CA bundle of Connector {ref.name}"
+            )
+            if len(res.problems) != before:
                 continue
         if connector.type == "agent":
             target = _agent_target(store, res, namespace, ref.name, connector)

@@ -91,8 +91,8 @@ def fake_crm() -> Iterator[FakeCRM]:
 def spawn_runtime(tmp_path: Path) -> Iterator[Any]:
     started: list[RuntimeProcess] = []
 
-    def spawn(config: dict[str, Any], name: str = "runtime") -> RuntimeProcess:
-        runtime = RuntimeProcess(config, tmp_path, name).start()
+    def spawn(config: dict[str, Any], name: str = "runtime", verify: Any = True) -> RuntimeProcess:
+        runtime = RuntimeProcess(config, tmp_path, name, verify=verify).start()
         started.append(runtime)
         return runtime
 
