@@ -65,6 +65,20 @@ class RuntimeMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.answer_cache_requests = Counter(
+            "agent_cache_requests",
+            "Requests to an Agent with spec.cache, by what the answer cache did: hit (answered from it), "
+            "miss (the model answered) or bypass (not cacheable: temperature above 0, or personal data).",
+            ["agent", "revision", "result"],
+            registry=self.registry,
+        )
+        self._answer_cache: dict[str, object] = {}
+        self.tool_cache = Counter(
+            "agent_tool_cache_requests",
+            "Calls of tools with cacheSeconds, by result: hit (the cached result, the system not called) or miss.",
+            ["tool", "result"],
+            registry=self.registry,
+        )
         self._by_code: dict[int, object] = {}
 
     def request_done(self, code: int, seconds: float) -> None:
@@ -82,6 +96,15 @@ class RuntimeMetrics:
     def tool_call(self, tool: str, outcome: str, seconds: float) -> None:
         self.tool_calls.labels(tool, outcome).inc()
         self.tool_call_duration.labels(tool).observe(seconds)
+
+    def answer_cache(self, result: str) -> None:
+        child = self._answer_cache.get(result)
+        if child is None:
+            child = self._answer_cache[result] = self.answer_cache_requests.labels(self.agent, self.revision, result)
+        child.inc()  # type: ignore[attr-defined]
+
+    def tool_cache_lookup(self, tool: str, hit: bool) -> None:
+        self.tool_cache.labels(tool, "hit" if hit else "miss").inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
