@@ -77,6 +77,20 @@ class RuntimeMetrics:
             "When the TLS certificate being served expires (Unix time).",
             registry=self.registry,
         )
+        self.answer_cache_requests = Counter(
+            "agent_cache_requests",
+            "Requests to an Agent with spec.cache, by what the answer cache did: hit (answered from it), "
+            "miss (the model answered) or bypass (not cacheable: temperature above 0, or personal data).",
+            ["agent", "revision", "result"],
+            registry=self.registry,
+        )
+        self._answer_cache: dict[str, object] = {}
+        self.tool_cache = Counter(
+            "agent_tool_cache_requests",
+            "Calls of tools with cacheSeconds, by result: hit (the cached result, the system not called) or miss.",
+            ["tool", "result"],
+            registry=self.registry,
+        )
         self._by_code: dict[int, object] = {}
 
     def request_done(self, code: int, seconds: float) -> None:
@@ -101,6 +115,15 @@ class RuntimeMetrics:
             self.tls_reloads.labels(result).inc()
         if expires is not None:
             self.tls_expiry.set(expires)
+
+    def answer_cache(self, result: str) -> None:
+        child = self._answer_cache.get(result)
+        if child is None:
+            child = self._answer_cache[result] = self.answer_cache_requests.labels(self.agent, self.revision, result)
+        child.inc()  # type: ignore[attr-defined]
+
+    def tool_cache_lookup(self, tool: str, hit: bool) -> None:
+        self.tool_cache.labels(tool, "hit" if hit else "miss").inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,4 +1,5 @@
-"""The runtime's parts built once from its configuration: reasoner, tools, memory, auth, metrics.
+"""The runtime's parts built once from its configuration: reasoner, tools, memory, answer cache, auth,
+metrics.
 
 Kept apart from the HTTP layer so the routes receive one wired object (like kopf's memo) and
 tests can build or replace it without a server.
@@ -6,6 +7,7 @@ tests can build or replace it without a server.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from . import __version__
 from .agent import Agent
 from .auth import CallerAuth
 from .config import RuntimeConfig
+from .memory.answer_cache import AnswerCache
 from .memory.base import SessionMemory
 from .memory.crypto import RecordCipher
 from .memory.memory_store import InMemoryBackend
@@ -25,6 +28,7 @@ from .perception import Limits
 from .reasoning.base import Reasoner
 from .reasoning.openai_compatible import OpenAICompatibleReasoner
 from .reasoning.rules import RulesReasoner
+from .request_params import defaults
 from .tls import OutboundClients, ServerCertificate
 from .tools.toolbox import ToolBox
 
@@ -57,7 +61,17 @@ class Runtime:
             await self.http.aclose()
 
 
-def build_memory(config: RuntimeConfig, redactor: Redactor) -> SessionMemory | None:
+@dataclass
+class StateStore:
+    """What the StatePolicy gives the pods: one backend (one Redis connection pool) for the sessions
+    and the answer cache, and the keys both protect their data with."""
+
+    backend: Any
+    cipher: RecordCipher | None
+    key_secret: bytes | None
+
+
+def build_store(config: RuntimeConfig) -> StateStore | None:
     state = config.state
     if state is None:
         return None
@@ -75,13 +89,43 @@ def build_memory(config: RuntimeConfig, redactor: Redactor) -> SessionMemory | N
         backend = InMemoryBackend(ttl_seconds=state.ttl_seconds, max_turns=state.max_turns)
     cipher = RecordCipher.from_file(state.encryption_key_file) if state.encryption_key_file else None
     key_secret = Path(state.session_key_file).read_bytes().strip() if state.session_key_file else None
+    return StateStore(backend, cipher, key_secret)
+
+
+def build_memory(config: RuntimeConfig, redactor: Redactor, store: StateStore | None = None) -> SessionMemory | None:
+    store = store or build_store(config)
+    if store is None:
+        return None
     return SessionMemory(
-        backend,
+        store.backend,
         namespace=config.agent.namespace,
         agent=config.agent.name,
         redactor=redactor,
-        cipher=cipher,
+        cipher=store.cipher,
+        key_secret=store.key_secret,
+    )
+
+
+def build_answer_cache(
+    config: RuntimeConfig, redactor: Redactor, store: StateStore | None, metrics: RuntimeMetrics | None
+) -> AnswerCache | None:
+    """spec.cache: answers kept in the StatePolicy's store (Redis: shared by every pod; memory: per pod)."""
+    if config.cache is None or store is None or config.state is None:
+        return None
+    key_secret = store.key_secret
+    if key_secret is None and config.state.store == "memory":
+        # Keys that never leave the process: a key of its own keeps them HMACs like the Redis ones.
+        key_secret = os.urandom(32)
+    return AnswerCache(
+        store.backend,
+        namespace=config.agent.namespace,
+        agent=config.agent.name,
+        revision=config.agent.revision,
+        ttl_seconds=config.cache.ttl_seconds,
+        redactor=redactor,
+        cipher=store.cipher,
         key_secret=key_secret,
+        metrics=metrics,
     )
 
 
@@ -122,8 +166,16 @@ def build_runtime(config: RuntimeConfig, *, metrics: RuntimeMetrics | None = Non
         reasoner = RulesReasoner(config.model)
     else:
         reasoner = OpenAICompatibleReasoner(config.model, clients.client(config.model.ca_file), metrics)
-    memory = build_memory(config, redactor)
-    agent = Agent(system_prompt=config.system_prompt, reasoner=reasoner, tools=tools, memory=memory)
+    store = build_store(config)
+    memory = build_memory(config, redactor, store)
+    agent = Agent(
+        system_prompt=config.system_prompt,
+        reasoner=reasoner,
+        tools=tools,
+        memory=memory,
+        cache=build_answer_cache(config, redactor, store, metrics),
+        default_params=defaults(config.model),
+    )
     return Runtime(
         config=config,
         metrics=metrics,

@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 __all__ = [
     "AccessConfig",
     "AgentIdentity",
+    "CacheConfig",
     "CircuitBreaker",
     "ConnectorAuth",
     "ConnectorConfig",
@@ -32,6 +33,9 @@ __all__ = [
 ]
 
 _NAME = r"^[a-z][a-z0-9_]*$"
+# Upper bounds of the two caches, the same in the Agent's and Connector's API (the operator imports them).
+MAX_ANSWER_CACHE_SECONDS = 604_800  # a week
+MAX_TOOL_CACHE_SECONDS = 86_400  # a day
 # Connector names are Kubernetes object names (DNS-1123 subdomains).
 _K8S_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
@@ -147,6 +151,13 @@ class ToolConfig(_Model):
         description="mcp: the server declares the tool read-only or idempotent, so a failed call may be "
         "repeated; absent for http tools, whose method decides.",
     )
+    cache_seconds: int | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_TOOL_CACHE_SECONDS,
+        description="http GET tools only: a successful result is reused for this many seconds by calls "
+        "with the same arguments (per pod, in memory). Absent: every call reaches the system.",
+    )
 
 
 class RateLimit(_Model):
@@ -196,6 +207,14 @@ class ConnectorConfig(_Model):
             raise ValueError(f"duplicate tool names: {', '.join(duplicates)}")
         return self
 
+    @model_validator(mode="after")
+    def _cache_only_reads(self) -> ConnectorConfig:
+        # Only a call without side effects may be answered from a cache: an http GET.
+        for tool in self.tools:
+            if tool.cache_seconds is not None and (self.type != "http" or tool.method != "GET"):
+                raise ValueError(f"tool {tool.name}: cacheSeconds is only allowed on GET tools of an http connector")
+        return self
+
 
 class StateConfig(_Model):
     store: Literal["redis", "memory"] = "memory"
@@ -214,6 +233,16 @@ class StateConfig(_Model):
         if self.store == "redis" and not self.redis_url:
             raise ValueError("redisURL is required when store is redis")
         return self
+
+
+class CacheConfig(_Model):
+    """The Agent's exact-match answer cache (spec.cache), kept in the state store (`state`)."""
+
+    ttl_seconds: int = Field(
+        gt=0,
+        le=MAX_ANSWER_CACHE_SECONDS,
+        description="How long a cached answer is served, from when it was stored (no sliding expiry).",
+    )
 
 
 class AccessConfig(_Model):
@@ -247,6 +276,10 @@ class RuntimeConfig(_Model):
     system_prompt: str = ""
     connectors: list[ConnectorConfig] = Field(default_factory=list)
     state: StateConfig | None = None
+    cache: CacheConfig | None = Field(
+        default=None,
+        description="Absent: no answer is cached. Needs `state`: answers are kept in its store.",
+    )
     access: AccessConfig = Field(default_factory=AccessConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
 
@@ -256,4 +289,10 @@ class RuntimeConfig(_Model):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"duplicate connector names: {', '.join(duplicates)}")
+        return self
+
+    @model_validator(mode="after")
+    def _cache_needs_a_store(self) -> RuntimeConfig:
+        if self.cache is not None and self.state is None:
+            raise ValueError("cache needs state: cached answers are kept in the state store")
         return self

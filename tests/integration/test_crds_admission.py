@@ -130,6 +130,8 @@ def case(base: dict[str, Any], changes: dict[str, Any], expect: str) -> tuple[di
     return doc, expect
 
 
+ONLY_GET_CACHED = "cacheSeconds is allowed only on GET tools of an http Connector"
+
 INVALID: dict[str, tuple[dict[str, Any], str]] = {
     # Agent
     "prompt-both": case(
@@ -177,6 +179,15 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "name-too-long": case(AGENT, {"metadata.name": "a" * 48}, "metadata.name"),
     "bad-tool-filter": case(AGENT, {"spec.connectors.0.tools": ["Lookup"]}, "spec.connectors[0].tools[0]"),
+    # Agent spec.cache: kept in the StatePolicy's store, so it needs one; a bounded TTL
+    "cache-without-state-policy": case(
+        AGENT,
+        {"spec.cache": {"ttlSeconds": 60}, "spec.statePolicyRef": _DELETE},
+        "spec.cache needs spec.statePolicyRef",
+    ),
+    "cache-ttl-zero": case(AGENT, {"spec.cache": {"ttlSeconds": 0}}, "spec.cache.ttlSeconds"),
+    "cache-ttl-above-a-week": case(AGENT, {"spec.cache": {"ttlSeconds": 604_801}}, "spec.cache.ttlSeconds"),
+    "cache-without-ttl": case(AGENT, {"spec.cache": {}}, "spec.cache.ttlSeconds"),
     # Connector
     "connector-endpoint": case(CONNECTOR, {"spec.endpoint": "crm.example.com"}, "spec.endpoint"),
     "connector-type": case(CONNECTOR, {"spec.type": "soap"}, "spec.type"),
@@ -197,6 +208,21 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
     "http-without-tools": case(CONNECTOR, {"spec.tools": []}, "spec.tools"),
     "timeout-zero": case(CONNECTOR, {"spec.timeoutSeconds": 0}, "spec.timeoutSeconds"),
     "rate-zero": case(CONNECTOR, {"spec.rateLimit.requestsPerSecond": 0}, "spec.rateLimit.requestsPerSecond"),
+    # Tool cacheSeconds: only a call without side effects may be answered from a cache
+    "tool-cache-on-post": case(CONNECTOR, {"spec.tools.1.cacheSeconds": 60}, ONLY_GET_CACHED),
+    "tool-cache-on-webhook": case(
+        CONNECTOR,
+        {"spec.type": "webhook", "spec.tools.0.cacheSeconds": 60},
+        ONLY_GET_CACHED,
+    ),
+    "tool-cache-on-mcp": case(MCP_CONNECTOR, {"spec.tools.0.cacheSeconds": 60}, ONLY_GET_CACHED),
+    "tool-cache-on-agent": case(
+        AGENT_CONNECTOR,
+        {"spec.tools": [{"name": "ask_billing", "cacheSeconds": 60}]},
+        ONLY_GET_CACHED,
+    ),
+    "tool-cache-zero": case(CONNECTOR, {"spec.tools.0.cacheSeconds": 0}, "spec.tools[0].cacheSeconds"),
+    "tool-cache-above-a-day": case(CONNECTOR, {"spec.tools.0.cacheSeconds": 86_401}, "spec.tools[0].cacheSeconds"),
     "breaker-failures-zero": case(CONNECTOR, {"spec.circuitBreaker": {"failures": 0}}, "spec.circuitBreaker.failures"),
     "breaker-failures-above-100": case(
         CONNECTOR, {"spec.circuitBreaker": {"failures": 101, "openSeconds": 10}}, "spec.circuitBreaker.failures"
@@ -285,6 +311,25 @@ def test_circuit_breaker_thresholds_are_stored_with_the_runtimes_defaults_filled
         run_kubectl(crds, "get", "conn", doc["metadata"]["name"], "-n", invalid_ns, "-o", "json").stdout
     )
     assert stored["spec"]["circuitBreaker"] == {"failures": 2, "openSeconds": 30}
+
+
+def test_an_answer_cache_and_a_cached_get_tool_are_accepted(crds: str, invalid_ns: str) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    connector = copy.deepcopy(CONNECTOR)
+    connector["metadata"].update(name=f"cached-{suffix}", namespace=invalid_ns)
+    connector["spec"]["tools"][0]["cacheSeconds"] = 30  # lookup_customer, a GET
+    agent = copy.deepcopy(AGENT)
+    agent["metadata"].update(name=f"cached-{suffix}", namespace=invalid_ns)
+    agent["spec"]["cache"] = {"ttlSeconds": 600}
+    for doc in (connector, agent):
+        result = run_kubectl(crds, "create", "-f", "-", stdin=yaml.safe_dump(doc))
+        assert result.returncode == 0, result.stderr
+    stored = json.loads(run_kubectl(crds, "get", "conn", f"cached-{suffix}", "-n", invalid_ns, "-o", "json").stdout)
+    assert stored["spec"]["tools"][0]["cacheSeconds"] == 30 and "cacheSeconds" not in stored["spec"]["tools"][1]
+    stored = json.loads(run_kubectl(crds, "get", "agt", f"cached-{suffix}", "-n", invalid_ns, "-o", "json").stdout)
+    assert stored["spec"]["cache"] == {"ttlSeconds": 600}
+    explained = run_kubectl(crds, "explain", "agents.spec.cache")
+    assert "temperature is 0" in " ".join(explained.stdout.split()), explained.stdout
 
 
 @pytest.mark.parametrize("name", sorted(INVALID))

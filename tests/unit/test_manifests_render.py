@@ -49,6 +49,8 @@ RUNTIME_METRICS = {
     "gen_ai_client_operation_duration_seconds",
     "agent_tool_calls_total",
     "agent_tool_call_duration_seconds",
+    "agent_cache_requests_total",
+    "agent_tool_cache_requests_total",
 }
 HISTOGRAMS = {
     "agentfleet_reconcile_duration_seconds",

@@ -249,6 +249,31 @@ def connector_with_circuit_breaker_thresholds() -> ResolvedAgent:
     )
 
 
+def answer_cache_and_a_cached_get_tool() -> ResolvedAgent:
+    """spec.cache and a tool's cacheSeconds reach the runtime as set; a tool without it renders no key."""
+
+    def edit_agent(doc: dict[str, Any]) -> None:
+        doc["model"]["temperature"] = 0
+        doc["cache"] = {"ttlSeconds": 600}
+
+    def cached_lookup(doc: dict[str, Any]) -> None:
+        doc["tools"][0]["cacheSeconds"] = 30
+
+    spec = _spec(edit_agent)
+    return _resolved(
+        spec,
+        connectors=(_connector(spec, cached_lookup),),
+        state=ResolvedState(
+            name="chat-sessions",
+            spec=_policy(),
+            redis_url=state_store.redis_url("chat-sessions", "support"),
+            password_secret=("chat-sessions-redis-auth", "password"),
+            session_key_secret="chat-sessions-session-key",
+        ),
+        access_secret="bot-keys",
+    )
+
+
 CASES: dict[str, Callable[[], ResolvedAgent]] = {
     case.__name__: case
     for case in (
@@ -260,6 +285,7 @@ CASES: dict[str, Callable[[], ResolvedAgent]] = {
         basic_auth_all_tools_from_the_connector,
         mcp_connector_with_discovered_tools,
         connector_with_circuit_breaker_thresholds,
+        answer_cache_and_a_cached_get_tool,
     )
 }
 
@@ -284,6 +310,17 @@ def test_circuit_breaker_thresholds_reach_the_runtime_config_only_when_set() -> 
     assert "circuitBreaker" not in hooks
     for case in set(CASES) - {"connector_with_circuit_breaker_thresholds"}:
         assert all("circuitBreaker" not in c for c in build_runtime_config(CASES[case](), "r1")["connectors"])
+
+
+def test_the_caches_reach_the_runtime_config_only_when_set() -> None:
+    config = build_runtime_config(answer_cache_and_a_cached_get_tool(), "r1")
+    assert config["cache"] == {"ttlSeconds": 600}
+    lookup, ticket = config["connectors"][0]["tools"]
+    assert lookup["cacheSeconds"] == 30 and "cacheSeconds" not in ticket
+    for case in set(CASES) - {"answer_cache_and_a_cached_get_tool"}:
+        config = build_runtime_config(CASES[case](), "r1")
+        assert "cache" not in config
+        assert all("cacheSeconds" not in t for c in config["connectors"] for t in c["tools"])
 
 
 def test_every_golden_file_is_a_case() -> None:

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from ..agent import PreparedTurn
 from ..deadline import Deadline, request_deadline
 from ..errors import ApiError, UpstreamError, error_body
 from ..perception import ChatRequest, parse_chat_request, read_json_body
@@ -55,13 +56,14 @@ def chat_router(runtime: Runtime) -> APIRouter:
             model=config.model.name,
             system_fingerprint=f"{config.agent.name}-{config.agent.revision}",
         )
+        turn = await runtime.agent.prepare(chat.session_id, chat.messages)
         if not chat.stream:
-            result = await runtime.agent.respond(chat.session_id, chat.messages, params=params, deadline=deadline)
+            result = await runtime.agent.reason(turn, params, deadline)
             return JSONResponse(
                 shapes.chat_completion(completion, result.reply, result.finish_reason, result.usage),
-                headers=turn_headers(config.agent.revision, chat.session_id),
+                headers=turn_headers(config.agent.revision, chat.session_id, turn.cache),
             )
-        return await _stream(runtime, chat, completion, params, deadline)
+        return await _stream(runtime, chat, turn, completion, params, deadline)
 
     @router.get("/v1/models")
     @guarded
@@ -74,11 +76,12 @@ def chat_router(runtime: Runtime) -> APIRouter:
 async def _stream(
     runtime: Runtime,
     chat: ChatRequest,
+    turn: PreparedTurn,
     completion: shapes.Completion,
     params: ModelParams,
     deadline: Deadline | None,
 ) -> Response:
-    events = runtime.agent.respond_stream(chat.session_id, chat.messages, params=params, deadline=deadline)
+    events = runtime.agent.reason_stream(turn, params, deadline)
     # Wait for the first event before answering, so a failing model or store still gets a
     # proper HTTP status instead of an error buried in a 200 stream.
     first = await anext(events)
@@ -109,7 +112,7 @@ async def _stream(
         yield shapes.SSE_DONE
 
     headers = {
-        **turn_headers(runtime.config.agent.revision, chat.session_id),
+        **turn_headers(runtime.config.agent.revision, chat.session_id, turn.cache),
         "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no",
     }

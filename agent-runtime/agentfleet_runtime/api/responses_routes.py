@@ -26,7 +26,7 @@ from ..agent import PreparedTurn
 from ..deadline import Deadline, request_deadline
 from ..errors import ApiError, UpstreamError
 from ..perception import read_json_body
-from ..reasoning.base import ReasoningResult, StreamEvent
+from ..reasoning.base import ReasoningResult
 from ..request_params import ModelParams, responses_params
 from ..wiring import Runtime
 from . import openapi_docs
@@ -61,14 +61,12 @@ def responses_router(runtime: Runtime) -> APIRouter:
         deadline = request_deadline(runtime.config.model, request.headers)
         turn = await _prepare(runtime, req)
         head = _head(runtime, req, turn.session_id, params)
-        headers = turn_headers(runtime.config.agent.revision, turn.session_id)
-        agent = runtime.agent
+        revision = runtime.config.agent.revision
         if not req.stream:
-            result = await agent.reasoner.answer(turn.conversation, agent.tools, params, deadline)
-            await agent.remember(turn, result)
+            result = await runtime.agent.reason(turn, params, deadline)
             body = shapes.final_response(head, result.reply, result, int(time.time()))
-            return JSONResponse(body, headers=headers)
-        return await _stream(runtime, turn, head, headers, params, deadline)
+            return JSONResponse(body, headers=turn_headers(revision, turn.session_id, turn.cache))
+        return await _stream(runtime, turn, head, params, deadline)
 
     return router
 
@@ -129,25 +127,14 @@ def _head(runtime: Runtime, req: ResponsesRequest, stored_in: str | None, params
     )
 
 
-async def _turn_events(
-    runtime: Runtime, turn: PreparedTurn, params: ModelParams, deadline: Deadline | None
-) -> AsyncIterator[StreamEvent]:
-    agent = runtime.agent
-    async for event in agent.reasoner.stream(turn.conversation, agent.tools, params, deadline):
-        if isinstance(event, ReasoningResult):
-            await agent.remember(turn, event)
-        yield event
-
-
 async def _stream(
     runtime: Runtime,
     turn: PreparedTurn,
     head: shapes.ResponseHead,
-    headers: dict[str, str],
     params: ModelParams,
     deadline: Deadline | None,
 ) -> Response:
-    events = _turn_events(runtime, turn, params, deadline)
+    events = runtime.agent.reason_stream(turn, params, deadline)
     # As for chat completions: a model or store failing before the first event is a plain HTTP error.
     first = await anext(events)
     numbered = shapes.ResponseEvents(head)
@@ -175,5 +162,9 @@ async def _stream(
         finally:
             await events.aclose()
 
-    headers = {**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    headers = {
+        **turn_headers(runtime.config.agent.revision, turn.session_id, turn.cache),
+        "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no",
+    }
     return StreamingResponse(body(), media_type="text/event-stream", headers=headers)

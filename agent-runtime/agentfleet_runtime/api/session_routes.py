@@ -63,8 +63,10 @@ def session_router(runtime: Runtime) -> APIRouter:
         data = await read_json_body(request, runtime.limits)
         message = parse_session_message(data, runtime.limits)
         deadline = request_deadline(runtime.config.model, request.headers)
-        result = await runtime.agent.respond(sid, [message], deadline=deadline)
-        return JSONResponse(reply_body(sid, result), headers=turn_headers(runtime.config.agent.revision, sid))
+        turn = await runtime.agent.prepare(sid, [message])
+        result = await runtime.agent.reason(turn, deadline=deadline)
+        headers = turn_headers(runtime.config.agent.revision, sid, turn.cache)
+        return JSONResponse(reply_body(sid, result), headers=headers)
 
     @router.get(
         "/v1/sessions/{session_id}",

@@ -2,6 +2,8 @@
 
 Appends run as one MULTI/EXEC transaction (RPUSH, LTRIM, EXPIRE), so concurrent pods never
 leave a session untrimmed or without a TTL. Reads refresh the TTL too: expiry is sliding.
+Cached answers are plain string keys written with SET .. EX: they expire when their TTL ends,
+however often they are read.
 """
 
 from __future__ import annotations
@@ -73,6 +75,19 @@ class RedisBackend:
     async def delete(self, key: str) -> bool:
         try:
             return bool(await self._client.delete(key))
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
+
+    async def get_value(self, key: str) -> bytes | None:
+        try:
+            value = await self._client.get(key)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
+        return bytes(value) if value is not None else None
+
+    async def set_value(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        try:
+            await self._client.set(key, value, ex=ttl_seconds)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
 

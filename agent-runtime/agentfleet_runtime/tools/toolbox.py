@@ -2,7 +2,10 @@
 
 Validation of the arguments, the metrics of every call and the shape of its result (a tool
 message the model can read, success or not) are the same for every connector type; only the
-client that reaches the system is chosen by type (`build_client`).
+client that reaches the system is chosen by type (`build_client`). A tool with `cacheSeconds`
+(http GET only) answers a call with arguments it saw succeed within that time from tool_cache.py,
+without reaching the system; such a call counts in agent_tool_cache_requests_total, not in
+agent_tool_calls_total (which counts calls that were made).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ..tls import OutboundClients
 from .agent_tools import AgentConnectorClient
 from .connector import ConnectorClient, ToolError
 from .http_tools import HttpConnectorClient
+from .tool_cache import MISSING, ToolResultCache, tool_cache_key
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ class ToolResult:
     outcome: str
     data: Any = None
     reason: str = ""
+    cached: bool = False  # answered from the tool's cache (cacheSeconds), the system not called
 
 
 @dataclass
@@ -101,6 +106,7 @@ class ToolBox:
     ) -> None:
         """http: the runtime's clients by trust, or one client for every connector (tests)."""
         self.metrics = metrics
+        self.cache = ToolResultCache()
         clients = http if isinstance(http, OutboundClients) else OutboundClients(http)
         self.connectors = {
             c.name: build_client(c, clients.client(c.ca_file), clients.context(c.ca_file) if c.ca_file else None)
@@ -124,7 +130,7 @@ class ToolBox:
     async def call(self, name: str, arguments: str | dict[str, Any] | None) -> ToolResult:
         started = time.perf_counter()
         result = await self._call(name, arguments)
-        if self.metrics is not None:
+        if self.metrics is not None and not result.cached:
             self.metrics.tool_call(
                 name if name in self.tools else "unknown", result.outcome, time.perf_counter() - started
             )
@@ -156,12 +162,21 @@ class ToolBox:
                 f"invalid arguments for {name}: {where}: {errors[0].message}",
                 f"invalid arguments for {name}: {where} fails {errors[0].validator}",
             )
+        seconds = tool.spec.cache_seconds
+        key = tool_cache_key(tool.connector.config.name, tool.spec.name, args) if seconds else None
+        if key is not None:
+            data = self.cache.get(key)
+            if self.metrics is not None:
+                self.metrics.tool_cache_lookup(name, data is not MISSING)
+            if data is not MISSING:
+                return _success(data, cached=True)
         try:
             data = await tool.connector.call(tool.spec, args)
         except ToolError as exc:
             return _failure(exc.outcome, exc.message, exc.reason)
-        content = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
-        return ToolResult(True, content[:MAX_RESULT_CHARS], "success", data)
+        if key is not None and seconds:
+            self.cache.put(key, data, seconds)
+        return _success(data)
 
     async def aclose(self) -> None:
         """Close every connector's connections and sessions (the runtime is stopping)."""
@@ -170,6 +185,11 @@ class ToolBox:
                 await connector.aclose()
             except Exception:  # one connector's failing close must not leave the others open
                 log.warning("closing a connector failed", extra={"connector": connector.config.name}, exc_info=True)
+
+
+def _success(data: Any, *, cached: bool = False) -> ToolResult:
+    content = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return ToolResult(True, content[:MAX_RESULT_CHARS], "success", data, cached=cached)
 
 
 def _failure(outcome: str, message: str, reason: str | None = None) -> ToolResult:

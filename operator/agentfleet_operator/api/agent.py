@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from agentfleet_contract.runtime_config import checked_rule_pattern
-from pydantic import Field, field_validator
+from agentfleet_contract.runtime_config import MAX_ANSWER_CACHE_SECONDS, checked_rule_pattern
+from pydantic import Field, field_validator, model_validator
 
 from .base import (
     CONDITIONS_EXTRA,
@@ -343,6 +343,17 @@ class PodTemplateSpec(ApiModel):
     )
 
 
+class CacheSpec(ApiModel):
+    """The answer cache (its rules are in AgentSpec.cache's description, which the CRD carries;
+    the runtime's side is agentfleet_runtime/agent.py and memory/answer_cache.py)."""
+
+    ttl_seconds: int = Field(
+        ge=1,
+        le=MAX_ANSWER_CACHE_SECONDS,
+        description="How long a cached answer is served, counted from when it was stored (1 second to 7 days).",
+    )
+
+
 class AgentSpec(ApiModel):
     """Desired state of an agent."""
 
@@ -362,6 +373,18 @@ class AgentSpec(ApiModel):
     state_policy_ref: LocalObjectReference | None = Field(
         default=None,
         description="StatePolicy keeping conversations. Absent: stateless.",
+    )
+    cache: CacheSpec | None = Field(
+        default=None,
+        description="Opt-in exact-match answer cache, kept in the StatePolicy's store (needs statePolicyRef; Redis: "
+        "shared by all pods, memory: per pod). A request is answered from it when this revision got exactly the "
+        "same request (the conversation with its session history, the model parameters) within ttlSeconds. "
+        "Cached are only requests whose effective temperature is 0 (spec.model.temperature 0 and none from the "
+        "caller, or the caller's 0), answers given without a tool call that ended with finish_reason stop or "
+        "length, and nothing in which the StatePolicy's redaction finds personal data. Keyed by an HMAC of the "
+        "revision and the request, encrypted like sessions; a new revision never serves an older one's answers. "
+        "Counted in agent_cache_requests_total{result=hit|miss|bypass}, named in the X-Agent-Cache header. "
+        "Absent: every request reaches the model.",
     )
     replicas: int = Field(default=1, ge=0, le=1000, description="Pods of the stable track; ignored while autoscaling.")
     autoscaling: AutoscalingSpec | None = Field(default=None, description="Autoscaling of the stable track.")
@@ -388,7 +411,19 @@ class AgentSpec(ApiModel):
             "spec.rollout.canary.analysis is required when a canary step is an analysis step",
             ".rollout.canary.analysis",
         ),
+        cel(
+            "!has(self.cache) || has(self.statePolicyRef)",
+            "spec.cache needs spec.statePolicyRef: cached answers are kept in the StatePolicy's store",
+            ".cache",
+        ),
     )
+
+    @model_validator(mode="after")
+    def _cache_needs_a_store(self) -> AgentSpec:
+        """The CRD's rule again: without it the runtime config could not be built (InvalidSpec instead)."""
+        if self.cache is not None and self.state_policy_ref is None:
+            raise ValueError("spec.cache needs spec.statePolicyRef: cached answers are kept in the StatePolicy's store")
+        return self
 
 
 class AnalysisMeasurement(ApiModel):

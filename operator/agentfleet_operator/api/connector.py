@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from agentfleet_contract.runtime_config import MAX_TOOL_CACHE_SECONDS
 from pydantic import Field, model_validator
 
 from .base import (
@@ -103,6 +104,14 @@ class ConnectorTool(ApiModel):
         description="JSON Schema (type object) of the tool's arguments; arguments are validated before a call.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
+    cache_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TOOL_CACHE_SECONDS,
+        description="GET tools of an http Connector only: a successful result is reused for this many seconds "
+        "(1 to 86400) by calls with the same arguments, without calling the system. Kept per pod in memory, "
+        "never in a shared store; counted in agent_tool_cache_requests_total. Absent: every call is made.",
+    )
 
 
 class RateLimit(ApiModel):
@@ -173,6 +182,15 @@ class ConnectorSpec(ApiModel):
             "spec.tools of an agent Connector may set only name and description (the tool takes one message)",
             ".tools",
         ),
+        # Only a call without side effects may be answered from a cache; MCP servers' hints do not tell
+        # read-only from idempotent (status.tools has one flag for both), so mcp tools are not cached.
+        cel(
+            "!has(self.tools) || self.tools.all(t, !has(t.cacheSeconds)"
+            " || (self.type == 'http' && (!has(t.method) || t.method == 'GET')))",
+            "spec.tools[].cacheSeconds is allowed only on GET tools of an http Connector "
+            "(only a call without side effects may be answered from a cache)",
+            ".tools",
+        ),
         # An MCP server describes its own tools; spec.tools only picks which of them to keep.
         cel(
             "self.type != 'mcp' || !has(self.tools) || self.tools.all(t, !has(t.parameters)"
@@ -237,6 +255,14 @@ class ConnectorSpec(ApiModel):
                 raise ValueError("spec.tools of an agent Connector may hold at most one tool")
         elif self.endpoint is None:
             raise ValueError("spec.endpoint is required unless spec.type is agent")
+        cached_writes = [
+            t.name for t in self.tools if t.cache_seconds is not None and (self.type != "http" or t.method != "GET")
+        ]
+        if cached_writes:
+            raise ValueError(
+                "spec.tools[].cacheSeconds is allowed only on GET tools of an http Connector "
+                f"({', '.join(cached_writes)})"
+            )
         return self
 
 

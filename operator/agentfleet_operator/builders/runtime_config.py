@@ -17,6 +17,7 @@ from typing import Any
 from agentfleet_contract.runtime_config import (
     AccessConfig,
     AgentIdentity,
+    CacheConfig,
     CircuitBreaker,
     ConnectorAuth,
     ConnectorConfig,
@@ -144,6 +145,7 @@ def _tools(resolved: ResolvedConnector) -> list[ToolConfig]:
             method=tool.method,
             path=tool.path,
             parameters=tool.parameters,
+            **_given(cache_seconds=tool.cache_seconds),
         )
         for tool in resolved.spec.tools
         if not wanted or tool.name in wanted
@@ -248,7 +250,10 @@ def build_runtime_config(agent: ResolvedAgent, revision: str) -> dict[str, Any]:
         connectors=[_connector(connector) for connector in agent.connectors],
         access=AccessConfig(**_given(api_keys_dir=access_dir)),
         server=ServerConfig(port=names.RUNTIME_PORT, **_given(tls=_server_tls(agent))),
-        **_given(state=_state(agent)),
+        **_given(
+            state=_state(agent),
+            cache=CacheConfig(ttl_seconds=agent.spec.cache.ttl_seconds) if agent.spec.cache else None,
+        ),
     )
     # exclude_unset: a field the builder did not set keeps the runtime's default and is not written.
     return config.model_dump(by_alias=True, exclude_unset=True, mode="json")

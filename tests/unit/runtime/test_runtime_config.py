@@ -67,6 +67,35 @@ def test_camel_case_round_trip_and_yaml(tmp_path: Path) -> None:
             {"connectors": [{"name": "crm", "type": "http", "endpoint": "http://x", "tools": [{"name": "Bad-Name"}]}]},
             "connectors.0.tools.0.name",
         ),
+        ({"cache": {"ttlSeconds": 60}}, "cache needs state"),
+        ({"cache": {"ttlSeconds": 0}, "state": {"store": "memory"}}, "cache.ttlSeconds"),
+        ({"cache": {"ttlSeconds": 604_801}, "state": {"store": "memory"}}, "cache.ttlSeconds"),
+        (
+            {
+                "connectors": [
+                    {
+                        "name": "crm",
+                        "type": "http",
+                        "endpoint": "http://x",
+                        "tools": [{"name": "open_ticket", "method": "POST", "cacheSeconds": 5}],
+                    }
+                ]
+            },
+            "cacheSeconds is only allowed on GET tools of an http connector",
+        ),
+        (
+            {
+                "connectors": [
+                    {
+                        "name": "orders",
+                        "type": "mcp",
+                        "endpoint": "http://x",
+                        "tools": [{"name": "get", "cacheSeconds": 5}],
+                    }
+                ]
+            },
+            "cacheSeconds is only allowed on GET tools of an http connector",
+        ),
     ],
 )
 def test_errors_name_the_bad_field(tmp_path: Path, patch: dict, field: str) -> None:
