@@ -10,13 +10,54 @@ It imports nothing of the operator, so every layer may read it (`.importlinter` 
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 DEFAULT_RUNTIME_IMAGE = "ghcr.io/agentfleet/agentfleet-runtime:0.1.0"
 DEFAULT_REDIS_IMAGE = "redis:7.2-alpine"
+# The cluster DNS most distributions run: CoreDNS pods labelled as kube-dns was, in kube-system.
+DEFAULT_DNS_NAMESPACE = "kube-system"
+DEFAULT_DNS_POD_SELECTOR = "k8s-app=kube-dns"
+DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _labels(variable: str, text: str) -> tuple[tuple[str, str], ...]:
+    """`key=value,key=value` (a label selector of equalities only); empty: none."""
+    pairs = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not _LABEL_KEY.match(key) or not _LABEL_VALUE.match(value) or len(value) > 63:
+            raise ValueError(f"{variable}: {item!r} is not a label key=value")
+        pairs.append((key, value))
+    return tuple(sorted(set(pairs)))
+
+
+def _cidrs(variable: str, text: str) -> tuple[str, ...]:
+    """Comma-separated CIDRs, canonical (203.0.113.7/24 is 203.0.113.0/24, as a NetworkPolicy reads it)."""
+    found = set()
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        try:
+            if "/" not in item:
+                raise ValueError
+            found.add(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"{variable}: {item!r} is not a CIDR such as 10.96.0.10/32") from None
+    return tuple(sorted(found))
 
 
 @dataclass(frozen=True)
@@ -40,6 +81,14 @@ class OperatorConfig:
     # An MCP Connector's server is asked for its tools this often (and on every change of the
     # Connector or its Secret); each discovery has the Connector's own timeoutSeconds.
     mcp_discovery_seconds: float = 60.0
+    # Where the Agents' pods resolve names: their NetworkPolicy allows DNS (UDP and TCP 53) to these
+    # pods and addresses only. Pods of dns_pod_labels in dns_namespace (none when empty), and
+    # dns_cidrs for a resolver that is not such a pod (NodeLocal DNSCache, a host process).
+    dns_namespace: str = DEFAULT_DNS_NAMESPACE
+    dns_pod_labels: tuple[tuple[str, str], ...] = (("k8s-app", "kube-dns"),)
+    dns_cidrs: tuple[str, ...] = ()
+    # The cluster's DNS domain: <svc>.<ns>.svc.<domain> names a Service (the kubelet's clusterDomain).
+    cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
 
     @classmethod
     def parse(
@@ -54,6 +103,19 @@ class OperatorConfig:
         """Flags win over the environment, as they always did (main.py once copied them into it)."""
         env = os.environ if environ is None else environ
         hostname = env.get("HOSTNAME") or socket.gethostname()
+        dns_namespace = env.get("AGENTFLEET_DNS_NAMESPACE", DEFAULT_DNS_NAMESPACE).strip()
+        if not _DNS_LABEL.match(dns_namespace):
+            raise ValueError(f"AGENTFLEET_DNS_NAMESPACE: {dns_namespace!r} is not a namespace name")
+        dns_pods = _labels(
+            "AGENTFLEET_DNS_POD_SELECTOR", env.get("AGENTFLEET_DNS_POD_SELECTOR", DEFAULT_DNS_POD_SELECTOR)
+        )
+        dns_cidrs = _cidrs("AGENTFLEET_DNS_CIDRS", env.get("AGENTFLEET_DNS_CIDRS", ""))
+        if not dns_pods and not dns_cidrs:
+            # An egress rule with no peer allows every address: refuse rather than open DNS to all.
+            raise ValueError("AGENTFLEET_DNS_POD_SELECTOR and AGENTFLEET_DNS_CIDRS are both empty: name the DNS")
+        domain = env.get("AGENTFLEET_CLUSTER_DOMAIN", DEFAULT_CLUSTER_DOMAIN).strip().strip(".").lower()
+        if not domain or not all(_DNS_LABEL.match(label) for label in domain.split(".")):
+            raise ValueError(f"AGENTFLEET_CLUSTER_DOMAIN: {domain!r} is not a DNS domain")
         return cls(
             runtime_image=runtime_image or env.get("AGENTFLEET_RUNTIME_IMAGE", DEFAULT_RUNTIME_IMAGE),
             redis_image=env.get("AGENTFLEET_REDIS_IMAGE", DEFAULT_REDIS_IMAGE),
@@ -67,4 +129,8 @@ class OperatorConfig:
             identity=f"{hostname}-{os.getpid()}",
             reporting_instance=env.get("HOSTNAME", "agentfleet-operator"),
             mcp_discovery_seconds=float(env.get("AGENTFLEET_MCP_DISCOVERY_SECONDS", "60")),
+            dns_namespace=dns_namespace,
+            dns_pod_labels=dns_pods,
+            dns_cidrs=dns_cidrs,
+            cluster_domain=domain,
         )

@@ -65,6 +65,16 @@ def _cluster_env() -> dict[str, str]:
     return env
 
 
+def node_dns_cidrs(kubectl: Kubectl) -> str:
+    """AGENTFLEET_DNS_CIDRS for this cluster: the real node's CoreDNS is a process on the node (its
+    kubelet's clusterDNS is the node's address), not a kube-dns pod, so the Agents' NetworkPolicies
+    must allow DNS to that address."""
+    address = kubectl(
+        "get", "node", NODE, "-o", "jsonpath={.status.addresses[?(@.type=='InternalIP')].address}", check=True
+    ).stdout.strip()
+    return f"{address}/32"
+
+
 @pytest.fixture(scope="session")
 def images(kubectl: Kubectl) -> dict[str, str]:
     """The locally built image references (NAME_IMAGE -> reference), built and imported into the
@@ -119,6 +129,7 @@ def e2e_operator(
         env={
             "AGENTFLEET_RUNTIME_IMAGE": images["RUNTIME_IMAGE"],
             "AGENTFLEET_REDIS_IMAGE": images["REDIS_IMAGE"],
+            "AGENTFLEET_DNS_CIDRS": node_dns_cidrs(kubectl),
         },
     ).start()
     yield process

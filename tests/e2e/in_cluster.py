@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import ROOT, node_dns_cidrs
 from tests.integration.conftest import Kubectl
 
 
@@ -73,6 +73,11 @@ def render_operator(kubectl: Kubectl, tmp: Path, namespace: str, images: dict[st
                             "op": "replace",
                             "path": "/spec/template/spec/containers/0/env/1",
                             "value": {"name": "AGENTFLEET_RUNTIME_IMAGE", "value": images["RUNTIME_IMAGE"]},
+                        },
+                        {
+                            "op": "add",
+                            "path": "/spec/template/spec/containers/0/env/-",
+                            "value": {"name": "AGENTFLEET_DNS_CIDRS", "value": node_dns_cidrs(kubectl)},
                         },
                     ]
                 ),

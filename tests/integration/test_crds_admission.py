@@ -188,6 +188,16 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
     "cache-ttl-zero": case(AGENT, {"spec.cache": {"ttlSeconds": 0}}, "spec.cache.ttlSeconds"),
     "cache-ttl-above-a-week": case(AGENT, {"spec.cache": {"ttlSeconds": 604_801}}, "spec.cache.ttlSeconds"),
     "cache-without-ttl": case(AGENT, {"spec.cache": {}}, "spec.cache.ttlSeconds"),
+    # Egress CIDRs: isCIDR (Kubernetes 1.31+ CEL), the refusal naming the field and the entry
+    "model-egress-host": case(AGENT, {"spec.model.egress": ["api.openai.com"]}, "spec.model.egress[0]"),
+    "model-egress-bare-address": case(
+        AGENT, {"spec.model.egress": ["203.0.113.0/24", "203.0.113.7"]}, "spec.model.egress[1]"
+    ),
+    "model-egress-without-endpoint": case(
+        AGENT,
+        {"spec.model": {"provider": "rules", "name": "r", "egress": ["203.0.113.0/24"]}},
+        "spec.model.egress may only be set with spec.model.endpoint",
+    ),
     # Connector
     "connector-endpoint": case(CONNECTOR, {"spec.endpoint": "crm.example.com"}, "spec.endpoint"),
     "connector-type": case(CONNECTOR, {"spec.type": "soap"}, "spec.type"),
@@ -223,6 +233,10 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "tool-cache-zero": case(CONNECTOR, {"spec.tools.0.cacheSeconds": 0}, "spec.tools[0].cacheSeconds"),
     "tool-cache-above-a-day": case(CONNECTOR, {"spec.tools.0.cacheSeconds": 86_401}, "spec.tools[0].cacheSeconds"),
+    "egress-prefix-too-long": case(CONNECTOR, {"spec.egress": ["10.0.0.0/33"]}, "spec.egress[0]"),
+    "egress-mapped-ipv6": case(CONNECTOR, {"spec.egress": ["::ffff:10.0.0.0/104"]}, "spec.egress[0]"),
+    "egress-duplicate": case(CONNECTOR, {"spec.egress": ["10.0.0.0/8", "10.0.0.0/8"]}, "spec.egress[1]"),
+    "egress-on-agent-connector": case(AGENT_CONNECTOR, {"spec.egress": ["10.0.0.0/8"]}, "spec.egress"),
     "breaker-failures-zero": case(CONNECTOR, {"spec.circuitBreaker": {"failures": 0}}, "spec.circuitBreaker.failures"),
     "breaker-failures-above-100": case(
         CONNECTOR, {"spec.circuitBreaker": {"failures": 101, "openSeconds": 10}}, "spec.circuitBreaker.failures"
@@ -258,6 +272,14 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
     "redis-url-and-provision": case(STATE, {"spec.store.redis.url": "redis://r:6379/0"}, "spec.store.redis"),
     "redis-url-scheme": case(STATE, {"spec.store.redis": {"url": "http://r:6379"}}, "spec.store.redis.url"),
     "memory-with-redis": case(STATE, {"spec.store.type": "memory"}, "spec.store.redis"),
+    "redis-egress-not-cidr": case(
+        STATE,
+        {"spec.store.redis": {"url": "redis://r:6379/0", "egress": ["redis.example.com"]}},
+        "spec.store.redis.egress[0]",
+    ),
+    "redis-egress-on-provisioned": case(
+        STATE, {"spec.store.redis.egress": ["10.0.0.0/8"]}, "spec.store.redis.egress may only be set with"
+    ),
     "redaction-unknown": case(STATE, {"spec.redaction.patterns": ["ssn"]}, "spec.redaction.patterns[0]"),
     "ttl-zero": case(STATE, {"spec.session.ttlSeconds": 0}, "spec.session.ttlSeconds"),
     "encryption-key-missing": case(
@@ -330,6 +352,20 @@ def test_an_answer_cache_and_a_cached_get_tool_are_accepted(crds: str, invalid_n
     assert stored["spec"]["cache"] == {"ttlSeconds": 600}
     explained = run_kubectl(crds, "explain", "agents.spec.cache")
     assert "temperature is 0" in " ".join(explained.stdout.split()), explained.stdout
+
+
+def test_egress_cidrs_are_accepted_as_written(crds: str, invalid_ns: str) -> None:
+    doc = copy.deepcopy(CONNECTOR)
+    doc["metadata"].update(name=f"egress-{uuid.uuid4().hex[:6]}", namespace=invalid_ns)
+    doc["spec"]["egress"] = ["203.0.113.0/24", "198.51.100.7/32", "2001:db8::/48", "10.1.2.3/8"]
+    result = run_kubectl(crds, "create", "-f", "-", stdin=yaml.safe_dump(doc))
+    assert result.returncode == 0, result.stderr
+    stored = json.loads(
+        run_kubectl(crds, "get", "conn", doc["metadata"]["name"], "-n", invalid_ns, "-o", "json").stdout
+    )
+    assert stored["spec"]["egress"] == doc["spec"]["egress"]  # a host bit set is a CIDR too (the policy masks it)
+    explained = run_kubectl(crds, "explain", "connector.spec.egress")
+    assert "NetworkPolicy" in explained.stdout
 
 
 @pytest.mark.parametrize("name", sorted(INVALID))

@@ -131,6 +131,7 @@ def test_agent_becomes_ready_with_its_children(operator: OperatorProcess, kubect
         "ConnectorsReady",
         "StateReady",
         "RolloutHealthy",
+        "EgressReady",
     }
     assert condition(agent, "Stalled")["status"] == "False"
     for kind, name in [

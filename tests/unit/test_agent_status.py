@@ -403,6 +403,7 @@ def test_agent_status(row: Row) -> None:
         "ConnectorsReady",
         "StateReady",
         "RolloutHealthy",
+        "EgressReady",
     ]
 
 

@@ -339,9 +339,12 @@ def test_a_rotated_target_key_is_a_new_revision_and_egress_reaches_the_target() 
         return revision_hash(agent.image, revision_inputs(agent), agent.secret_hashes)
 
     assert revision(before) != revision(after)
-    assert children.egress_ports(before) == [8080]
     policy = children.network_policy(before)
-    assert {"protocol": "TCP", "port": 8080} in policy["spec"]["egress"][1]["ports"]
+    # DNS, then the target's pods (of this namespace) on the runtime's port, and nothing else.
+    assert policy["spec"]["egress"][1:] == [
+        {"to": [{"podSelector": {"matchLabels": {"agentfleet.dev/agent": "billing"}}}],
+         "ports": [{"protocol": "TCP", "port": 8080}]},
+    ]  # fmt: skip
 
 
 def test_a_shared_access_secret_stays_mounted_whole() -> None:

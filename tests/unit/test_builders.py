@@ -206,17 +206,28 @@ def test_network_policy_defaults_to_own_namespace() -> None:
     def public_crm(doc: dict[str, Any]) -> None:
         doc["endpoint"] = "https://crm.example.com/api"
         doc["auth"]["tokenURL"] = "https://login.example.com:8443/oauth/token"
+        doc["egress"] = ["203.0.113.0/24"]
 
     base = _with_connector(_agent(), public_crm)
-    model = base.spec.model.model_copy(update={"endpoint": "http://llm.internal:8000/v1"})
+    model = base.spec.model.model_copy(update={"endpoint": "http://llm.internal:8000/v1", "egress": ["10.1.2.3/32"]})
     agent = _agent(spec=base.spec.model_copy(update={"access": None, "model": model}), connectors=base.connectors)
     policy = children.network_policy(agent)
     assert policy["spec"]["ingress"][0]["from"] == [{"podSelector": {}}]
     ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
-    assert ports == {53, 8000, 443, 8443, 6379}
+    assert ports == {53, 8000, 443, 8443, "redis"}  # the provisioned Redis pods' port, by name
+    assert all(rule["to"] for rule in policy["spec"]["egress"])  # a rule without peers would allow any address
     allowed = children.network_policy(_agent())
     selectors = allowed["spec"]["ingress"][0]["from"]
     assert selectors[1]["namespaceSelector"]["matchExpressions"][0]["values"] == ["frontend"]
+
+
+def test_egress_cidrs_are_not_part_of_the_revision() -> None:
+    # Where the pods may send traffic is the NetworkPolicy's business; the pods run the same.
+    agent = _agent()
+    base = _track(agent).revision
+    assert _track(_with_connector(agent, lambda d: d.update(egress=["203.0.113.0/24"]))).revision == base
+    model = agent.spec.model.model_copy(update={"egress": ["203.0.113.0/24"]})
+    assert _track(_agent(spec=agent.spec.model_copy(update={"model": model}))).revision == base
 
 
 def test_revision_config_map_is_immutable_and_secret_free() -> None:

@@ -20,6 +20,8 @@ from .base import (
     LocalObjectReference,
     SecretKeyReference,
     cel,
+    checked_cidrs,
+    egress_cidrs,
     validations,
 )
 
@@ -77,6 +79,11 @@ class ModelSpec(ApiModel):
             "spec.model.caBundleSecretRef may only be set when spec.model.provider is openai-compatible",
             ".caBundleSecretRef",
         ),
+        cel(
+            "!has(self.egress) || size(self.egress) == 0 || has(self.endpoint)",
+            "spec.model.egress may only be set with spec.model.endpoint",
+            ".egress",
+        ),
     )
 
     provider: Literal["openai-compatible", "rules"] = Field(
@@ -119,6 +126,17 @@ class ModelSpec(ApiModel):
         max_length=100,
         description="Rules of the `rules` provider, tried in order; the first match answers.",
     )
+    egress: list[str] = egress_cidrs(
+        "spec.model.egress",
+        "Addresses (CIDRs) of the model's endpoint where it is outside the cluster, e.g. [203.0.113.0/24]. "
+        "The Agent's NetworkPolicy allows egress only to what the pods call; a NetworkPolicy cannot name "
+        "hosts, so an endpoint host that is not a Service of the cluster is reachable at these addresses only.",
+    )
+
+    @field_validator("egress")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        return checked_cidrs("spec.model.egress", value)
 
 
 class PromptSpec(ApiModel):
@@ -500,7 +518,7 @@ class AgentStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         max_length=16,
-        description="Ready, Reconciling, Stalled, ConnectorsReady, StateReady, RolloutHealthy.",
+        description="Ready, Reconciling, Stalled, ConnectorsReady, StateReady, RolloutHealthy, EgressReady.",
         json_schema_extra=CONDITIONS_EXTRA,
     )
     replicas: int = Field(default=0, ge=0, description="Pods of the stable track (scale subresource).")

@@ -7,6 +7,7 @@ every object it reads through them.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -111,3 +112,42 @@ def conditions_field() -> Any:
 def validations(*rules: dict[str, str]) -> ConfigDict:
     """A model config carrying CEL rules into the generated schema of that model."""
     return ApiModel.model_config | ConfigDict(json_schema_extra={"x-kubernetes-validations": list(rules)})
+
+
+# An IPv6 CIDR is at most 39 characters of address, a slash and 3 digits.
+CIDR_MAX_LENGTH = 43
+MAX_EGRESS_CIDRS = 64
+CIDR_EXAMPLE = "such as 203.0.113.0/24 or 2001:db8::/48 (one address: /32 or /128)"
+
+
+def egress_cidrs(path: str, description: str) -> Any:
+    """A list of CIDRs for the Agents' NetworkPolicy egress, each checked at admission (CEL isCIDR,
+    Kubernetes 1.31+), the refusal naming the field."""
+    return Field(
+        default_factory=list,
+        max_length=MAX_EGRESS_CIDRS,
+        description=description,
+        json_schema_extra={
+            "x-kubernetes-list-type": "set",
+            "items": {
+                "type": "string",
+                "maxLength": CIDR_MAX_LENGTH,
+                "x-kubernetes-validations": [cel("isCIDR(self)", f"{path}: each entry must be a CIDR {CIDR_EXAMPLE}")],
+            },
+        },
+    )
+
+
+def checked_cidrs(path: str, values: list[str]) -> list[str]:
+    """The CRD's isCIDR again, for objects stored before it: an address with a prefix length, no
+    IPv4-mapped IPv6 address (the rules of Kubernetes' CEL CIDR library)."""
+    for value in values:
+        try:
+            if "/" not in value or "%" in value:
+                raise ValueError
+            network = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"{path}: {value!r} is not a CIDR {CIDR_EXAMPLE}") from None
+        if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped is not None:
+            raise ValueError(f"{path}: {value!r} is an IPv4-mapped IPv6 CIDR; write the IPv4 CIDR")
+    return values

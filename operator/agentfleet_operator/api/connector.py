@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from agentfleet_contract.runtime_config import MAX_TOOL_CACHE_SECONDS
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import (
     CONDITIONS_EXTRA,
@@ -16,6 +16,8 @@ from .base import (
     Condition,
     LocalObjectReference,
     cel,
+    checked_cidrs,
+    egress_cidrs,
     validations,
 )
 
@@ -191,6 +193,11 @@ class ConnectorSpec(ApiModel):
             "(only a call without side effects may be answered from a cache)",
             ".tools",
         ),
+        cel(
+            "self.type != 'agent' || !has(self.egress) || size(self.egress) == 0",
+            "spec.egress must not be set when spec.type is agent (the target Agent's pods are allowed)",
+            ".egress",
+        ),
         # An MCP server describes its own tools; spec.tools only picks which of them to keep.
         cel(
             "self.type != 'mcp' || !has(self.tools) || self.tools.all(t, !has(t.parameters)"
@@ -240,6 +247,18 @@ class ConnectorSpec(ApiModel):
         "public CAs (a private CA); also for the token URL. agent: the CA of the target Agent's TLS "
         "certificate. Part of the revision of every Agent using the Connector.",
     )
+    egress: list[str] = egress_cidrs(
+        "spec.egress",
+        "Addresses (CIDRs) of the system where it is outside the cluster, e.g. [203.0.113.0/24]. Each Agent "
+        "using this Connector gets a NetworkPolicy allowing egress only to what it calls: a host that is a "
+        "Service of the cluster is allowed by the Service's selector, but a NetworkPolicy cannot name other "
+        "hosts, so the endpoint's and tokenURL's outside hosts are reachable at these addresses only.",
+    )
+
+    @field_validator("egress")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        return checked_cidrs("spec.egress", value)
 
     @model_validator(mode="after")
     def _agent_fields(self) -> ConnectorSpec:
@@ -253,6 +272,8 @@ class ConnectorSpec(ApiModel):
                 raise ValueError("spec.auth.type must be none when spec.type is agent")
             if len(self.tools) > 1:
                 raise ValueError("spec.tools of an agent Connector may hold at most one tool")
+            if self.egress:
+                raise ValueError("spec.egress must not be set when spec.type is agent")
         elif self.endpoint is None:
             raise ValueError("spec.endpoint is required unless spec.type is agent")
         cached_writes = [
@@ -289,7 +310,7 @@ class ConnectorStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         max_length=16,
-        description="Ready, SecretResolved; mcp: ToolsDiscovered.",
+        description="Ready, SecretResolved, EgressReady; mcp: ToolsDiscovered.",
         json_schema_extra=CONDITIONS_EXTRA,
     )
     secret_hash: str = Field(default="", description="Hash of the referenced Secret's data; never the data.")

@@ -24,6 +24,7 @@ REDIS_READY = "RedisReady"
 REACHABLE = "Reachable"
 DISCOVERED = "Discovered"  # ToolsDiscovered=True: the MCP server listed its tools
 IN_MEMORY = "InMemory"
+EGRESS_ALLOWED = "EgressAllowed"  # EgressReady=True: the NetworkPolicy allows every place the pods call
 
 # The canary (rollout/state_machine.py and builders/agent_status.py) ----------------------------------
 CANARY_STARTED = "CanaryStarted"
@@ -73,6 +74,11 @@ UNREACHABLE = "Unreachable"
 PROTOCOL_ERROR = "ProtocolError"  # the MCP server answered, but not as MCP
 DISCOVERING = "Discovering"  # ToolsDiscovered=Unknown: the first tools/list is under way
 TOOLS_NOT_DISCOVERED = "ToolsNotDiscovered"  # an Agent waits for its MCP Connector's first discovery
+# EgressReady=False (Agent, Connector): a place the pods call that their NetworkPolicy does not allow.
+# Never Ready=False: many clusters enforce no NetworkPolicy, and there the calls go through.
+EGRESS_CIDRS_MISSING = "EgressCIDRsMissing"  # a host outside the cluster, and no CIDRs for it
+EGRESS_SERVICE_NOT_FOUND = "EgressServiceNotFound"  # <svc>.<ns>.svc names no Service (yet)
+EGRESS_SERVICE_PORT_NOT_FOUND = "EgressServicePortNotFound"  # the Service has no such port
 
 ALL: frozenset[str] = frozenset(
     value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str)

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from .base import CONDITIONS_EXTRA, ApiModel, Condition, SecretKeyReference, cel, validations
+from .base import (
+    CONDITIONS_EXTRA,
+    ApiModel,
+    Condition,
+    SecretKeyReference,
+    cel,
+    checked_cidrs,
+    egress_cidrs,
+    validations,
+)
 
 RedactionPattern = Literal["email", "phone", "creditCard", "iban"]
 
@@ -17,6 +26,11 @@ class RedisStore(ApiModel):
             "has(self.url) != (has(self.provision) && self.provision)",
             "spec.store.redis: set exactly one of url or provision: true",
             ".url",
+        ),
+        cel(
+            "!has(self.egress) || size(self.egress) == 0 || has(self.url)",
+            "spec.store.redis.egress may only be set with spec.store.redis.url (a provisioned Redis is in the cluster)",
+            ".egress",
         ),
     )
 
@@ -40,6 +54,17 @@ class RedisStore(ApiModel):
         pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)$",
         description="Volume size of a provisioned Redis.",
     )
+    egress: list[str] = egress_cidrs(
+        "spec.store.redis.egress",
+        "Addresses (CIDRs) of the Redis at url where it is outside the cluster, e.g. [203.0.113.10/32]. The "
+        "Agents' NetworkPolicies allow egress only to what their pods call; a NetworkPolicy cannot name hosts, "
+        "so a url host that is not a Service of the cluster is reachable at these addresses only.",
+    )
+
+    @field_validator("egress")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        return checked_cidrs("spec.store.redis.egress", value)
 
 
 class StoreSpec(ApiModel):

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 from ..api.agent import AgentSpec
 from ..api.identity import ANNOTATION_IMAGE, ANNOTATION_MOUNTS, ANNOTATION_TLS
-from . import names
+from . import egress, names
 from .inputs import ResolvedAgent
 
 REVISION_HISTORY = 3  # revision ConfigMaps kept beyond the ones in use (rollback and `history`)
@@ -303,26 +302,6 @@ def pod_disruption_budget(agent: ResolvedAgent, replicas: int | None = None) -> 
     }
 
 
-def _port_of(url: str) -> int:
-    parsed = urlparse(url)
-    if parsed.port:
-        return parsed.port
-    return 443 if parsed.scheme in ("https", "rediss") else 6379 if parsed.scheme == "redis" else 80
-
-
-def egress_ports(agent: ResolvedAgent) -> list[int]:
-    ports = set()
-    if agent.spec.model.endpoint:
-        ports.add(_port_of(agent.spec.model.endpoint))
-    for connector in agent.connectors:
-        ports.add(_port_of(connector.endpoint))  # an agent Connector: the target's Service port
-        if connector.spec.auth.token_url:
-            ports.add(_port_of(connector.spec.auth.token_url))
-    if agent.state and agent.state.redis_url:
-        ports.add(_port_of(agent.state.redis_url))
-    return sorted(ports)
-
-
 def network_policy(agent: ResolvedAgent) -> dict[str, Any]:
     peers: list[dict[str, Any]] = [{"podSelector": {}}]  # the Agent's own namespace
     allowed = agent.spec.access.allowed_namespaces if agent.spec.access else None
@@ -336,13 +315,6 @@ def network_policy(agent: ResolvedAgent) -> dict[str, Any]:
                 }
             }
         )
-    egress: list[dict[str, Any]] = [
-        {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},  # DNS
-    ]
-    ports = egress_ports(agent)
-    if ports:
-        # Endpoints are host names; a NetworkPolicy cannot match names, so egress is limited by port.
-        egress.append({"ports": [{"protocol": "TCP", "port": port} for port in ports]})
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -351,6 +323,7 @@ def network_policy(agent: ResolvedAgent) -> dict[str, Any]:
             "podSelector": {"matchLabels": {names.LABEL_AGENT: agent.name}},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": names.RUNTIME_PORT}]}],
-            "egress": egress,
+            # DNS, and each place the pods call, nothing else (builders/egress.py).
+            "egress": egress.plan(agent).rules,
         },
     }

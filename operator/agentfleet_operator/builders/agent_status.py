@@ -1,5 +1,6 @@
 """What an Agent's status says, decided from plain data: its phase, its conditions (Ready, the kstatus
-pair Reconciling/Stalled, ConnectorsReady, StateReady, RolloutHealthy) and the Events that mark a change.
+pair Reconciling/Stalled, ConnectorsReady, StateReady, RolloutHealthy, EgressReady) and the Events that
+mark a change.
 
 reconcile/agent.py resolves, plans, applies and observes (Deployments, the pods of a track that is not
 available, the HTTPRoute); every rule that turns those observations into what a user reads is here, so
@@ -17,6 +18,7 @@ from ..api.agent import RolloutStatus
 from . import names
 from .agent_children import Track
 from .conditions import Cond
+from .egress import EgressPlan, summary
 from .inputs import Resolution
 from .pod_health import PodFailure
 
@@ -178,6 +180,37 @@ def rollout_health(plan: RolloutPlan) -> Cond:
     return Cond("RolloutHealthy", True, reasons.ROLLED_OUT, "no rollout in progress")
 
 
+def egress_condition(egress: EgressPlan) -> Cond:
+    """EgressReady: does the NetworkPolicy let the pods reach every place they call? Never part of Ready
+    or the phase: where no NetworkPolicy is enforced (many clusters) the calls go through regardless,
+    so a gap is told here and in a Warning Event, and the Agent serves."""
+    if egress.gaps:
+        return Cond("EgressReady", False, egress.gaps[0].reason, summary(egress.gaps))
+    return Cond(
+        "EgressReady",
+        True,
+        reasons.EGRESS_ALLOWED,
+        f"the NetworkPolicy allows egress to DNS and to the {egress.reachable} place(s) the pods call, nothing else",
+    )
+
+
+def kept_egress(old_status: Mapping[str, Any]) -> Cond:
+    """EgressReady when nothing was applied this time: the NetworkPolicy in place is the last one."""
+    old = next((c for c in old_status.get("conditions", []) if c.get("type") == "EgressReady"), None)
+    if old is None:
+        return Cond("EgressReady", None, reasons.NOT_CHECKED, "the NetworkPolicy is made once the references resolve")
+    status = {"True": True, "False": False}.get(old.get("status", ""))
+    return Cond("EgressReady", status, old.get("reason", ""), old.get("message", ""))
+
+
+def egress_events(old_status: Mapping[str, Any], egress: Cond) -> list[Event]:
+    """A Warning when EgressReady turns False or changes its reason; nothing while it stays so."""
+    old = next((c for c in old_status.get("conditions", []) if c.get("type") == "EgressReady"), {})
+    if egress.status is False and (old.get("status"), old.get("reason")) != ("False", egress.reason):
+        return [("Warning", egress.reason, egress.message)]
+    return []
+
+
 def columns(observed: ObservedAgent, desired: int) -> dict[str, Any]:
     """The printer columns (READY, ENDPOINT) and scale fields from what runs now. Every status write
     carries them, so an Agent that is Pending or Failed shows 0/2 and its endpoint, not blanks."""
@@ -230,6 +263,7 @@ def apply_failed_status(
             connectors_cond,
             state_cond,
             Cond("RolloutHealthy", None, reason, "children could not be applied"),
+            kept_egress(observed.old_status),
         ],
         events=[],
         error=reason,
@@ -250,6 +284,7 @@ def _unresolved_status(observed: ObservedAgent, res: Resolution, replicas: Repli
             connectors_cond,
             state_cond,
             Cond("RolloutHealthy", None, first.reason, "no rollout while references are unresolved"),
+            kept_egress(observed.old_status),
         ],
         events=transitions(observed.old_status, [("Warning", first.reason, first.message)]),
         error=first.reason,
@@ -257,10 +292,15 @@ def _unresolved_status(observed: ObservedAgent, res: Resolution, replicas: Repli
 
 
 def agent_status(
-    observed: ObservedAgent, plan: RolloutPlan | None, res: Resolution, replicas: ReplicaTarget
+    observed: ObservedAgent,
+    plan: RolloutPlan | None,
+    res: Resolution,
+    replicas: ReplicaTarget,
+    egress: EgressPlan | None = None,
 ) -> StatusUpdate:
     """The status an Agent reports and the events to post when it changes. `plan` is None only when
-    references are unresolved (nothing was planned)."""
+    references are unresolved (nothing was planned); `egress` is what its NetworkPolicy allows (None:
+    as the stored status says)."""
     if res.problems or plan is None:
         return _unresolved_status(observed, res, replicas)
     name, old_status = observed.name, observed.old_status
@@ -343,10 +383,11 @@ def agent_status(
     if failure is not None:
         events.append(("Warning", failure.reason, failure.message))
     connectors_cond, state_cond = reference_conditions(res)
+    egress_cond = egress_condition(egress) if egress is not None else kept_egress(old_status)
     return StatusUpdate(
         fields=fields,
-        conditions=[ready_cond, reconciling, stalled, connectors_cond, state_cond, health],
-        events=transitions(old_status, events),
+        conditions=[ready_cond, reconciling, stalled, connectors_cond, state_cond, health, egress_cond],
+        events=transitions(old_status, events) + egress_events(old_status, egress_cond),
         error=None,
         requeue_after=_requeue(plan, bool(unavailable_tracks(observed, plan, replicas)), failure),
     )

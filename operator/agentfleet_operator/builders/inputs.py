@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ..api.agent import AgentConnectorRef, AgentSpec
 from ..api.connector import ConnectorSpec, DiscoveredTool
 from ..api.statepolicy import StatePolicySpec
+from .egress import EgressSettings, ServiceKey, ServiceView
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,10 @@ class ResolvedAgent:
     # Hash of each Secret the pods read (by Secret name); part of the revision. Not the serving
     # certificate's (spec.access.tls): the runtime reloads a rotated one, so it must not roll the pods.
     secret_hashes: dict[str, str] = field(default_factory=dict)
+    # The Services the URLs the pods call may name, as found (absent: no such Service); the
+    # NetworkPolicy's egress is built from them (builders/egress.py). Not part of the revision.
+    services: dict[ServiceKey, ServiceView] = field(default_factory=dict)
+    egress_settings: EgressSettings = field(default_factory=EgressSettings)
 
     @property
     def tls_secret(self) -> str | None:
@@ -92,6 +97,7 @@ class Resolution:
     secret_hashes: dict[str, str] = field(default_factory=dict)
     access_secret: str = ""
     generate_access_secret: bool = False
+    services: dict[ServiceKey, ServiceView] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     # Not the spec's fault and no reason to hold a rollout back, but the Agent is not fully usable.
     degraded: list[Problem] = field(default_factory=list)

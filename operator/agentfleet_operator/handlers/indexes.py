@@ -98,6 +98,22 @@ async def secrets_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> d
     return {(namespace, name): {"hash": secret_hash(data), "keys": sorted(data)}}
 
 
+SERVICE_FIELDS = ("selector", "clusterIP", "type", "externalName")
+SERVICE_PORT_FIELDS = ("port", "targetPort", "protocol")
+
+
+@kopf.index("", "v1", "services")
+async def services_idx(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    # Every Service (not only ours): an Agent's egress is allowed to the pods of the Services its
+    # URLs name. Only the fields that decide which pods and port; a few hundred bytes each.
+    spec = body.get("spec") or {}
+    trimmed = {key: plain(spec[key]) for key in SERVICE_FIELDS if key in spec}
+    trimmed["ports"] = [
+        {key: port[key] for key in SERVICE_PORT_FIELDS if key in port} for port in spec.get("ports") or []
+    ]
+    return {(namespace, name): trimmed}
+
+
 def _owner_key(namespace: str, body: Mapping[str, Any]) -> tuple[str, str, str] | None:
     for ref in body.get("metadata", {}).get("ownerReferences") or []:
         if ref.get("controller") and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/"):

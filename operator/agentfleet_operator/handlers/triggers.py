@@ -15,6 +15,7 @@ from typing import Any
 import kopf
 
 from ..api.identity import GROUP, PLURAL_AGENTS, PLURAL_CONNECTORS, PLURAL_STATE_POLICIES, VERSION
+from ..builders import egress
 from ..reconcile.store import Store, usage_changed
 from .indexes import CHILD_KINDS, INTENT_PREFIX, MANAGED, made_by_us
 from .memo import OperatorMemo
@@ -127,6 +128,31 @@ def _secret_users(store: Store, namespace: str, secret: str) -> list[tuple[str, 
 async def secret_event(namespace: str, name: str, memo: OperatorMemo, **_: Any) -> None:
     _dependents(memo, "Secret", namespace, name)
     for user in _secret_users(memo.store, namespace, name):
+        memo.queue.add(user)
+
+
+def _connectors_naming(store: Store, namespace: str, service: str, cluster_domain: str) -> list[tuple[str, str, str]]:
+    """Connectors whose endpoint or token URL names this Service: their EgressReady says whether it
+    exists. Any namespace's Connector may name it (<svc>.<ns>.svc), so all are looked at; each is a
+    few strings to parse."""
+    users = []
+    for (connector_ns, connector), bodies in (store.indexes.get("connectors_idx") or {}).items():
+        for body in bodies:
+            spec = body.get("spec") or {}
+            urls = [spec.get("endpoint"), (spec.get("auth") or {}).get("tokenURL")]
+            needs = [egress.Need("", url) for url in urls if isinstance(url, str)]
+            if (namespace, service) in egress.services_read(needs, connector_ns, cluster_domain):
+                users.append(("Connector", connector_ns, connector))
+    return users
+
+
+@kopf.on.event("", "v1", "services")
+@_after_listing
+async def service_event(namespace: str, name: str, memo: OperatorMemo, **_: Any) -> None:
+    # Any Service, not only ours: an Agent's egress follows the Services its URLs name (created
+    # after the Agent, or given another selector or port).
+    _dependents(memo, "Service", namespace, name)
+    for user in _connectors_naming(memo.store, namespace, name, memo.config.cluster_domain):
         memo.queue.add(user)
 
 

@@ -20,6 +20,8 @@ from ..builders import names, traffic_route
 from ..builders.conditions import Cond
 from ..builders.desired_children import ChildrenPlan, desired_children
 from ..builders.drift import needs_apply
+from ..builders.egress import EgressSettings
+from ..builders.egress import plan as egress_plan
 from ..builders.inputs import Resolution, ResolvedAgent
 from ..builders.pod_health import PodFailure, pod_failure
 from ..builders.replicas import HANDOVER_MANAGER, ReplicaPlan, plan_replicas
@@ -182,7 +184,7 @@ def _load_spec(body: dict[str, Any]) -> AgentSpec | str:
 
 
 def _resolve_references(run: _Run, spec: AgentSpec) -> Resolution:
-    res = resolve(run.ctx.store, run.namespace, run.name, spec)
+    res = resolve(run.ctx.store, run.namespace, run.name, spec, run.ctx.config.cluster_domain)
     for dependency in usage_changed(run.ctx.store.record_dependencies((run.namespace, run.name), res.dependencies)):
         run.ctx.enqueue(dependency)
     return res
@@ -213,6 +215,8 @@ def _resolved_agent(run: _Run, spec: AgentSpec, res: Resolution) -> ResolvedAgen
         state=res.state,
         access_secret=res.access_secret,
         secret_hashes=dict(res.secret_hashes),
+        services=dict(res.services),
+        egress_settings=EgressSettings.from_config(run.ctx.config),
     )
 
 
@@ -369,7 +373,8 @@ async def reconcile_agent(ctx: Context, namespace: str, name: str) -> float | No
     route_problem = await _route_canary_traffic(run, spec, plan)
 
     target = _replica_target(spec, replica_plan)
-    update = status_rules.agent_status(await _observe(run, plan, target, route_problem), plan, res, target)
+    observed = await _observe(run, plan, target, route_problem)
+    update = status_rules.agent_status(observed, plan, res, target, egress_plan(resolved))
     await run.write(update)
     metrics.observe_reconcile("Agent", started, ctx.now(), error=None)
     metrics.set_agent_phase((namespace, name), update.phase)

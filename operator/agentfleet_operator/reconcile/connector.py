@@ -1,6 +1,7 @@
 """Reconcile a Connector's status: is its Secret there with the keys its auth type needs? For an MCP
 Connector: which tools does its server offer (status.tools, ToolsDiscovered)? For an agent Connector:
-is the Agent it asks there (the Agents using it check the target's key)?"""
+is the Agent it asks there (the Agents using it check the target's key)? And for every type: can the
+NetworkPolicy of an Agent using it let the pods reach its hosts (EgressReady)?"""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 from ..api import reasons
 from ..api.base import API_VERSION
 from ..api.connector import SECRET_KEYS_BY_AUTH, ConnectorSpec
-from ..builders import agent_tools
+from ..builders import agent_tools, egress, names
 from ..builders.conditions import Cond
 from ..builders.mcp_tools import select_tools
 from ..builders.revision import secret_hash
@@ -139,6 +140,32 @@ def _agent_conditions(ctx: Context, namespace: str, spec: ConnectorSpec) -> tupl
     return secret_cond, Cond("Ready", True, reasons.READY, f"tool {tool} asks Agent {target}")
 
 
+def _egress_condition(ctx: Context, namespace: str, name: str, spec: ConnectorSpec) -> Cond:
+    """EgressReady: whether the Agents' NetworkPolicies can allow this Connector's hosts (a host outside
+    the cluster needs spec.egress; a Service must exist). Never part of Ready: where NetworkPolicies are
+    not enforced the calls go through regardless."""
+    if spec.type == "agent":
+        assert spec.agent_ref is not None  # type agent: required by the API
+        return Cond(
+            "EgressReady",
+            True,
+            reasons.EGRESS_ALLOWED,
+            f"the Agents using it may reach Agent {spec.agent_ref.name}'s pods on port {names.RUNTIME_PORT}",
+        )
+    domain = ctx.config.cluster_domain
+    needs = egress.connector_needs(name, spec)
+    services = {}
+    for key in egress.services_read(needs, namespace, domain):
+        found = ctx.store.service(*key)
+        if found is not None:
+            services[key] = egress.ServiceView.from_spec(found)
+    gaps = egress.connector_gaps(name, spec, namespace, services, domain)
+    if gaps:
+        return Cond("EgressReady", False, gaps[0].reason, egress.summary(gaps))
+    hosts = ", ".join(sorted({ep.host for need in needs if (ep := egress.endpoint(need.url)) is not None}))
+    return Cond("EgressReady", True, reasons.EGRESS_ALLOWED, f"the Agents using it may reach {hosts}")
+
+
 async def reconcile_connector(ctx: Context, namespace: str, name: str) -> float | None:
     started = ctx.now()
     body = ctx.store.connector(namespace, name)
@@ -157,6 +184,7 @@ async def reconcile_connector(ctx: Context, namespace: str, name: str) -> float 
         ready = Cond("Ready", False, reasons.INVALID_SPEC, secret_cond.message)
         secret_hash = ""
     else:
+        conds.append(_egress_condition(ctx, namespace, name, spec))
         if spec.type == "agent":
             secret_cond, ready = _agent_conditions(ctx, namespace, spec)
             secret_hash = ""

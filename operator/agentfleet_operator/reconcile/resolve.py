@@ -11,10 +11,11 @@ from ..api import reasons
 from ..api.agent import AgentSpec
 from ..api.connector import SECRET_KEYS_BY_AUTH, ConnectorSpec, DiscoveredTool
 from ..api.statepolicy import StatePolicySpec
-from ..builders import agent_tools, names, state_store
+from ..builders import agent_tools, egress, names, state_store
 from ..builders.inputs import AgentTarget, Dependency, Problem, Resolution, ResolvedConnector, ResolvedState
 from ..builders.mcp_tools import offered_to_agent
 from ..builders.secret_check import secret_problem
+from ..config import DEFAULT_CLUSTER_DOMAIN
 from .store import Store
 
 __all__ = ["Dependency", "Problem", "Resolution", "resolve"]
@@ -161,7 +162,21 @@ def _serving_certificate(store: Store, res: Resolution, namespace: str, spec: Ag
         res.problem("secrets", *problem)
 
 
-def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolution:
+def _read_services(store: Store, res: Resolution, namespace: str, spec: AgentSpec, cluster_domain: str) -> None:
+    """The Services the pods' URLs may name, for their NetworkPolicy's egress (builders/egress.py).
+    Each is a dependency: a Service created later, or given another selector or port, brings the
+    Agent back, so its policy follows."""
+    needs = egress.needs(spec, res.connectors, res.state)
+    for service_ns, service in egress.services_read(needs, namespace, cluster_domain):
+        res.dependencies.add(("Service", service_ns, service))
+        found = store.service(service_ns, service)
+        if found is not None:
+            res.services[(service_ns, service)] = egress.ServiceView.from_spec(found)
+
+
+def resolve(
+    store: Store, namespace: str, name: str, spec: AgentSpec, cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+) -> Resolution:
     res = Resolution()
     _refuse_loops(store, res, namespace, name, spec)
     # Prompt
@@ -302,4 +317,5 @@ def resolve(store: Store, namespace: str, name: str, spec: AgentSpec) -> Resolut
             res.generate_access_secret = True
         else:
             res.secret_hashes[secret] = found["hash"]
+    _read_services(store, res, namespace, spec, cluster_domain)
     return res

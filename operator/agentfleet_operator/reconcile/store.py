@@ -76,6 +76,10 @@ class Store:
     def config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._one("configmaps_idx", (namespace, name))
 
+    def service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """Any Service's spec, trimmed to what egress needs (selector, ports, clusterIP, type, externalName)."""
+        return self._one("services_idx", (namespace, name))
+
     def children(self, namespace: str, owner_kind: str, owner: str) -> list[dict[str, Any]]:
         """Every object the operator manages for an owner (all kinds)."""
         key = (namespace, owner_kind, owner)
