@@ -23,6 +23,8 @@ DEFAULT_REDIS_IMAGE = "redis:7.2-alpine"
 DEFAULT_DNS_NAMESPACE = "kube-system"
 DEFAULT_DNS_POD_SELECTOR = "k8s-app=kube-dns"
 DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+# Where the Prometheus Operator's and the samples' Prometheus run.
+DEFAULT_METRICS_NAMESPACES = ("monitoring",)
 
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
@@ -89,6 +91,10 @@ class OperatorConfig:
     dns_cidrs: tuple[str, ...] = ()
     # The cluster's DNS domain: <svc>.<ns>.svc.<domain> names a Service (the kubelet's clusterDomain).
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+    # Namespaces whose pods may reach the Agents' port besides their own namespace and
+    # access.allowedNamespaces: where Prometheus runs, so /metrics (and with it the canary analysis)
+    # keeps working where NetworkPolicies are enforced. Empty: none.
+    metrics_namespaces: tuple[str, ...] = DEFAULT_METRICS_NAMESPACES
 
     @classmethod
     def parse(
@@ -113,6 +119,12 @@ class OperatorConfig:
         if not dns_pods and not dns_cidrs:
             # An egress rule with no peer allows every address: refuse rather than open DNS to all.
             raise ValueError("AGENTFLEET_DNS_POD_SELECTOR and AGENTFLEET_DNS_CIDRS are both empty: name the DNS")
+        metrics_namespaces = tuple(
+            sorted({n.strip() for n in env.get("AGENTFLEET_METRICS_NAMESPACES", "monitoring").split(",") if n.strip()})
+        )
+        for namespace in metrics_namespaces:
+            if not _DNS_LABEL.match(namespace):
+                raise ValueError(f"AGENTFLEET_METRICS_NAMESPACES: {namespace!r} is not a namespace name")
         domain = env.get("AGENTFLEET_CLUSTER_DOMAIN", DEFAULT_CLUSTER_DOMAIN).strip().strip(".").lower()
         if not domain or not all(_DNS_LABEL.match(label) for label in domain.split(".")):
             raise ValueError(f"AGENTFLEET_CLUSTER_DOMAIN: {domain!r} is not a DNS domain")
@@ -133,4 +145,5 @@ class OperatorConfig:
             dns_pod_labels=dns_pods,
             dns_cidrs=dns_cidrs,
             cluster_domain=domain,
+            metrics_namespaces=metrics_namespaces,
         )

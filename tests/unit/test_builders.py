@@ -6,6 +6,7 @@ import base64
 import copy
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from agentfleet_operator.api import AgentSpec, ConnectorSpec, StatePolicySpec
 from agentfleet_operator.builders import agent_children as children
 from agentfleet_operator.builders import state_store
 from agentfleet_operator.builders.drift import contains, needs_apply
+from agentfleet_operator.builders.egress import EgressSettings
 from agentfleet_operator.builders.inputs import ResolvedAgent, ResolvedConnector, ResolvedState
 from agentfleet_operator.builders.revision import revision_hash, secret_hash
 from agentfleet_operator.builders.runtime_config import build_runtime_config, revision_inputs, secret_mounts
@@ -219,6 +221,20 @@ def test_network_policy_defaults_to_own_namespace() -> None:
     allowed = children.network_policy(_agent())
     selectors = allowed["spec"]["ingress"][0]["from"]
     assert selectors[1]["namespaceSelector"]["matchExpressions"][0]["values"] == ["frontend"]
+
+
+def test_network_policy_lets_the_metrics_namespaces_scrape_the_agent_port() -> None:
+    # Prometheus (in `monitoring` by default) must reach /metrics where policies are enforced, or
+    # the canary analysis sees no data; the operator's config names where it runs.
+    default = children.network_policy(_agent())["spec"]["ingress"]
+    assert len(default) == 2
+    scrape = default[1]
+    assert scrape["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["monitoring"]
+    assert scrape["ports"] == [{"protocol": "TCP", "port": 8080}]
+    none = replace(_agent(), egress_settings=EgressSettings(metrics_namespaces=()))
+    assert len(children.network_policy(none)["spec"]["ingress"]) == 1
+    own = replace(_agent(), egress_settings=EgressSettings(metrics_namespaces=(_agent().namespace,)))
+    assert len(children.network_policy(own)["spec"]["ingress"]) == 1  # its own namespace is allowed already
 
 
 def test_egress_cidrs_are_not_part_of_the_revision() -> None:

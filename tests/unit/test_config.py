@@ -73,3 +73,12 @@ def test_the_cluster_dns_is_configurable_and_checked() -> None:
     ]:
         with pytest.raises(ValueError, match=variable):
             OperatorConfig.parse(**FLAGS, environ=bad)
+
+
+def test_the_metrics_namespaces_default_to_monitoring_and_are_checked() -> None:
+    assert OperatorConfig.parse(**FLAGS, environ={}).metrics_namespaces == ("monitoring",)
+    config = OperatorConfig.parse(**FLAGS, environ={"AGENTFLEET_METRICS_NAMESPACES": " obs , monitoring,obs"})
+    assert config.metrics_namespaces == ("monitoring", "obs")
+    assert OperatorConfig.parse(**FLAGS, environ={"AGENTFLEET_METRICS_NAMESPACES": ""}).metrics_namespaces == ()
+    with pytest.raises(ValueError, match="AGENTFLEET_METRICS_NAMESPACES"):
+        OperatorConfig.parse(**FLAGS, environ={"AGENTFLEET_METRICS_NAMESPACES": "Monitoring"})

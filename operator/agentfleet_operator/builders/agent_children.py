@@ -315,6 +315,24 @@ def network_policy(agent: ResolvedAgent) -> dict[str, Any]:
                 }
             }
         )
+    ingress = [{"from": peers, "ports": [{"protocol": "TCP", "port": names.RUNTIME_PORT}]}]
+    scrapers = sorted(set(agent.egress_settings.metrics_namespaces) - {agent.namespace})
+    if scrapers:
+        # Prometheus scrapes /metrics on the same port; the operator's config names where it runs.
+        ingress.append(
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {
+                            "matchExpressions": [
+                                {"key": "kubernetes.io/metadata.name", "operator": "In", "values": scrapers}
+                            ]
+                        }
+                    }
+                ],
+                "ports": [{"protocol": "TCP", "port": names.RUNTIME_PORT}],
+            }
+        )
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -322,7 +340,7 @@ def network_policy(agent: ResolvedAgent) -> dict[str, Any]:
         "spec": {
             "podSelector": {"matchLabels": {names.LABEL_AGENT: agent.name}},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": names.RUNTIME_PORT}]}],
+            "ingress": ingress,
             # DNS, and each place the pods call, nothing else (builders/egress.py).
             "egress": egress.plan(agent).rules,
         },

@@ -47,16 +47,25 @@ ServiceKey = tuple[str, str]  # (namespace, name)
 
 @dataclass(frozen=True)
 class EgressSettings:
-    """The cluster facts a policy depends on beyond the Agent: its DNS and its domain (config.py)."""
+    """The cluster facts a policy depends on beyond the Agent (config.py): its DNS and its domain, and
+    the namespaces whose Prometheus may scrape the pods (the one ingress fact, kept here so the whole
+    NetworkPolicy is built from one settings object)."""
 
     dns_namespace: str = DEFAULT_DNS_NAMESPACE
     dns_pod_labels: tuple[tuple[str, str], ...] = OperatorConfig.dns_pod_labels
     dns_cidrs: tuple[str, ...] = ()
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+    metrics_namespaces: tuple[str, ...] = OperatorConfig.metrics_namespaces
 
     @classmethod
     def from_config(cls, config: OperatorConfig) -> EgressSettings:
-        return cls(config.dns_namespace, config.dns_pod_labels, config.dns_cidrs, config.cluster_domain)
+        return cls(
+            config.dns_namespace,
+            config.dns_pod_labels,
+            config.dns_cidrs,
+            config.cluster_domain,
+            config.metrics_namespaces,
+        )
 
 
 # URLs and hosts ---------------------------------------------------------------------------------------
