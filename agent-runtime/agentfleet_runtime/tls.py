@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
+from agentfleet_contract.tls_errors import untrusted_certificate
 from cryptography import x509
 
 log = logging.getLogger("agentfleet_runtime.tls")
@@ -52,20 +53,6 @@ def client_context(ca_file: str | None = None) -> ssl.SSLContext:
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             raise ValueError(f"CA bundle {ca_file}: {_why(exc)}") from None
     return context
-
-
-def untrusted_certificate(exc: BaseException) -> str | None:
-    """Why the peer's certificate was refused, when that is what an HTTP client's error comes from
-    (httpx and httpx2 chain the ssl module's error as the cause), e.g. "unable to get local issuer
-    certificate": a private CA nobody configured. None for every other failure. Retrying cannot help."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return current.verify_message or current.reason or "certificate verify failed"
-        current = current.__cause__ or current.__context__
-    return None
 
 
 def untrusted_message(what: str, exc: BaseException, field: str) -> str | None:

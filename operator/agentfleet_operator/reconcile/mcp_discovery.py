@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
+from agentfleet_contract.tls_errors import untrusted_certificate
 from mcp import Client, MCPError
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
@@ -135,19 +136,6 @@ def _failure(endpoint: str, exc: BaseException, statuses: list[int], timeout: fl
     return DiscoveryResult(
         False, reasons.PROTOCOL_ERROR, f"the MCP server at {at}: {type(detail).__name__}: {detail}"[:500]
     )
-
-
-def untrusted_certificate(exc: BaseException) -> str | None:
-    """Why the server's certificate was refused, when the client's error comes from that (httpx chains
-    the ssl module's error as its cause); None for every other failure."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return current.verify_message or current.reason or "certificate verify failed"
-        current = current.__cause__ or current.__context__
-    return None
 
 
 async def discover_tools(
