@@ -16,11 +16,11 @@ from agentfleet_operator.builders.agent_tools import default_tool_name, find_loo
 from agentfleet_operator.builders.inputs import ResolvedAgent
 from agentfleet_operator.builders.revision import revision_hash
 from agentfleet_operator.builders.runtime_config import build_runtime_config, revision_inputs, secret_mounts
-from agentfleet_operator.reconcile.resolve import resolve
-from agentfleet_operator.reconcile.store import Store
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
+from tests.unit.store_view import StoreView
 
 NS = "support"
 
@@ -40,30 +40,7 @@ def _agent_connector(target: str, **more: Any) -> dict[str, Any]:
     return {"type": "agent", "agentRef": {"name": target}, **more}
 
 
-class _View:
-    """A Store filled the way kopf's indexes fill it: (namespace, name) -> [body]."""
-
-    def __init__(self) -> None:
-        self.store = Store()
-        self.store.indexes = {"agents_idx": {}, "connectors_idx": {}, "secrets_idx": {}, "configmaps_idx": {}}
-
-    def agent(self, name: str, spec: dict[str, Any]) -> _View:
-        self.store.indexes["agents_idx"][(NS, name)] = [{"metadata": {"name": name}, "spec": spec}]  # type: ignore[index]
-        return self
-
-    def connector(self, name: str, spec: dict[str, Any]) -> _View:
-        self.store.indexes["connectors_idx"][(NS, name)] = [{"metadata": {"name": name}, "spec": spec}]  # type: ignore[index]
-        return self
-
-    def secret(self, name: str, keys: list[str], digest: str = "h") -> _View:
-        self.store.indexes["secrets_idx"][(NS, name)] = [{"hash": digest, "keys": keys}]  # type: ignore[index]
-        return self
-
-    def resolve(self, name: str) -> Any:
-        body = self.store.agent(NS, name)
-        assert body is not None
-        return resolve(self.store, NS, name, AgentSpec.model_validate(body["spec"]))
-
+_View = StoreView  # its namespace, "support", is NS
 
 # The API model ------------------------------------------------------------------------------------
 

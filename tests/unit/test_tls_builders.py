@@ -17,42 +17,25 @@ from agentfleet_operator.builders import agent_status as status_rules
 from agentfleet_operator.builders.inputs import ResolvedAgent
 from agentfleet_operator.builders.revision import revision_hash
 from agentfleet_operator.builders.runtime_config import build_runtime_config, revision_inputs, secret_mounts
-from agentfleet_operator.reconcile.resolve import resolve
-from agentfleet_operator.reconcile.store import Store
+
+from tests.unit.store_view import StoreView
 
 NS = "support"
 SECRETS = "/var/run/agentfleet/secrets"
 
 
-class _View:
-    """A Store filled the way kopf's indexes fill it (Secrets: hash and key names only)."""
+class _View(StoreView):
+    """The store with the Agent's generated access Secret in place."""
 
     def __init__(self) -> None:
-        self.store = Store()
-        self.store.indexes = {"agents_idx": {}, "connectors_idx": {}, "secrets_idx": {}, "configmaps_idx": {}}
+        super().__init__(NS)
         self.secret("bot-access", ["apiKey"])
-
-    def agent(self, name: str, spec: dict[str, Any]) -> _View:
-        self.store.indexes["agents_idx"][(NS, name)] = [{"metadata": {"name": name}, "spec": spec}]  # type: ignore[index]
-        return self
-
-    def connector(self, name: str, spec: dict[str, Any]) -> _View:
-        self.store.indexes["connectors_idx"][(NS, name)] = [{"metadata": {"name": name}, "spec": spec}]  # type: ignore[index]
-        return self
-
-    def secret(self, name: str, keys: list[str], digest: str = "h") -> _View:
-        self.store.indexes["secrets_idx"][(NS, name)] = [{"hash": digest, "keys": keys}]  # type: ignore[index]
-        return self
-
-    def drop_secret(self, name: str) -> _View:
-        self.store.indexes["secrets_idx"].pop((NS, name), None)  # type: ignore[attr-defined]
-        return self
 
     def resolved(self, name: str = "bot") -> tuple[Any, ResolvedAgent]:
         body = self.store.agent(NS, name)
         assert body is not None
         spec = AgentSpec.model_validate(body["spec"])
-        res = resolve(self.store, NS, name, spec)
+        res = self.resolve(name)
         agent = ResolvedAgent(
             name=name,
             namespace=NS,
